@@ -1,0 +1,1 @@
+"""Mamori detectors: each measures one thing and returns findings; none decides."""

@@ -1,0 +1,76 @@
+"""Dependencies shared by the routers: services, the authenticated principal, access through policy."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from gateway.errors import Forbidden, GatewayFault, Unauthorized
+from gateway.keys import Principal
+from gateway.policy import PolicyError
+from gateway.services import Services
+from gateway.trace import Trace
+
+
+def get_services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def current_trace(request: Request) -> Trace | None:
+    return getattr(request.state, "trace", None)
+
+
+async def get_principal(request: Request, svc: ServicesDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise Unauthorized("no API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <key>'", code="invalid_api_key")
+    principal = await asyncio.to_thread(svc.keys.authenticate, token)
+    if principal is None:
+        raise Unauthorized("the API key is unknown, revoked or expired", code="invalid_api_key")
+    trace = current_trace(request)
+    if trace is not None:
+        trace.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def authorize(svc: Services, principal: Principal, endpoint: str, request: Request, **extra: Any) -> None:
+    """Ask the policy's access stage whether `principal` may call `endpoint`; 403 when not."""
+    doc = {
+        "principal": principal.to_policy(),
+        "stage": "access",
+        "request": {"id": getattr(request.state, "request_id", ""), "endpoint": endpoint, **extra},
+        "findings": [],
+    }
+    try:
+        decision = svc.policy.decide(doc)
+    except PolicyError as exc:
+        raise GatewayFault("the policy engine failed; access denied", code="policy_error") from exc
+    svc.metrics.decisions.labels("access", decision.action).inc()
+    trace = current_trace(request)
+    if trace is not None:
+        trace.decisions.append({"stage": "access", **decision.to_dict(), "input": doc})
+    if decision.action != "allow":
+        codes = ", ".join(r.code for r in decision.reasons) or "access.denied"
+        raise Forbidden(f"role {principal.role!r} may not call {endpoint} ({codes})", code="forbidden")
+
+
+def access(endpoint: str) -> Any:
+    """A dependency that authenticates and authorizes for `endpoint`, yielding the principal."""
+
+    async def dependency(request: Request, svc: ServicesDep, principal: PrincipalDep) -> Principal:
+        authorize(svc, principal, endpoint, request)
+        return principal
+
+    return Depends(dependency)

@@ -1,0 +1,226 @@
+"""OpenAI-compatible image routes: `POST /v1/images/generations` and `POST /v1/images/edits`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from gateway.api.deps import ServicesDep, access
+from gateway.errors import BadRequest, GatewayFault, PayloadTooLarge, PolicyRefusal
+from gateway.keys import Principal
+from gateway.pipeline import ImageJob, ImageOutcome, b64, run_image_job
+from gateway.schemas import ImageGenerationRequest
+from gateway.services import Services
+from gateway.settings import Settings
+from gateway.trace import Trace
+from gateway.uploads import decode_image, to_mask
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+DEFAULT_SIZE = "1024x1024"
+
+
+def _trace(request: Request) -> Trace:
+    trace: Trace = request.state.trace
+    return trace
+
+
+def _size(settings: Settings, size: str | None) -> tuple[int, int]:
+    size = size or DEFAULT_SIZE
+    if size not in settings.sizes:
+        raise BadRequest(
+            f"size {size!r} is not supported; use one of {', '.join(settings.sizes)}", code="invalid_size", param="size"
+        )
+    w, h = size.split("x")
+    return int(w), int(h)
+
+
+def _check_common(settings: Settings, prompt: str, n: int) -> None:
+    if not prompt.strip():
+        raise BadRequest("prompt must not be empty", code="invalid_prompt", param="prompt")
+    if len(prompt) > settings.max_prompt_chars:
+        raise BadRequest(
+            f"prompt is {len(prompt)} characters, over the limit of {settings.max_prompt_chars}",
+            code="prompt_too_long",
+            param="prompt",
+        )
+    if not 1 <= n <= settings.max_n:
+        raise BadRequest(f"n must be between 1 and {settings.max_n}", code="invalid_n", param="n")
+
+
+def _note_request(trace: Trace, job: ImageJob, user: str | None, extra: dict[str, Any] | None = None) -> None:
+    trace.request.update(
+        kind=job.kind,
+        n=job.n,
+        size=f"{job.width}x{job.height}",
+        seed=job.seed,
+        response_format=job.response_format,
+        prompt_sha256=hashlib.sha256(job.prompt.encode()).hexdigest(),
+        prompt_chars=len(job.prompt),
+        user_sha256=hashlib.sha256(user.encode()).hexdigest()[:32] if user else None,
+        **(extra or {}),
+    )
+
+
+def asset_url(svc: Services, request: Request, asset_id: str) -> str:
+    base = svc.settings.public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/v1/assets/{asset_id}"
+
+
+def render(
+    svc: Services,
+    request: Request,
+    *,
+    mamori: dict[str, Any],
+    images: list[tuple[str, bytes]],
+    response_format: str,
+    created: int,
+) -> dict[str, Any]:
+    data = []
+    for asset_id, png in images:
+        if response_format == "url":
+            data.append({"url": asset_url(svc, request, asset_id)})
+        else:
+            data.append({"b64_json": b64(png)})
+    return {"created": created, "data": data, "mamori": mamori}
+
+
+def _answer(svc: Services, request: Request, outcome: ImageOutcome, response_format: str) -> JSONResponse:
+    body = render(
+        svc, request, mamori=outcome.mamori, images=outcome.images, response_format=response_format,
+        created=int(time.time()),
+    )
+    if outcome.status == "refused":
+        message = outcome.refusal_message or "Request refused by Mamori policy."
+        if outcome.http_status >= 500:
+            raise GatewayFault(
+                "An internal check failed, so nothing was released (fail closed).", code="mamori_fault",
+                mamori=outcome.mamori,
+            )
+        raise PolicyRefusal(message, mamori=outcome.mamori)
+    return JSONResponse(body, status_code=outcome.http_status)
+
+
+def _seed(seed: int | None) -> int:
+    return seed if seed is not None else secrets.randbelow(2**31)
+
+
+@router.post("/generations", summary="Create images (OpenAI-compatible), governed")
+async def create_images(
+    request: Request, svc: ServicesDep, principal: Principal = access("images.generations")
+) -> JSONResponse:
+    raw = await request.body()
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest("body must be a JSON object", code="invalid_json")
+    try:
+        body = ImageGenerationRequest.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"{param}: {first['msg']}", code="invalid_request", param=param) from exc
+    settings = svc.settings
+    _check_common(settings, body.prompt, body.n)
+    width, height = _size(settings, body.size)
+    job = ImageJob(
+        kind="generate",
+        prompt=body.prompt,
+        n=body.n,
+        width=width,
+        height=height,
+        seed=_seed(body.seed),
+        response_format=body.response_format or "b64_json",
+    )
+    trace = _trace(request)
+    _note_request(trace, job, body.user, {"model": body.model})
+    outcome = await run_image_job(svc, trace, principal, job)
+    return _answer(svc, request, outcome, job.response_format)
+
+
+async def _read_file(upload: UploadFile, field: str, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{field} is over {limit} bytes", code="upload_too_large", param=field)
+    return data
+
+
+def _int_field(form: dict[str, Any], name: str, default: int | None) -> int | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer", code="invalid_request", param=name) from exc
+
+
+@router.post("/edits", summary="Edit an image (OpenAI-compatible), governed; a mask selects inpainting")
+async def edit_images(
+    request: Request, svc: ServicesDep, principal: Principal = access("images.edits")
+) -> JSONResponse:
+    settings = svc.settings
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise BadRequest("edits take multipart/form-data", code="invalid_content_type")
+    try:
+        form = await request.form(max_files=4, max_fields=32, max_part_size=256 * 1024)
+    except PayloadTooLarge:
+        raise
+    except Exception as exc:
+        raise BadRequest(f"malformed multipart body: {exc}", code="invalid_multipart") from exc
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        fields.setdefault(key, value)
+    image = fields.get("image") or fields.get("image[]")
+    if not isinstance(image, UploadFile):
+        raise BadRequest("an 'image' file is required", code="missing_image", param="image")
+    mask = fields.get("mask")
+    if mask is not None and not isinstance(mask, UploadFile):
+        raise BadRequest("'mask' must be a file", code="invalid_mask", param="mask")
+    prompt = fields.get("prompt")
+    if not isinstance(prompt, str):
+        raise BadRequest("a 'prompt' field is required", code="invalid_prompt", param="prompt")
+    n = _int_field(fields, "n", 1) or 1
+    seed = _int_field(fields, "seed", None)
+    if seed is not None and not 0 <= seed < 2**32:
+        raise BadRequest("seed must be between 0 and 2^32-1", code="invalid_request", param="seed")
+    response_format = str(fields.get("response_format") or "b64_json")
+    if response_format not in ("b64_json", "url"):
+        raise BadRequest("response_format must be b64_json or url", code="invalid_request", param="response_format")
+    _check_common(settings, prompt, n)
+    width, height = _size(settings, str(fields["size"]) if fields.get("size") else None)
+
+    image_bytes = await _read_file(image, "image", settings.max_upload_bytes)
+    source = decode_image(image_bytes, field="image", max_pixels=settings.max_image_pixels)
+    mask_image = None
+    extra: dict[str, Any] = {"source_sha256": hashlib.sha256(image_bytes).hexdigest()}
+    if mask is not None:
+        mask_bytes = await _read_file(mask, "mask", settings.max_upload_bytes)
+        decoded = decode_image(mask_bytes, field="mask", max_pixels=settings.max_image_pixels)
+        mask_image = to_mask(decoded, (width, height))
+        extra["mask_sha256"] = hashlib.sha256(mask_bytes).hexdigest()
+    job = ImageJob(
+        kind="edit",
+        prompt=prompt,
+        n=n,
+        width=width,
+        height=height,
+        seed=_seed(seed),
+        response_format=response_format,
+        source=source.convert("RGB").resize((width, height)),
+        mask=mask_image,
+    )
+    trace = _trace(request)
+    _note_request(trace, job, str(fields["user"]) if fields.get("user") else None, extra)
+    outcome = await run_image_job(svc, trace, principal, job)
+    return _answer(svc, request, outcome, job.response_format)

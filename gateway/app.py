@@ -1,0 +1,190 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan, middleware and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api import escalations, health, images, protected, provenance, requests
+from gateway.bootstrap import build_services
+from gateway.errors import MamoriError, PayloadTooLarge
+from gateway.logs import configure_logging, get_logger
+from gateway.services import Services
+from gateway.settings import Settings
+from gateway.trace import Trace
+
+log = get_logger("mamori.app")
+
+# Paths whose every call is one governed request with exactly one `request` audit record.
+GOVERNED = {"/v1/images/generations": "images.generations", "/v1/images/edits": "images.edits"}
+
+
+class BodyLimit:
+    """Refuse bodies over the configured size with 413, also when no Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            scope.setdefault("state", {})["body_too_large"] = True
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLarge(f"request body exceeds {self.limit} bytes", code="upload_too_large")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _error_response(exc: MamoriError, request_id: str | None) -> JSONResponse:
+    headers = {"x-request-id": request_id} if request_id else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The gateway. `services` may be given prebuilt (tests, benchmarks); otherwise the lifespan builds them."""
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        svc = services or await asyncio.to_thread(build_services, settings)
+        app.state.services = svc
+        log.info("gateway.ready", policy_revision=svc.policy.revision, generator=svc.generator.name)
+        try:
+            yield {"services": svc}
+        finally:
+            if services is None:
+                svc.engine.dispose()
+
+    app = FastAPI(
+        title="Mamori",
+        version="0.1.0",
+        description="Governance and safety gateway for generative AI.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = "req_" + uuid.uuid4().hex
+        request.state.request_id = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        endpoint = GOVERNED.get(request.url.path) if request.method == "POST" else None
+        trace = None
+        if endpoint:
+            client = request.client.host if request.client else None
+            trace = Trace(request_id=request_id, endpoint=endpoint, client=client)
+            request.state.trace = trace
+        try:
+            if getattr(request.state, "body_too_large", False):
+                err = PayloadTooLarge(
+                    f"request body exceeds {settings.max_upload_bytes} bytes", code="upload_too_large"
+                )
+                note_error(request, err)
+                response: Response = _error_response(err, request_id)
+            else:
+                response = await call_next(request)
+        except Exception as exc:  # an unhandled fault: fail closed, still audited
+            log.exception("request.unhandled", error=type(exc).__name__)
+            if trace is not None:
+                trace.fault("gateway", "unhandled", exc)
+            err = MamoriError("internal error; nothing was released", code="mamori_fault")
+            note_error(request, err)
+            response = _error_response(err, request_id)
+        response.headers["x-request-id"] = request_id
+        if trace is not None and not trace.audited:
+            trace.http_status = trace.http_status or response.status_code
+            svc: Services = request.app.state.services
+            try:
+                await asyncio.to_thread(_audit_trace, svc, trace)
+            except Exception as exc:
+                log.exception("audit.write_failed", error=type(exc).__name__)
+                err = MamoriError("the audit trail is unavailable; nothing was released", code="audit_unavailable")
+                response = _error_response(err, request_id)
+            svc.metrics.requests.labels(trace.endpoint, trace.status or "refused").inc()
+        log.info("request.done", path=request.url.path, status=response.status_code)
+        structlog.contextvars.unbind_contextvars("request_id")
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+
+    @app.exception_handler(MamoriError)
+    async def mamori_error(request: Request, exc: MamoriError) -> JSONResponse:
+        note_error(request, exc)
+        return _error_response(exc, getattr(request.state, "request_id", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        kind = str(first.get("type", "invalid"))
+        code = "invalid_json" if kind.startswith("json") else "invalid_request"
+        message = f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid value')}"
+        err = _Validation(message, code=code, param=".".join(loc) or None)
+        note_error(request, err)
+        return _error_response(err, getattr(request.state, "request_id", None))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        err = _Validation(str(exc.detail), code=code)
+        err.status_code = exc.status_code
+        note_error(request, err)
+        return _error_response(err, getattr(request.state, "request_id", None))
+
+    for router in (
+        images.router,
+        requests.router,
+        escalations.router,
+        protected.router,
+        provenance.router,
+        health.router,
+    ):
+        app.include_router(router)
+    return app
+
+
+class _Validation(MamoriError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+def note_error(request: Request, exc: MamoriError) -> None:
+    """Record an error answer on the request's trace (if governed) so the audit record says why."""
+    trace: Trace | None = getattr(request.state, "trace", None)
+    if trace is None:
+        return
+    trace.http_status = exc.status_code
+    trace.error = {"code": exc.code, "type": exc.error_type, "message": exc.message}
+    if trace.status is None:
+        trace.status = "refused"
+        trace.decision = trace.decision or "block"
+
+
+def _audit_trace(svc: Services, trace: Trace) -> None:
+    tenant = trace.principal.tenant if trace.principal else None
+    svc.audit.append("request", trace.audit_payload(), request_id=trace.request_id, tenant=tenant)
+    trace.audited = True

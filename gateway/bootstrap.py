@@ -1,0 +1,111 @@
+"""Build the services of one gateway process from settings: database, stores, policy, detectors, backend, signer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.blobs import LocalBlobStore
+from audit.db import create_db_engine, session_factory
+from audit.escalations import EscalationStore
+from audit.store import AuditStore
+from detectors.base import Detector
+from detectors.registry import load_detector
+from gateway.keys import KeyStore
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.policy import create_engine, default_bundle_dir
+from gateway.protected import ProtectedRegistry
+from gateway.provenance import Provenance, ensure_local_ca
+from gateway.services import Services
+from gateway.settings import Settings, apply_offline_environment
+from gateway.state import RequestStore
+from generators.base import ImageGenerator
+
+log = get_logger("mamori.bootstrap")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.db_url)
+    migrate(engine)
+    return engine, session_factory(engine)
+
+
+def load_provenance(settings: Settings) -> Provenance:
+    if settings.signing_cert_chain and settings.signing_key and settings.trust_anchor:
+        return Provenance.from_files(settings.signing_cert_chain, settings.signing_key, settings.trust_anchor)
+    paths = ensure_local_ca(settings.pki_dir)
+    return Provenance.from_files(paths.signer_chain, paths.signer_key, paths.ca_cert)
+
+
+def load_generator(settings: Settings) -> ImageGenerator:
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
+    if settings.generator not in found:
+        raise ValueError(f"unknown generator {settings.generator!r}; available: {', '.join(sorted(found))}")
+    options: dict[str, Any] = dict(settings.generator_options)
+    if settings.generator == "diffusers" and "model" not in options:
+        from generators.tiny import ensure_tiny_models
+
+        tiny = ensure_tiny_models(settings.models_dir)
+        options.update(model=str(tiny.text2img), edit_model=str(tiny.edit), inpaint_model=str(tiny.inpaint))
+        log.warning("generator.tiny_default", detail="random-weight tiny pipeline; configure real weights")
+    generator: ImageGenerator = found[settings.generator].load()(**options)
+    generator.load()
+    if getattr(generator, "safety_checker_disabled", False):
+        log.warning("generator.safety_checker_disabled", backend=generator.name)
+    return generator
+
+
+def load_detectors(names: list[str], settings: Settings) -> list[Detector]:
+    detectors = []
+    for name in names:
+        detector = load_detector(name, settings.detector_options.get(name, {}))
+        detector.load()
+        detectors.append(detector)
+    return detectors
+
+
+def build_services(settings: Settings) -> Services:
+    apply_offline_environment()
+    engine, sessions = open_database(settings)
+    bundle = settings.policy_bundle_dir or default_bundle_dir()
+    policy = create_engine(settings.policy_engine, bundle, settings.opa_url)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        keys=KeyStore(sessions),
+        requests=RequestStore(sessions),
+        audit=AuditStore(sessions),
+        escalations=EscalationStore(sessions),
+        blobs=LocalBlobStore(settings.blob_dir),
+        protected=ProtectedRegistry(sessions),
+        policy=policy,
+        provenance=load_provenance(settings),
+        prescreen_detectors=load_detectors(settings.prescreen_detectors, settings),
+        image_detectors=load_detectors(settings.image_detectors, settings),
+        generator=load_generator(settings),
+        metrics=Metrics(),
+        generation_slots=asyncio.Semaphore(settings.generator_concurrency),
+    )
+    services.ready.update(models=True, policy=True, database=True)
+    return services

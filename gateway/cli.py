@@ -1,0 +1,186 @@
+"""The `mamori` command line: serve, keys, protected works, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.settings import Settings, load_settings
+
+app = typer.Typer(help="Mamori: governance and safety gateway for generative AI.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+protected_app = typer.Typer(help="Register protected reference works.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the audit trail.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(protected_app, name="protected")
+app.add_typer(audit_app, name="audit")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (default $MAMORI_DATA_DIR, else ~/.mamori)")
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="YAML config file (default mamori.yaml in the data folder)")
+]
+
+
+def _settings(data_dir: Path | None, config: Path | None, **flags: object) -> Settings:
+    try:
+        return load_settings(config, data_dir=data_dir, **flags)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from gateway.bootstrap import open_database
+
+    return open_database(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = _settings(data_dir, config, host=host, port=port)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="requester, supervisor, auditor, compliance or admin")],
+    tenant: Annotated[str, typer.Option(help="Tenant name, [a-z0-9-]{1,64}")],
+    name: Annotated[str, typer.Option(help="Display name of the key's holder")] = "",
+    expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create a key. The key is printed once, alone on the last line; only its hash is stored."""
+    from audit.store import AuditStore
+    from gateway.keys import InvalidKeyInput, KeyStore
+
+    settings = _settings(data_dir, config)
+    _, sessions = _database(settings)
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    try:
+        info, secret = KeyStore(sessions).create(role=role, tenant=tenant, name=name, expires_at=expires)
+    except InvalidKeyInput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    AuditStore(sessions).append(
+        "key.create", {"key_id": info.id, "role": info.role, "tenant": info.tenant, "via": "cli"}, tenant=info.tenant
+    )
+    typer.echo(f"created key {info.id} (role {info.role}, tenant {info.tenant}); it is shown only once:")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """List keys (never their secrets)."""
+    from gateway.keys import KeyStore
+
+    settings = _settings(data_dir, config)
+    _, sessions = _database(settings)
+    for k in KeyStore(sessions).list():
+        state = "active" if k.active else ("revoked" if k.revoked_at else "expired")
+        expires = k.expires_at.isoformat() if k.expires_at else "-"
+        typer.echo(f"{k.id}\t{k.role}\t{k.tenant}\t{state}\texpires={expires}\t{k.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Revoke a key at once."""
+    from audit.store import AuditStore
+    from gateway.keys import InvalidKeyInput, KeyStore
+
+    settings = _settings(data_dir, config)
+    _, sessions = _database(settings)
+    try:
+        info = KeyStore(sessions).revoke(key_id)
+    except InvalidKeyInput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    AuditStore(sessions).append("key.revoke", {"key_id": info.id, "via": "cli"}, tenant=info.tenant)
+    typer.echo(f"revoked {info.id}")
+
+
+@protected_app.command("add")
+def protected_add(
+    files: Annotated[list[Path], typer.Argument(help="Image files to protect", exists=True, dir_okay=False)],
+    tenant: Annotated[str | None, typer.Option(help="Only for this tenant (default: every tenant)")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Register protected reference images; outputs similar to them are held for review."""
+    from audit.store import AuditStore
+    from gateway.errors import BadRequest
+    from gateway.keys import InvalidKeyInput, validate_tenant
+    from gateway.protected import ProtectedRegistry
+    from gateway.uploads import decode_image
+
+    settings = _settings(data_dir, config)
+    if tenant is not None:
+        try:
+            validate_tenant(tenant)
+        except InvalidKeyInput as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    _, sessions = _database(settings)
+    registry = ProtectedRegistry(sessions)
+    works = []
+    failed = False
+    for path in files:
+        data = path.read_bytes()
+        try:
+            image = decode_image(data, field=str(path), max_pixels=settings.max_image_pixels)
+        except BadRequest as exc:
+            typer.echo(f"error: {path}: {exc.message}", err=True)
+            failed = True
+            continue
+        work = registry.add(name=path.name, image=image.convert("RGB"), data=data, tenant=tenant)
+        works.append({"id": work.id, "name": work.name, "tenant": work.tenant, "sha256": work.sha256})
+        typer.echo(f"{work.id}\t{path}\t{work.hashes} hashes\ttenant={tenant or '*'}")
+    if works:
+        AuditStore(sessions).append("protected.add", {"by": "cli", "works": works}, tenant=tenant)
+    if failed:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Check every record and the hash chain; exit 0 only when the whole log is intact."""
+    from audit.db import create_db_engine, session_factory
+    from audit.verify import verify_chain
+
+    settings = _settings(data_dir, config)
+    engine = create_db_engine(settings.db_url)
+    report = verify_chain(session_factory(engine))
+    for problem in report.problems:
+        where = f"record {problem.seq}" if problem.seq is not None else "log"
+        typer.echo(f"FAIL {where}: {problem.kind}: {problem.message}")
+    if report.ok:
+        typer.echo(f"OK: {report.checked} records, chain head {report.head_hash}")
+    else:
+        typer.echo(f"FAILED: {len(report.problems)} problem(s) in {report.checked} records checked")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

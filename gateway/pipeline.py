@@ -1,0 +1,489 @@
+"""The governed image path: prescreen → decide → generate → detect → decide → sign → persist.
+
+One function per stage. Any fault inside fails closed: nothing unvetted leaves, and the trace
+(which the audit middleware writes as one record) says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from PIL.Image import Image
+
+from detectors.base import DetectionContext, Detector, Finding, ImageItem, Item, TextItem
+from gateway.keys import Principal
+from gateway.policy import Decision, PolicyError
+from gateway.provenance import ProvenanceError
+from gateway.redaction import redact_text
+from gateway.services import Services
+from gateway.state import NewAsset
+from gateway.trace import Trace
+from generators.base import EditRequest, GeneratedImage, ImageRequest
+
+T = TypeVar("T")
+Status = Literal["released", "held", "refused"]
+_SEVERITY: dict[str, int] = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
+_STATUS_OF = {"allow": "released", "redact": "released", "escalate": "held", "block": "refused"}
+
+
+@dataclass
+class ImageJob:
+    kind: Literal["generate", "edit"]
+    prompt: str
+    n: int
+    width: int
+    height: int
+    seed: int
+    response_format: str
+    source: Image | None = None
+    mask: Image | None = None
+
+
+@dataclass
+class ImageOutcome:
+    status: Status
+    http_status: int
+    mamori: dict[str, Any]
+    images: list[tuple[str, bytes]]  # (asset id, signed PNG) of released images, in order
+    refusal_message: str | None = None
+
+
+class StageFault(Exception):
+    """A component failed; the request fails closed with a system reason."""
+
+    def __init__(self, code: str, component: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.component = component
+        self.message = message
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _timed(trace: Trace, svc: Services, stage: str, work: Awaitable[T]) -> T:
+    start = time.perf_counter()
+    try:
+        return await work
+    finally:
+        elapsed = time.perf_counter() - start
+        trace.add_timing(stage, elapsed)
+        svc.metrics.stage_seconds.labels(stage).observe(elapsed)
+
+
+def png_bytes(image: Image) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def summarize(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    return [{"detector": f.detector, "category": f.category, "score": round(f.score, 4)} for f in findings]
+
+
+def _policy_finding(f: Finding) -> dict[str, Any]:
+    return {
+        "detector": f.detector,
+        "category": f.category,
+        "score": float(f.score),
+        "evidence": dict(f.evidence),
+    }
+
+
+async def _run_detector(
+    svc: Services, trace: Trace, detector: Detector, items: Sequence[Item], ctx: DetectionContext
+) -> list[Finding]:
+    """Run one detector over items off the event loop, with a timeout; any failure is a StageFault."""
+
+    def work() -> list[Finding]:
+        batch = getattr(detector, "detect_batch", None)
+        if callable(batch) and len(items) > 1:
+            per_item: list[list[Finding]] = batch(list(items), ctx)
+            return [f for group in per_item for f in group]
+        return [f for item in items for f in detector.detect(item, ctx)]
+
+    try:
+        findings = await asyncio.wait_for(asyncio.to_thread(work), timeout=svc.settings.detector_timeout_s)
+    except TimeoutError as exc:
+        trace.fault(detector.name, ctx.stage, "timeout")
+        raise StageFault("system.detector_timeout", detector.name, f"detector {detector.name} timed out") from exc
+    except Exception as exc:
+        trace.fault(detector.name, ctx.stage, exc)
+        raise StageFault("system.detector_error", detector.name, f"detector {detector.name} failed") from exc
+    for f in findings:
+        if not isinstance(f, Finding):
+            trace.fault(detector.name, ctx.stage, "bad_result")
+            raise StageFault("system.detector_error", detector.name, f"detector {detector.name} returned garbage")
+    return findings
+
+
+def _context(svc: Services, trace: Trace, stage: Literal["prescreen", "output"]) -> DetectionContext:
+    data = svc.policy.data().get("mamori", {})
+    tenant = trace.principal.tenant if trace.principal else ""
+    return DetectionContext(
+        request_id=trace.request_id,
+        tenant=tenant,
+        stage=stage,
+        resources={"terms": data.get("terms", []), "protected_index": svc.protected.index()},
+    )
+
+
+def decide(
+    svc: Services,
+    trace: Trace,
+    stage: str,
+    findings: Sequence[Finding],
+    request_doc: dict[str, Any],
+    *,
+    index: int | None = None,
+) -> Decision:
+    """Ask the policy; a policy failure becomes a block with a system reason (fail closed)."""
+    assert trace.principal is not None
+    doc = {
+        "principal": trace.principal.to_policy(),
+        "stage": stage,
+        "request": request_doc,
+        "findings": [_policy_finding(f) for f in findings],
+    }
+    start = time.perf_counter()
+    try:
+        decision = svc.policy.decide(doc)
+    except PolicyError as exc:
+        trace.fault("policy", stage, exc)
+        svc.metrics.faults.labels("policy").inc()
+        decision = Decision.system_block("system.policy_error", "policy", "policy evaluation failed", _revision(svc))
+    finally:
+        elapsed = time.perf_counter() - start
+        trace.add_timing(f"decide_{stage}", elapsed)
+        svc.metrics.stage_seconds.labels(f"decide_{stage}").observe(elapsed)
+    svc.metrics.decisions.labels(stage, decision.action).inc()
+    record = {"stage": stage, **decision.to_dict(), "input": doc}
+    if index is not None:
+        record["index"] = index
+    trace.decisions.append(record)
+    return decision
+
+
+def _revision(svc: Services) -> str:
+    try:
+        return svc.policy.revision
+    except Exception:
+        return "unknown"
+
+
+def _system_decision(svc: Services, trace: Trace, stage: str, fault: StageFault) -> Decision:
+    svc.metrics.faults.labels(fault.component).inc()
+    decision = Decision.system_block(fault.code, fault.component, fault.message, _revision(svc))
+    trace.decisions.append({"stage": stage, **decision.to_dict(), "input": None})
+    return decision
+
+
+def _request_doc(trace: Trace, job: ImageJob) -> dict[str, Any]:
+    return {
+        "id": trace.request_id,
+        "endpoint": trace.endpoint,
+        "n": job.n,
+        "size": f"{job.width}x{job.height}",
+        "prompt_chars": len(job.prompt),
+        "has_source": job.source is not None,
+        "has_mask": job.mask is not None,
+    }
+
+
+# ---------------------------------------------------------------- stages
+
+
+async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decision, list[Finding]]:
+    ctx = _context(svc, trace, "prescreen")
+    findings: list[Finding] = []
+    text = TextItem(job.prompt)
+    for detector in svc.prescreen_detectors:
+        findings += await _timed(trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, [text], ctx))
+    if job.source is not None:
+        sources = [ImageItem(job.source, role="edit_source", index=0)]
+        for detector in svc.image_detectors:
+            findings += await _timed(
+                trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, sources, ctx)
+            )
+    trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
+    return decide(svc, trace, "prescreen", findings, _request_doc(trace, job)), findings
+
+
+async def generate(svc: Services, trace: Trace, job: ImageJob, prompt: str) -> list[GeneratedImage]:
+    generator = svc.generator
+
+    def work() -> list[GeneratedImage]:
+        if job.kind == "edit":
+            assert job.source is not None
+            return generator.edit(
+                EditRequest(
+                    prompt=prompt,
+                    image=job.source,
+                    mask=job.mask,
+                    width=job.width,
+                    height=job.height,
+                    n=job.n,
+                    seed=job.seed,
+                    steps=svc.settings.default_steps,
+                )
+            )
+        return generator.generate(
+            ImageRequest(
+                prompt=prompt,
+                width=job.width,
+                height=job.height,
+                n=job.n,
+                seed=job.seed,
+                steps=svc.settings.default_steps,
+            )
+        )
+
+    async def guarded() -> list[GeneratedImage]:
+        async with svc.generation_slots:
+            return await asyncio.wait_for(asyncio.to_thread(work), timeout=svc.settings.generation_timeout_s)
+
+    try:
+        images = await _timed(trace, svc, "generate", guarded())
+    except TimeoutError as exc:
+        trace.fault("generator", "generate", "timeout")
+        raise StageFault("system.backend_timeout", "generator", "the generation backend timed out") from exc
+    except Exception as exc:
+        trace.fault("generator", "generate", exc)
+        raise StageFault("system.backend_error", "generator", "the generation backend failed") from exc
+    if len(images) != job.n:
+        trace.fault("generator", "generate", "wrong_count")
+        raise StageFault("system.backend_error", "generator", "the backend returned the wrong number of images")
+    return images
+
+
+async def detect_outputs(svc: Services, trace: Trace, images: Sequence[GeneratedImage]) -> list[list[Finding]]:
+    ctx = _context(svc, trace, "output")
+    items = [ImageItem(g.image, role="output", index=i) for i, g in enumerate(images)]
+    per_image: list[list[Finding]] = [[] for _ in images]
+    for detector in svc.image_detectors:
+        found = await _timed(trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, items, ctx))
+        for f in found:
+            index = f.evidence.get("index", 0)
+            if not isinstance(index, int) or not 0 <= index < len(images):
+                trace.fault(detector.name, "output", "bad_index")
+                raise StageFault("system.detector_error", detector.name, f"detector {detector.name} lost track")
+            per_image[index].append(f)
+    for i, group in enumerate(per_image):
+        trace.findings += [{**f.to_dict(), "stage": "output", "index": i} for f in group]
+    return per_image
+
+
+def sign(
+    svc: Services, trace: Trace, png: bytes, *, title: str, decision: dict[str, Any], edited: bool
+) -> tuple[bytes, str]:
+    start = time.perf_counter()
+    try:
+        signed = svc.provenance.sign(
+            png, "image/png", title=title, decision=decision, action="c2pa.edited" if edited else "c2pa.created"
+        )
+    except (ProvenanceError, Exception) as exc:
+        trace.fault("provenance", "sign", exc)
+        raise StageFault("system.signing_error", "provenance", "signing the asset failed") from exc
+    finally:
+        elapsed = time.perf_counter() - start
+        trace.add_timing("sign", elapsed)
+        svc.metrics.stage_seconds.labels("sign").observe(elapsed)
+    return signed.data, signed.manifest_id
+
+
+def manifest_decision(
+    trace: Trace, action: str, reasons: Sequence[dict[str, Any]], findings: Sequence[dict[str, Any]], revision: str
+) -> dict[str, Any]:
+    return {
+        "request_id": trace.request_id,
+        "decision": action,
+        "policy_revision": revision,
+        "decision_ids": [d["decision_id"] for d in trace.decisions],
+        "reasons": [r["code"] for r in reasons],
+        "findings": list(findings),
+    }
+
+
+# ---------------------------------------------------------------- the whole path
+
+
+def _merge_reasons(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for d in decisions:
+        for r in d.reasons:
+            if (r.code, r.detector) not in seen:
+                seen.add((r.code, r.detector))
+                out.append(r.to_dict())
+    return out
+
+
+def _most_severe(actions: Sequence[str]) -> str:
+    return max(actions, key=lambda a: _SEVERITY.get(a, 3))
+
+
+async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: ImageJob) -> ImageOutcome:
+    trace.detectors = svc.detector_versions()
+    trace.generator = svc.generator_info()
+    decisions: list[Decision] = []
+    all_findings: list[Finding] = []
+
+    async def finish(
+        status: Status,
+        action: str,
+        *,
+        released: list[tuple[str, bytes]] | None = None,
+        assets: Sequence[NewAsset] = (),
+        escalation_id: str | None = None,
+        http_status: int | None = None,
+    ) -> ImageOutcome:
+        mamori: dict[str, Any] = {
+            "request_id": trace.request_id,
+            "status": status,
+            "decision": action,
+            "reasons": _merge_reasons(decisions),
+            "findings": summarize(all_findings),
+            "manifest_ids": [a.manifest_id for a in assets if a.manifest_id],
+            "policy_revision": _revision(svc),
+        }
+        if escalation_id:
+            mamori["escalation_id"] = escalation_id
+            mamori["poll_url"] = f"/v1/requests/{trace.request_id}"
+        trace.status, trace.decision, trace.escalation_id = status, action, escalation_id
+        if http_status is None and status == "refused" and trace.faults:
+            http_status = 503  # failed closed on an internal fault, not on the policy
+        code = http_status or {"released": 200, "held": 202, "refused": 400}[status]
+        message = None
+        if status == "refused":
+            codes = ", ".join(r["code"] for r in mamori["reasons"]) or "policy"
+            message = f"Request refused by Mamori policy ({codes})."
+        await asyncio.to_thread(
+            svc.requests.save,
+            request_id=trace.request_id,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+            endpoint=trace.endpoint,
+            status=status,
+            response_format=job.response_format,
+            mamori=mamori,
+            assets=list(assets),
+        )
+        return ImageOutcome(status, code, mamori, released or [], message)
+
+    # 1. prescreen ---------------------------------------------------------
+    try:
+        pre, pre_findings = await prescreen(svc, trace, job)
+    except StageFault as fault:
+        decisions.append(_system_decision(svc, trace, "prescreen", fault))
+        return await finish("refused", "block", http_status=503)
+    decisions.append(pre)
+    all_findings += pre_findings
+    if pre.action == "block":
+        return await finish("refused", "block")
+    prompt = job.prompt
+    if pre.action == "redact":
+        prompt = redact_text(job.prompt, pre_findings, pre.obligations.get("redact", []))
+        trace.request["prompt_redacted_for_generation"] = True
+
+    # 2. generate ------------------------------------------------------------
+    try:
+        images = await generate(svc, trace, job, prompt)
+        per_image = await detect_outputs(svc, trace, images)
+    except StageFault as fault:
+        decisions.append(_system_decision(svc, trace, "output", fault))
+        return await finish("refused", "block", http_status=503)
+
+    # 3. decide per image ----------------------------------------------------
+    request_doc = _request_doc(trace, job)
+    actions: list[str] = []
+    image_decisions: list[Decision] = []
+    for i, findings in enumerate(per_image):
+        d = decide(svc, trace, "output", findings, request_doc, index=i)
+        # a prescreen escalation holds every output for review
+        action = _most_severe([d.action, "escalate" if pre.action == "escalate" else "allow"])
+        image_decisions.append(d)
+        actions.append(action)
+        all_findings += findings
+    decisions += image_decisions
+
+    # 4. sign released images, hold escalated ones ---------------------------
+    revision = _revision(svc)
+    released: list[tuple[str, bytes]] = []
+    assets: list[NewAsset] = []
+    held_any = False
+    try:
+        for i, (gen, action) in enumerate(zip(images, actions, strict=True)):
+            asset_id = "asset_" + uuid.uuid4().hex
+            png = png_bytes(gen.image)
+            status = _STATUS_OF.get(action, "refused")
+            entry: dict[str, Any] = {"index": i, "asset_id": asset_id, "status": status, "seed": gen.seed}
+            if status == "released":
+                final = "redact" if pre.action == "redact" else action
+                signed, manifest_id = sign(
+                    svc,
+                    trace,
+                    png,
+                    title=f"{trace.request_id}-{i}.png",
+                    decision=manifest_decision(
+                        trace,
+                        final,
+                        [r.to_dict() for r in (*pre.reasons, *image_decisions[i].reasons)],
+                        summarize([*pre_findings, *per_image[i]]),
+                        revision,
+                    ),
+                    edited=job.kind == "edit",
+                )
+                digest = hashlib.sha256(signed).hexdigest()
+                blob = svc.blobs.put(signed)
+                released.append((asset_id, signed))
+                assets.append(NewAsset(asset_id, i, "released", "image/png", gen.seed, blob, None, digest, manifest_id))
+                entry.update(sha256=digest, manifest_id=manifest_id)
+            elif status == "held":
+                held_any = True
+                held = svc.blobs.put(png)
+                assets.append(NewAsset(asset_id, i, "held", "image/png", gen.seed, None, held))
+                entry.update(held_sha256=hashlib.sha256(png).hexdigest())
+            else:
+                assets.append(NewAsset(asset_id, i, "refused", "image/png", gen.seed))
+            trace.assets.append(entry)
+    except StageFault as fault:
+        decisions.append(_system_decision(svc, trace, "sign", fault))
+        trace.assets = [{**a, "status": "refused"} for a in trace.assets]
+        return await finish("refused", "block", http_status=503)
+
+    overall = _most_severe(actions)
+    status: Status = _STATUS_OF.get(overall, "refused")  # type: ignore[assignment]
+    if pre.action == "redact" and overall == "allow":
+        overall = "redact"
+    escalation_id = None
+    if held_any:
+        obligations: dict[str, Any] = {}
+        for d in (pre, *image_decisions):
+            if d.action == "escalate":
+                obligations.update(d.to_dict()["obligations"])
+        escalation = await asyncio.to_thread(
+            svc.escalations.create,
+            request_id=trace.request_id,
+            tenant=principal.tenant,
+            requester_key_id=principal.key_id,
+            reasons=_merge_reasons([d for d in (pre, *image_decisions) if d.action == "escalate"]),
+            obligations=obligations,
+        )
+        escalation_id = escalation.id
+    return await finish(status, overall, released=released, assets=assets, escalation_id=escalation_id)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def run_sync(fn: Callable[[], T]) -> Awaitable[T]:
+    return asyncio.to_thread(fn)

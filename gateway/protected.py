@@ -1,0 +1,103 @@
+"""The registry of protected reference works, kept in the database; the hash index is rebuilt when it changes."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from PIL.Image import Image
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from detectors.copyright import ProtectedIndex, WorkHash, work_hashes
+from gateway.models import ProtectedHashRow, ProtectedWorkRow
+
+_U64 = 1 << 64
+_I64_MAX = (1 << 63) - 1
+
+
+def _to_signed(value: int) -> int:
+    return value - _U64 if value > _I64_MAX else value
+
+
+def _to_unsigned(value: int) -> int:
+    return value + _U64 if value < 0 else value
+
+
+@dataclass(frozen=True)
+class ProtectedWork:
+    id: str
+    tenant: str | None
+    name: str
+    sha256: str
+    hashes: int
+
+
+class ProtectedRegistry:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._revision: tuple[int, int] | None = None
+        self._index = ProtectedIndex.from_hashes([])
+
+    def add(self, *, name: str, image: Image, data: bytes, tenant: str | None) -> ProtectedWork:
+        work_id = "pw_" + uuid.uuid4().hex
+        hashes = work_hashes(work_id, tenant, image)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._sessions.begin() as session:
+            session.add(
+                ProtectedWorkRow(
+                    id=work_id, tenant=tenant, name=name[:300], sha256=digest, created_at=datetime.now(UTC)
+                )
+            )
+            session.flush()
+            session.add_all(
+                ProtectedHashRow(
+                    work_id=work_id,
+                    tenant=tenant,
+                    algorithm=h.algorithm,
+                    variant=h.variant,
+                    value=_to_signed(h.value),
+                )
+                for h in hashes
+            )
+        return ProtectedWork(id=work_id, tenant=tenant, name=name, sha256=digest, hashes=len(hashes))
+
+    def get(self, work_id: str) -> ProtectedWork | None:
+        with self._sessions() as session:
+            row = session.get(ProtectedWorkRow, work_id)
+            if row is None:
+                return None
+            count = session.scalar(
+                select(func.count()).select_from(ProtectedHashRow).where(ProtectedHashRow.work_id == work_id)
+            )
+            return ProtectedWork(row.id, row.tenant, row.name, row.sha256, int(count or 0))
+
+    def index(self) -> ProtectedIndex:
+        """The current index; rebuilt when another process (or this one) added works."""
+        with self._sessions() as session:
+            count, top = session.execute(
+                select(func.count(ProtectedHashRow.id), func.max(ProtectedHashRow.id))
+            ).one()
+            revision = (int(count or 0), int(top or 0))
+            with self._lock:
+                if revision == self._revision:
+                    return self._index
+                rows = session.execute(
+                    select(
+                        ProtectedHashRow.work_id,
+                        ProtectedHashRow.tenant,
+                        ProtectedHashRow.algorithm,
+                        ProtectedHashRow.variant,
+                        ProtectedHashRow.value,
+                    )
+                ).all()
+                self._index = ProtectedIndex.from_hashes(
+                    WorkHash(work_id=w, tenant=t, algorithm=a, variant=v, value=_to_unsigned(val))
+                    for w, t, a, v, val in rows
+                )
+                self._revision = revision
+                return self._index

@@ -1,0 +1,54 @@
+"""The long-lived services one gateway process holds, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.blobs import BlobStore
+from audit.escalations import EscalationStore
+from audit.store import AuditStore
+from detectors.base import Detector
+from gateway.keys import KeyStore
+from gateway.metrics import Metrics
+from gateway.policy import PolicyEngine
+from gateway.protected import ProtectedRegistry
+from gateway.provenance import Provenance
+from gateway.settings import Settings
+from gateway.state import RequestStore
+from generators.base import ImageGenerator
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keys: KeyStore
+    requests: RequestStore
+    audit: AuditStore
+    escalations: EscalationStore
+    blobs: BlobStore
+    protected: ProtectedRegistry
+    policy: PolicyEngine
+    provenance: Provenance
+    prescreen_detectors: list[Detector]
+    image_detectors: list[Detector]
+    generator: ImageGenerator
+    metrics: Metrics
+    generation_slots: asyncio.Semaphore
+    ready: dict[str, bool] = field(default_factory=dict)
+
+    def detector_versions(self) -> dict[str, str]:
+        return {d.name: d.version for d in (*self.prescreen_detectors, *self.image_detectors)}
+
+    def generator_info(self) -> dict[str, Any]:
+        return {
+            "name": self.generator.name,
+            "version": self.generator.version,
+            "safety_checker_disabled": bool(getattr(self.generator, "safety_checker_disabled", False)),
+        }

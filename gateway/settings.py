@@ -1,0 +1,162 @@
+"""Mamori's one settings class.
+
+Precedence: command-line flag (init arguments) > `MAMORI_*` environment > YAML file > default.
+The YAML file is `--config FILE`, else `mamori.yaml` in the data folder. No other module reads
+`os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+OPENAI_SIZES = ("256x256", "512x512", "1024x1024")
+_SIZE_RE = re.compile(r"^([1-9][0-9]{1,4})x([1-9][0-9]{1,4})$")
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("MAMORI_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".mamori"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAMORI_", extra="forbid", env_nested_delimiter="__")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str | None = None
+    public_url: str | None = None
+    log_level: str = "INFO"
+
+    # policy
+    policy_engine: Literal["embedded", "opa"] = "embedded"
+    policy_bundle_dir: Path | None = None
+    opa_url: str | None = None
+
+    # detectors (entry-point names, run in this order)
+    prescreen_detectors: list[str] = ["denylist", "pii"]
+    image_detectors: list[str] = ["image_safety", "copyright"]
+    detector_options: dict[str, dict[str, Any]] = {}
+    detector_timeout_s: float = Field(default=30.0, gt=0)
+
+    # generation
+    generator: str = "diffusers"
+    generator_options: dict[str, Any] = {}
+    generator_concurrency: int = Field(default=1, ge=1, le=64)
+    generation_timeout_s: float = Field(default=300.0, gt=0)
+    default_steps: int = Field(default=2, ge=1, le=200)
+    extra_sizes: list[str] = []
+    max_n: int = Field(default=4, ge=1, le=16)
+    max_prompt_chars: int = Field(default=4000, ge=1)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+
+    # assets and provenance
+    url_ttl_s: int = Field(default=3600, ge=1)
+    signing_cert_chain: Path | None = None
+    signing_key: Path | None = None
+    trust_anchor: Path | None = None
+
+    @field_validator("extra_sizes")
+    @classmethod
+    def _sizes_valid(cls, value: list[str]) -> list[str]:
+        for size in value:
+            m = _SIZE_RE.match(size)
+            if not m or int(m.group(1)) % 8 or int(m.group(2)) % 8:
+                raise ValueError(f"size {size!r} must look like WIDTHxHEIGHT with multiples of 8")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_present(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("host must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _signing_complete(self) -> Settings:
+        given = [p is not None for p in (self.signing_cert_chain, self.signing_key, self.trust_anchor)]
+        if any(given) and not all(given):
+            raise ValueError("signing_cert_chain, signing_key and trust_anchor must be set together")
+        if self.policy_engine == "opa" and not self.opa_url:
+            raise ValueError("policy_engine 'opa' needs opa_url")
+        if self.opa_url and not self.opa_url.startswith(("http://", "https://")):
+            raise ValueError("opa_url must be an http(s) URL")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+    # derived values -------------------------------------------------------
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        return (*OPENAI_SIZES, *(s for s in self.extra_sizes if s not in OPENAI_SIZES))
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'mamori.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings with the documented precedence. `overrides` are command-line flags (None = not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data_dir = Path(given["data_dir"]).expanduser() if "data_dir" in given else default_data_dir()
+    yaml_path = config_file if config_file is not None else data_dir / "mamori.yaml"
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=yaml_path if yaml_path.is_file() else None)
+
+    return _FileSettings(**given)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def hf_offline_environment() -> dict[str, str]:
+    """Environment that keeps Hugging Face libraries from reaching a hub at run time."""
+    return {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def apply_offline_environment() -> None:
+    for key, value in hf_offline_environment().items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,1 @@
+"""Mamori generation backends: one backend per file, heavy imports inside functions."""

@@ -1,0 +1,93 @@
+"""The `mamori` command line against a real data folder."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from gateway.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_keys_lifecycle(tmp_path: Path) -> None:
+    code, out = _run("keys", "create", "--role", "requester", "--tenant", "acme", "--data-dir", str(tmp_path))
+    assert code == 0, out
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("mamori_k")
+    db = sqlite3.connect(tmp_path / "mamori.db")
+    stored = db.execute("SELECT id, secret_hash FROM api_keys").fetchall()
+    assert len(stored) == 1
+    assert key.split("_")[-1] not in stored[0][1]  # only the hash is stored
+    code, out = _run("keys", "list", "--data-dir", str(tmp_path))
+    assert code == 0 and stored[0][0] in out and "active" in out and key not in out
+    code, out = _run("keys", "revoke", stored[0][0], "--data-dir", str(tmp_path))
+    assert code == 0
+    code, out = _run("keys", "list", "--data-dir", str(tmp_path))
+    assert "revoked" in out
+
+
+def test_keys_create_refuses_bad_role_and_tenant(tmp_path: Path) -> None:
+    assert _run("keys", "create", "--role", "boss", "--tenant", "acme", "--data-dir", str(tmp_path))[0] == 2
+    assert _run("keys", "create", "--role", "admin", "--tenant", "Not_OK", "--data-dir", str(tmp_path))[0] == 2
+
+
+def test_protected_add(tmp_path: Path) -> None:
+    image = tmp_path / "work.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(image)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    code, out = _run("protected", "add", str(image), "--data-dir", str(tmp_path))
+    assert code == 0, out
+    assert "pw_" in out
+    code, out = _run("protected", "add", str(bad), "--tenant", "acme", "--data-dir", str(tmp_path))
+    assert code == 1
+
+
+def test_audit_verify_detects_a_direct_edit(tmp_path: Path) -> None:
+    for tenant in ("a", "b", "c"):
+        assert _run("keys", "create", "--role", "requester", "--tenant", tenant, "--data-dir", str(tmp_path))[0] == 0
+    code, out = _run("audit", "verify", "--data-dir", str(tmp_path))
+    assert code == 0, out
+    assert "OK: 3 records" in out
+    db = sqlite3.connect(tmp_path / "mamori.db")
+    db.execute("UPDATE audit_records SET tenant = 'z' WHERE seq = 2")
+    db.commit()
+    code, out = _run("audit", "verify", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert "record 2" in out
+
+
+def test_audit_verify_detects_a_deleted_record(tmp_path: Path) -> None:
+    for tenant in ("a", "b", "c"):
+        _run("keys", "create", "--role", "requester", "--tenant", tenant, "--data-dir", str(tmp_path))
+    db = sqlite3.connect(tmp_path / "mamori.db")
+    db.execute("DELETE FROM audit_records WHERE seq = 2")
+    db.commit()
+    code, out = _run("audit", "verify", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert "deleted" in out
+
+
+def test_config_precedence(tmp_path: Path, monkeypatch) -> None:
+    from gateway.settings import load_settings
+
+    (tmp_path / "mamori.yaml").write_text("port: 9100\nhost: 0.0.0.0\nlog_level: DEBUG\n")
+    monkeypatch.setenv("MAMORI_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MAMORI_PORT", "9200")
+    settings = load_settings(port=9300)
+    assert settings.port == 9300  # flag beats environment
+    settings = load_settings()
+    assert settings.port == 9200  # environment beats YAML
+    assert settings.host == "0.0.0.0"  # YAML beats default
+    monkeypatch.delenv("MAMORI_DATA_DIR")
+    assert load_settings(data_dir=tmp_path).log_level == "DEBUG"

@@ -1,0 +1,93 @@
+"""Edits: instruction edit, inpainting with a mask, the source screened like an output, bad uploads."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zlib
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+EDIT = "/v1/images/edits"
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _source() -> bytes:
+    rng = np.random.default_rng(3)
+    return _png(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+
+
+def _edit(gateway: Any, image: bytes, mask: bytes | None = None, **fields: Any) -> Any:
+    files = {"image": ("src.png", image, "image/png")}
+    if mask is not None:
+        files["mask"] = ("mask.png", mask, "image/png")
+    data = {"prompt": "make it blue", "size": "64x64", "seed": "5", **fields}
+    return gateway.client.post(EDIT, files=files, data=data, headers=gateway.auth("requester"))
+
+
+def _pixels(body: dict[str, Any]) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"]))).convert("RGB"))
+
+
+def test_edit_and_inpaint(gateway: Any) -> None:
+    plain = _edit(gateway, _source())
+    assert plain.status_code == 200, plain.text
+    report = gateway.services.provenance.read(base64.b64decode(plain.json()["data"][0]["b64_json"]), "image/png")
+    assert report.validation_state == "Trusted"
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))  # transparent = repaint, as in OpenAI's API
+    masked = _edit(gateway, _source(), _png(mask))
+    assert masked.status_code == 200, masked.text
+    assert not np.array_equal(_pixels(plain.json()), _pixels(masked.json()))
+    record = next(r for r in gateway.services.audit.for_request(masked.json()["mamori"]["request_id"]))
+    assert record.payload["request"]["mask_sha256"]
+    assert record.payload["request"]["kind"] == "edit"
+
+
+def test_protected_source_cannot_be_laundered_through_an_edit(gateway: Any) -> None:
+    rng = np.random.default_rng(99)
+    work = _png(Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)))
+    resp = gateway.client.post("/v1/protected", files={"file": ("w.png", work, "image/png")}, headers=gateway.auth("admin"))
+    assert resp.status_code == 200
+    refused = _edit(gateway, work)
+    assert refused.status_code == 400
+    assert "prescreen.protected_source" in [r["code"] for r in refused.json()["mamori"]["reasons"]]
+    # a mirrored copy is caught too
+    mirrored = _png(Image.open(io.BytesIO(work)).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    assert _edit(gateway, mirrored).status_code == 400
+
+
+def _bomb() -> bytes:
+    """A PNG whose header claims 30000x30000 pixels; tiny on the wire."""
+    raw = b"\x89PNG\r\n\x1a\n"
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+
+    ihdr = (30000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    return raw + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_bad_uploads(gateway: Any, monkeypatch: Any) -> None:
+    not_image = _edit(gateway, b"this is not an image")
+    assert not_image.status_code == 400
+    assert not_image.json()["error"]["code"] == "invalid_image"
+    bomb = _edit(gateway, _bomb())
+    assert bomb.status_code == 400
+    assert bomb.json()["error"]["code"] == "image_too_large"
+    missing = gateway.client.post(EDIT, data={"prompt": "x"}, headers=gateway.auth("requester"))
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == "missing_image"
+    monkeypatch.setattr(gateway.services.settings, "max_upload_bytes", 2048)
+    big = _edit(gateway, b"\0" * 10_000)
+    assert big.status_code == 413
+    for resp in (not_image, bomb, missing):
+        records = [r for r in gateway.services.audit.for_request(resp.headers["x-request-id"])]
+        assert len(records) == 1 and records[0].payload["status"] == "refused"

@@ -1,0 +1,90 @@
+"""Faults inside the gateway fail closed: nothing unvetted is released, and the audit record is written."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from gateway.policy import PolicyError
+from gateway.provenance import ProvenanceError
+
+GEN = "/v1/images/generations"
+
+
+def _boom(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("injected fault")
+
+
+def _assert_closed(gateway: Any, resp: Any, code: str) -> dict[str, Any]:
+    assert resp.status_code == 503, resp.text
+    body = resp.json()
+    assert "data" not in body or body["data"] == []
+    assert body["error"]["code"] == "mamori_fault"
+    assert code in [r["code"] for r in body["mamori"]["reasons"]]
+    records = gateway.services.audit.for_request(resp.headers["x-request-id"])
+    assert len(records) == 1
+    payload = records[0].payload
+    assert payload["status"] == "refused"
+    assert payload["faults"], "the fault is recorded"
+    assert all(a["status"] != "released" for a in payload["assets"])
+    return payload
+
+
+def _generate(gateway: Any) -> Any:
+    return gateway.client.post(
+        GEN, json={"prompt": "a quiet harbour", "size": "64x64", "seed": 3}, headers=gateway.auth("requester")
+    )
+
+
+@pytest.mark.parametrize("which", ["prescreen", "image"])
+def test_detector_crash_releases_nothing(gateway: Any, monkeypatch: pytest.MonkeyPatch, which: str) -> None:
+    detectors = gateway.services.prescreen_detectors if which == "prescreen" else gateway.services.image_detectors
+    monkeypatch.setattr(detectors[0], "detect", _boom)
+    if hasattr(detectors[0], "detect_batch"):
+        monkeypatch.setattr(detectors[0], "detect_batch", _boom)
+    payload = _assert_closed(gateway, _generate(gateway), "system.detector_error")
+    assert payload["faults"][0]["component"] == detectors[0].name
+
+
+def test_detector_timeout_releases_nothing(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = gateway.services.image_detectors[-1]
+    monkeypatch.setattr(detector, "detect", lambda *a, **k: time.sleep(2) or [])
+    monkeypatch.setattr(gateway.services.settings, "detector_timeout_s", 0.2)
+    _assert_closed(gateway, _generate(gateway), "system.detector_timeout")
+
+
+def test_policy_failure_releases_nothing(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = gateway.services.policy
+    real = policy.decide
+
+    def failing(doc: Any) -> Any:
+        if doc["stage"] == "output":
+            raise PolicyError("injected")
+        return real(doc)
+
+    monkeypatch.setattr(policy, "decide", failing)
+    payload = _assert_closed(gateway, _generate(gateway), "system.policy_error")
+    assert payload["faults"][0]["component"] == "policy"
+
+
+def test_backend_failure_releases_nothing(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway.services.generator, "generate", _boom)
+    _assert_closed(gateway, _generate(gateway), "system.backend_error")
+
+
+def test_signing_failure_releases_nothing(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bad_sign(*_a: Any, **_k: Any) -> Any:
+        raise ProvenanceError("injected")
+
+    monkeypatch.setattr(gateway.services.provenance, "sign", bad_sign)
+    _assert_closed(gateway, _generate(gateway), "system.signing_error")
+
+
+def test_audit_failure_withholds_the_answer(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway.services.audit, "append", _boom)
+    resp = _generate(gateway)
+    assert resp.status_code == 500
+    assert resp.json()["error"]["code"] == "audit_unavailable"
+    assert "data" not in resp.json()
