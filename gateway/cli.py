@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.settings import Settings, load_settings
 
@@ -37,7 +39,7 @@ def _settings(data_dir: Path | None, config: Path | None, **flags: object) -> Se
         raise typer.Exit(2) from exc
 
 
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
+def _database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
     from gateway.bootstrap import open_database
 
     return open_database(settings)
@@ -81,7 +83,9 @@ def keys_create(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     AuditStore(sessions).append(
-        "key.create", {"key_id": info.id, "role": info.role, "tenant": info.tenant, "via": "cli"}, tenant=info.tenant
+        "key.create",
+        {"key_id": info.id, "role": info.role, "tenant": info.tenant, "via": "cli"},
+        tenant=info.tenant,
     )
     typer.echo(f"created key {info.id} (role {info.role}, tenant {info.tenant}); it is shown only once:")
     typer.echo(secret)

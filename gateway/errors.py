@@ -31,7 +31,12 @@ class MamoriError(Exception):
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
         }
         if self.mamori is not None:
             out["mamori"] = self.mamori

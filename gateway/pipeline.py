@@ -206,7 +206,9 @@ async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decisio
     findings: list[Finding] = []
     text = TextItem(job.prompt)
     for detector in svc.prescreen_detectors:
-        findings += await _timed(trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, [text], ctx))
+        findings += await _timed(
+            trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, [text], ctx)
+        )
     if job.source is not None:
         sources = [ImageItem(job.source, role="edit_source", index=0)]
         for detector in svc.image_detectors:
@@ -287,7 +289,11 @@ def sign(
     start = time.perf_counter()
     try:
         signed = svc.provenance.sign(
-            png, "image/png", title=title, decision=decision, action="c2pa.edited" if edited else "c2pa.created"
+            png,
+            "image/png",
+            title=title,
+            decision=decision,
+            action="c2pa.edited" if edited else "c2pa.created",
         )
     except (ProvenanceError, Exception) as exc:
         trace.fault("provenance", "sign", exc)
@@ -300,7 +306,11 @@ def sign(
 
 
 def manifest_decision(
-    trace: Trace, action: str, reasons: Sequence[dict[str, Any]], findings: Sequence[dict[str, Any]], revision: str
+    trace: Trace,
+    action: str,
+    reasons: Sequence[dict[str, Any]],
+    findings: Sequence[dict[str, Any]],
+    revision: str,
 ) -> dict[str, Any]:
     return {
         "request_id": trace.request_id,

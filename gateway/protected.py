@@ -79,9 +79,7 @@ class ProtectedRegistry:
     def index(self) -> ProtectedIndex:
         """The current index; rebuilt when another process (or this one) added works."""
         with self._sessions() as session:
-            count, top = session.execute(
-                select(func.count(ProtectedHashRow.id), func.max(ProtectedHashRow.id))
-            ).one()
+            count, top = session.execute(select(func.count(ProtectedHashRow.id), func.max(ProtectedHashRow.id))).one()
             revision = (int(count or 0), int(top or 0))
             with self._lock:
                 if revision == self._revision:

@@ -175,8 +175,7 @@ def ensure_local_ca(directory: Path, *, organization: str = "Mamori local CA") -
                 _write_private(paths.signer_key, _pkcs8(leaf_key))
                 _write_public(
                     paths.signer_chain,
-                    leaf.public_bytes(serialization.Encoding.PEM)
-                    + ca_cert.public_bytes(serialization.Encoding.PEM),
+                    leaf.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM),
                 )
     except ProvenanceError:
         raise

@@ -52,7 +52,11 @@ def decide_escalation(
                 "decision": "allow",
                 "policy_revision": revision,
                 "reasons": [r.get("code") for r in escalation.reasons],
-                "review": {"action": "approved", "reviewer_role": principal.role, "escalation_id": escalation.id},
+                "review": {
+                    "action": "approved",
+                    "reviewer_role": principal.role,
+                    "escalation_id": escalation.id,
+                },
                 "findings": state.mamori.get("findings", []),
             }
             try:

@@ -74,3 +74,13 @@ def access(endpoint: str) -> Any:
         return principal
 
     return Depends(dependency)
+
+
+# One alias per protected endpoint: authenticate, then ask the policy's access stage.
+CanGenerate = Annotated[Principal, access("images.generations")]
+CanEdit = Annotated[Principal, access("images.edits")]
+CanReadRequests = Annotated[Principal, access("requests.read")]
+CanReadAssets = Annotated[Principal, access("assets.read")]
+CanListEscalations = Annotated[Principal, access("escalations.list")]
+CanDecideEscalations = Annotated[Principal, access("escalations.decide")]
+CanWriteProtected = Annotated[Principal, access("protected.write")]

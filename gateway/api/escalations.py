@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from audit.escalations import Escalation
-from gateway.api.deps import ServicesDep, access
+from gateway.api.deps import CanDecideEscalations, CanListEscalations, ServicesDep
 from gateway.errors import BadRequest
 from gateway.keys import Principal
 from gateway.review import decide_escalation, visible_escalation
@@ -27,22 +27,16 @@ def _view(e: Escalation) -> dict[str, Any]:
 
 
 @router.get("", summary="Held items, newest first")
-async def list_escalations(
-    svc: ServicesDep, status: str = "pending", principal: Principal = access("escalations.list")
-) -> dict[str, Any]:
+async def list_escalations(svc: ServicesDep, principal: CanListEscalations, status: str = "pending") -> dict[str, Any]:
     if status not in ("pending", "approved", "rejected", "expired", "all"):
         raise BadRequest("status must be pending, approved, rejected, expired or all", code="invalid_status")
     tenant = None if principal.role == "admin" else principal.tenant
-    items = await asyncio.to_thread(
-        svc.escalations.list, tenant=tenant, status=None if status == "all" else status
-    )
+    items = await asyncio.to_thread(svc.escalations.list, tenant=tenant, status=None if status == "all" else status)
     return {"object": "list", "data": [_view(e) for e in items]}
 
 
 @router.get("/{escalation_id}", summary="One held item")
-async def get_escalation(
-    escalation_id: str, svc: ServicesDep, principal: Principal = access("escalations.list")
-) -> dict[str, Any]:
+async def get_escalation(escalation_id: str, svc: ServicesDep, principal: CanListEscalations) -> dict[str, Any]:
     return _view(await asyncio.to_thread(visible_escalation, svc, principal, escalation_id))
 
 
@@ -61,14 +55,10 @@ async def _decide(request: Request, svc: ServicesDep, principal: Principal, esca
 
 
 @router.post("/{escalation_id}/approve", summary="Approve: the held assets are signed and released")
-async def approve(
-    escalation_id: str, request: Request, svc: ServicesDep, principal: Principal = access("escalations.decide")
-) -> Any:
+async def approve(escalation_id: str, request: Request, svc: ServicesDep, principal: CanDecideEscalations) -> Any:
     return await _decide(request, svc, principal, escalation_id, True)
 
 
 @router.post("/{escalation_id}/reject", summary="Reject: the request ends refused")
-async def reject(
-    escalation_id: str, request: Request, svc: ServicesDep, principal: Principal = access("escalations.decide")
-) -> Any:
+async def reject(escalation_id: str, request: Request, svc: ServicesDep, principal: CanDecideEscalations) -> Any:
     return await _decide(request, svc, principal, escalation_id, False)

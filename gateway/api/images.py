@@ -13,9 +13,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from gateway.api.deps import ServicesDep, access
+from gateway.api.deps import CanEdit, CanGenerate, ServicesDep
 from gateway.errors import BadRequest, GatewayFault, PayloadTooLarge, PolicyRefusal
-from gateway.keys import Principal
 from gateway.pipeline import ImageJob, ImageOutcome, b64, run_image_job
 from gateway.schemas import ImageGenerationRequest
 from gateway.services import Services
@@ -36,7 +35,9 @@ def _size(settings: Settings, size: str | None) -> tuple[int, int]:
     size = size or DEFAULT_SIZE
     if size not in settings.sizes:
         raise BadRequest(
-            f"size {size!r} is not supported; use one of {', '.join(settings.sizes)}", code="invalid_size", param="size"
+            f"size {size!r} is not supported; use one of {', '.join(settings.sizes)}",
+            code="invalid_size",
+            param="size",
         )
     w, h = size.split("x")
     return int(w), int(h)
@@ -94,14 +95,19 @@ def render(
 
 def _answer(svc: Services, request: Request, outcome: ImageOutcome, response_format: str) -> JSONResponse:
     body = render(
-        svc, request, mamori=outcome.mamori, images=outcome.images, response_format=response_format,
+        svc,
+        request,
+        mamori=outcome.mamori,
+        images=outcome.images,
+        response_format=response_format,
         created=int(time.time()),
     )
     if outcome.status == "refused":
         message = outcome.refusal_message or "Request refused by Mamori policy."
         if outcome.http_status >= 500:
             raise GatewayFault(
-                "An internal check failed, so nothing was released (fail closed).", code="mamori_fault",
+                "An internal check failed, so nothing was released (fail closed).",
+                code="mamori_fault",
                 mamori=outcome.mamori,
             )
         raise PolicyRefusal(message, mamori=outcome.mamori)
@@ -113,9 +119,7 @@ def _seed(seed: int | None) -> int:
 
 
 @router.post("/generations", summary="Create images (OpenAI-compatible), governed")
-async def create_images(
-    request: Request, svc: ServicesDep, principal: Principal = access("images.generations")
-) -> JSONResponse:
+async def create_images(request: Request, svc: ServicesDep, principal: CanGenerate) -> JSONResponse:
     raw = await request.body()
     try:
         payload = json.loads(raw)
@@ -165,9 +169,7 @@ def _int_field(form: dict[str, Any], name: str, default: int | None) -> int | No
 
 
 @router.post("/edits", summary="Edit an image (OpenAI-compatible), governed; a mask selects inpainting")
-async def edit_images(
-    request: Request, svc: ServicesDep, principal: Principal = access("images.edits")
-) -> JSONResponse:
+async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) -> JSONResponse:
     settings = svc.settings
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):

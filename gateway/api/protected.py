@@ -8,18 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from gateway.api.deps import ServicesDep, access
+from gateway.api.deps import CanWriteProtected, ServicesDep
 from gateway.errors import BadRequest, PayloadTooLarge
-from gateway.keys import InvalidKeyInput, Principal, validate_tenant
+from gateway.keys import InvalidKeyInput, validate_tenant
 from gateway.uploads import decode_image
 
 router = APIRouter(prefix="/v1/protected", tags=["protected works"])
 
 
 @router.post("", summary="Register protected reference images (multipart 'file' parts)")
-async def add_protected(
-    request: Request, svc: ServicesDep, principal: Principal = access("protected.write")
-) -> dict[str, Any]:
+async def add_protected(request: Request, svc: ServicesDep, principal: CanWriteProtected) -> dict[str, Any]:
     try:
         form = await request.form(max_files=64, max_fields=8)
     except PayloadTooLarge:
@@ -43,7 +41,11 @@ async def add_protected(
         data = await upload.read()
         image = decode_image(data, field="file", max_pixels=svc.settings.max_image_pixels)
         work = await asyncio.to_thread(
-            svc.protected.add, name=upload.filename or "upload", image=image.convert("RGB"), data=data, tenant=tenant
+            svc.protected.add,
+            name=upload.filename or "upload",
+            image=image.convert("RGB"),
+            data=data,
+            tenant=tenant,
         )
         works.append({"id": work.id, "name": work.name, "tenant": work.tenant, "sha256": work.sha256})
     await asyncio.to_thread(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from gateway.api.deps import ServicesDep, access
+from gateway.api.deps import CanReadAssets, CanReadRequests, ServicesDep
 from gateway.api.images import render
 from gateway.errors import Gone, NotFound
 from gateway.keys import Principal
@@ -21,9 +21,7 @@ def _owns(principal: Principal, key_id: str) -> bool:
 
 
 @router.get("/v1/requests/{request_id}", summary="The state of a governed request; assets once released")
-async def get_request(
-    request_id: str, request: Request, svc: ServicesDep, principal: Principal = access("requests.read")
-) -> JSONResponse:
+async def get_request(request_id: str, request: Request, svc: ServicesDep, principal: CanReadRequests) -> JSONResponse:
     state = await asyncio.to_thread(svc.requests.get, request_id)
     if state is None or not _owns(principal, state.key_id):
         raise NotFound(f"no request {request_id}", code="request_not_found")
@@ -44,7 +42,7 @@ async def get_request(
 
 
 @router.get("/v1/assets/{asset_id}", summary="A released asset (needs the requester's key; expires)")
-async def get_asset(asset_id: str, svc: ServicesDep, principal: Principal = access("assets.read")) -> Response:
+async def get_asset(asset_id: str, svc: ServicesDep, principal: CanReadAssets) -> Response:
     asset = await asyncio.to_thread(svc.requests.get_asset, asset_id)
     state = await asyncio.to_thread(svc.requests.get, asset.request_id) if asset else None
     if asset is None or state is None or not _owns(principal, state.key_id):

@@ -54,7 +54,9 @@ def test_edit_and_inpaint(gateway: Any) -> None:
 def test_protected_source_cannot_be_laundered_through_an_edit(gateway: Any) -> None:
     rng = np.random.default_rng(99)
     work = _png(Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)))
-    resp = gateway.client.post("/v1/protected", files={"file": ("w.png", work, "image/png")}, headers=gateway.auth("admin"))
+    resp = gateway.client.post(
+        "/v1/protected", files={"file": ("w.png", work, "image/png")}, headers=gateway.auth("admin")
+    )
     assert resp.status_code == 200
     refused = _edit(gateway, work)
     assert refused.status_code == 400

@@ -60,7 +60,10 @@ def test_protected_match_is_held_then_released_on_approval(gateway: Any) -> None
     esc = f"/v1/escalations/{mamori['escalation_id']}"
     denied = gateway.client.post(f"{esc}/approve", json={"reason": "mine"}, headers=gateway.auth("requester"))
     assert denied.status_code == 403
-    assert gateway.client.post(f"{esc}/approve", json={"reason": ""}, headers=gateway.auth("supervisor")).status_code == 400
+    assert (
+        gateway.client.post(f"{esc}/approve", json={"reason": ""}, headers=gateway.auth("supervisor")).status_code
+        == 400
+    )
 
     approved = gateway.client.post(f"{esc}/approve", json={"reason": "licensed"}, headers=gateway.auth("supervisor"))
     assert approved.status_code == 200, approved.text
@@ -74,7 +77,11 @@ def test_protected_match_is_held_then_released_on_approval(gateway: Any) -> None
     report = gateway.services.provenance.read(png, "image/png")
     assert report.validation_state == "Trusted"
     review = report.assertions[DECISION_LABEL]["review"]
-    assert review == {"action": "approved", "reviewer_role": "supervisor", "escalation_id": mamori["escalation_id"]}
+    assert review == {
+        "action": "approved",
+        "reviewer_role": "supervisor",
+        "escalation_id": mamori["escalation_id"],
+    }
     # someone else's key cannot poll it
     assert gateway.client.get(mamori["poll_url"], headers=gateway.auth("requester2")).status_code == 404
     reviews = [r for r in gateway.services.audit.for_request(mamori["request_id"]) if r.event_type == "review"]

@@ -144,9 +144,7 @@ def test_garbage_bytes_raise_provenance_error(provenance: Provenance) -> None:
 # --- trust and tampering ---------------------------------------------------------------------------
 
 
-def test_other_trust_anchor_is_not_trusted(
-    provenance: Provenance, ca: CertPaths, other_ca: CertPaths
-) -> None:
+def test_other_trust_anchor_is_not_trusted(provenance: Provenance, ca: CertPaths, other_ca: CertPaths) -> None:
     signed = provenance.sign(make_png(), "image/png", title="a", decision=DECISION)
     stranger = Provenance.from_files(other_ca.signer_chain, other_ca.signer_key, other_ca.ca_cert)
 
@@ -157,9 +155,7 @@ def test_other_trust_anchor_is_not_trusted(
     assert report.manifest_id == signed.manifest_id
 
 
-def test_signing_under_an_anchor_that_does_not_cover_the_chain_fails(
-    ca: CertPaths, other_ca: CertPaths
-) -> None:
+def test_signing_under_an_anchor_that_does_not_cover_the_chain_fails(ca: CertPaths, other_ca: CertPaths) -> None:
     mismatched = Provenance(
         chain_pem=ca.signer_chain.read_bytes(),
         key_pem=ca.signer_key.read_bytes(),
@@ -451,9 +447,7 @@ def test_signing_from_several_threads(provenance: Provenance) -> None:
     images = [make_png(color=(i, 2 * i, 3 * i)) for i in range(32)]
 
     def work(index: int) -> tuple[str, str, str]:
-        signed = provenance.sign(
-            images[index], "image/png", title=f"{index}.png", decision={"request_id": str(index)}
-        )
+        signed = provenance.sign(images[index], "image/png", title=f"{index}.png", decision={"request_id": str(index)})
         report = provenance.read(signed.data, "image/png")
         return signed.manifest_id, report.validation_state, report.assertions[DECISION_LABEL]["request_id"]
 
