@@ -26,7 +26,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup lint
+test: setup lint typecheck
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup

@@ -69,7 +69,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        svc = services or await asyncio.to_thread(build_services, settings)
+        svc = services if services is not None else await asyncio.to_thread(build_services, settings)
         app.state.services = svc
         log.info("gateway.ready", policy_revision=svc.policy.revision, generator=svc.generator.name)
         try:
@@ -98,7 +98,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             request.state.trace = trace
         try:
             if getattr(request.state, "body_too_large", False):
-                err = PayloadTooLarge(
+                err: MamoriError = PayloadTooLarge(
                     f"request body exceeds {settings.max_upload_bytes} bytes", code="upload_too_large"
                 )
                 note_error(request, err)

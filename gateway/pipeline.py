@@ -31,7 +31,7 @@ from generators.base import EditRequest, GeneratedImage, ImageRequest
 T = TypeVar("T")
 Status = Literal["released", "held", "refused"]
 _SEVERITY: dict[str, int] = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
-_STATUS_OF = {"allow": "released", "redact": "released", "escalate": "held", "block": "refused"}
+_STATUS_OF: dict[str, Status] = {"allow": "released", "redact": "released", "escalate": "held", "block": "refused"}
 
 
 @dataclass
@@ -433,9 +433,9 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
         for i, (gen, action) in enumerate(zip(images, actions, strict=True)):
             asset_id = "asset_" + uuid.uuid4().hex
             png = png_bytes(gen.image)
-            status = _STATUS_OF.get(action, "refused")
-            entry: dict[str, Any] = {"index": i, "asset_id": asset_id, "status": status, "seed": gen.seed}
-            if status == "released":
+            image_status = _STATUS_OF.get(action, "refused")
+            entry: dict[str, Any] = {"index": i, "asset_id": asset_id, "status": image_status, "seed": gen.seed}
+            if image_status == "released":
                 final = "redact" if pre.action == "redact" else action
                 signed, manifest_id = sign(
                     svc,
@@ -456,7 +456,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
                 released.append((asset_id, signed))
                 assets.append(NewAsset(asset_id, i, "released", "image/png", gen.seed, blob, None, digest, manifest_id))
                 entry.update(sha256=digest, manifest_id=manifest_id)
-            elif status == "held":
+            elif image_status == "held":
                 held_any = True
                 held = svc.blobs.put(png)
                 assets.append(NewAsset(asset_id, i, "held", "image/png", gen.seed, None, held))
@@ -470,7 +470,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
         return await finish("refused", "block", http_status=503)
 
     overall = _most_severe(actions)
-    status: Status = _STATUS_OF.get(overall, "refused")  # type: ignore[assignment]
+    status = _STATUS_OF.get(overall, "refused")
     if pre.action == "redact" and overall == "allow":
         overall = "redact"
     escalation_id = None
