@@ -299,11 +299,11 @@ class _Compiled:
 
         self.bundle = bundle
         self.data_view: Mapping[str, Any] = MappingProxyType(bundle.data)
-        self.interpreter = _new_interpreter(bundle, include_tests=False)
+        self.interpreter = _new_interpreter(bundle)
         try:
             self.plan = self.interpreter.build(None, [DECISION_ENTRYPOINT])
         except regopy.RegoError as exc:
-            raise PolicyError(f"policy bundle {bundle.root} does not compile: {exc}") from exc
+            raise PolicyError(f"policy bundle {bundle.root} does not compile: {_error_text(str(exc))}") from exc
         # A separate interpreter runs the prebuilt plan; the first one answers ad-hoc queries.
         self.runner = regopy.Interpreter()
         self._check_decision_defined()
@@ -314,7 +314,7 @@ class _Compiled:
 
         try:
             self.runner.set_input_term("{}")
-            output = self.runner.query_bundle_entrypoint(self.plan, DECISION_ENTRYPOINT)
+            output = _query_entrypoint(self.runner, self.plan, DECISION_ENTRYPOINT)
             defined, value = _single_value(output, DECISION_ENTRYPOINT)
         except (regopy.RegoError, ValueError) as exc:
             raise PolicyError(f"policy bundle {self.bundle.root} fails to evaluate: {exc}") from exc
@@ -323,7 +323,7 @@ class _Compiled:
         Decision.from_document(value, self.bundle.revision)
 
 
-def _new_interpreter(bundle: Bundle, include_tests: bool) -> Any:
+def _new_interpreter(bundle: Bundle, extra: Mapping[str, str] | None = None) -> Any:
     import regopy
 
     interpreter = regopy.Interpreter()
@@ -331,12 +331,54 @@ def _new_interpreter(bundle: Bundle, include_tests: bool) -> Any:
         interpreter.add_data_json(json.dumps(bundle.data))
         for name, source in bundle.modules.items():
             interpreter.add_module(name, source)
-        if include_tests:
-            for name, source in bundle.tests.items():
-                interpreter.add_module(name, source)
+        for name, source in (extra or {}).items():
+            interpreter.add_module(name, source)
     except regopy.RegoError as exc:
-        raise PolicyError(f"policy bundle {bundle.root} does not compile: {exc}") from exc
+        raise PolicyError(f"policy bundle {bundle.root} does not compile: {_error_text(str(exc))}") from exc
     return interpreter
+
+
+def _query(interpreter: Any, query: str) -> Any:
+    """`interpreter.query(query)`, but a failed query raises instead of crashing.
+
+    regopy 1.5.2 checks the C API's NULL output against 0 instead of None, wraps it in an
+    Output, and segfaults when that is read: check the pointer here.
+    """
+    import regopy
+    from regopy.output import Output
+    from regopy.rego_shared import rego_get_error, rego_query
+
+    impl = rego_query(interpreter._impl, query)
+    if not impl:
+        raise regopy.RegoError(_error_text(rego_get_error(interpreter._impl)))
+    return Output(impl)
+
+
+def _query_entrypoint(runner: Any, plan: Any, entrypoint: str) -> Any:
+    """`runner.query_bundle_entrypoint(plan, entrypoint)` with the same NULL check as `_query`."""
+    import regopy
+    from regopy.output import Output
+    from regopy.rego_shared import rego_bundle_query_entrypoint, rego_get_error
+
+    impl = rego_bundle_query_entrypoint(runner._impl, plan._impl, entrypoint)
+    if not impl:
+        raise regopy.RegoError(_error_text(rego_get_error(runner._impl)))
+    return Output(impl)
+
+
+_ERROR_MESSAGE = re.compile(r"\(errormsg \d+:([^)]*)\)")
+_ERROR_PLACE = re.compile(r"\(error \d+:([^|\s]*)\|(\d+)\|")
+
+
+def _error_text(raw: str) -> str:
+    """rego-cpp errors are AST dumps; keep the messages (and file names) only."""
+    messages = _ERROR_MESSAGE.findall(raw)
+    if not messages:
+        return raw.strip()[:500]
+    places = [name for name, _ in _ERROR_PLACE.findall(raw)]
+    return "; ".join(
+        f"{place}: {msg}" if place else msg for msg, place in zip(messages, places + [""] * len(messages), strict=False)
+    )
 
 
 def _single_value(output: Any, what: str) -> tuple[bool, Any]:
@@ -387,7 +429,7 @@ class RegoEngine:
             compiled = self._compiled
             try:
                 compiled.runner.set_input_term(input_json)
-                output = compiled.runner.query_bundle_entrypoint(compiled.plan, DECISION_ENTRYPOINT)
+                output = _query_entrypoint(compiled.runner, compiled.plan, DECISION_ENTRYPOINT)
                 defined, value = _single_value(output, DECISION_ENTRYPOINT)
             except (regopy.RegoError, ValueError) as exc:  # ValueError: unparsable output
                 raise PolicyError(f"evaluation of {DECISION_ENTRYPOINT} failed: {exc}") from exc
@@ -408,27 +450,43 @@ class RegoEngine:
             interpreter = self._compiled.interpreter
             try:
                 interpreter.set_input_term(input_json)
-                defined, value = _single_value(interpreter.query(query), query)
+                defined, value = _single_value(_query(interpreter, query), query)
             except (regopy.RegoError, ValueError) as exc:  # ValueError: unparsable output
                 raise PolicyError(f"evaluation of {query} failed: {exc}") from exc
         return {"result": value} if defined else {}
 
     def run_tests(self) -> TestReport:
-        """Run every rule named `test_*` in the bundle's `*_test.rego` files (like `opa test`)."""
+        """Run every rule named `test_*` in the bundle's `*_test.rego` files (like `opa test`).
+
+        Each test file is compiled on its own (the bundle's modules plus that file) with its
+        tests as entrypoints, then each test runs from that plan: rego-cpp 1.5 crashed when one
+        interpreter held every test module, and ad-hoc queries recompile (~1 s each).
+        """
         import regopy
 
         bundle = self._compiled.bundle
-        interpreter = _new_interpreter(bundle, include_tests=True)
         report = TestReport()
         for name, source in sorted(bundle.tests.items()):
             match = _PACKAGE_LINE.search(source)
             if match is None:  # load_bundle refuses such files already
                 raise PolicyError(f"{name}: no package declaration")
             package = match.group(1)
-            for rule in dict.fromkeys(_TEST_RULE.findall(source)):
+            rules = list(dict.fromkeys(_TEST_RULE.findall(source)))
+            entrypoints = {rule: f"{package.replace('.', '/')}/{rule}" for rule in rules}
+            try:
+                interpreter = _new_interpreter(bundle, extra={name: source})
+                plan = interpreter.build(None, list(entrypoints.values()))
+            except (PolicyError, regopy.RegoError) as exc:
+                for rule in rules:
+                    report.failed.append(f"{package}.{rule}")
+                    report.errors[f"{package}.{rule}"] = _error_text(str(exc))
+                continue
+            runner = regopy.Interpreter()
+            for rule in rules:
                 test_id = f"{package}.{rule}"
                 try:
-                    defined, value = _single_value(interpreter.query(f"data.{package}.{rule}"), test_id)
+                    output = _query_entrypoint(runner, plan, entrypoints[rule])
+                    defined, value = _single_value(output, test_id)
                 except (PolicyError, regopy.RegoError, ValueError) as exc:
                     report.failed.append(test_id)
                     report.errors[test_id] = str(exc)

@@ -1,0 +1,56 @@
+package mamori.lib_test
+
+# Tests set input field by field (`with input.x as ...`) and give `with` literal or local-variable
+# values, never a rule: rego-cpp 1.5 fails to compile `with input as {...}` over rules that depend
+# on other rules, and mis-evaluates `with input.x as some_rule`.
+
+import rego.v1
+
+import data.mamori.lib
+
+test_global_thresholds_without_tenant if {
+	t := lib.thresholds with input.principal as {"tenant": "no-such-tenant"}
+	t.image_sexual_block == 0.8
+	t.image_sexual_review == 0.4
+	t.protected_work == 0.875
+}
+
+test_tenant_tightens if {
+	t := lib.thresholds with input.principal as {"tenant": "example-strict"}
+	t.image_sexual_block == 0.6
+	t.image_sexual_review == 0.2
+	t.pii == 0.5
+}
+
+test_tenant_cannot_loosen if {
+	t := lib.thresholds with input.principal as {"tenant": "lax"}
+		with data.mamori.tenants as {"lax": {"thresholds": {"image_sexual_block": 0.99, "pii": 0.1}}}
+	t.image_sexual_block == 0.8
+	t.pii == 0.1
+}
+
+test_tenant_non_numeric_override_ignored if {
+	t := lib.thresholds with input.principal as {"tenant": "odd"}
+		with data.mamori.tenants as {"odd": {"thresholds": {"pii": "0.0"}}}
+	t.pii == 0.5
+}
+
+test_no_missing_thresholds_in_shipped_data if {
+	count(lib.missing_thresholds) == 0
+}
+
+test_missing_threshold_detected if {
+	missing := lib.missing_thresholds with data.mamori.thresholds as {"pii": 0.5, "denylist": "high"}
+	missing == {"denylist", "image_sexual_block", "image_sexual_review", "protected_work"}
+}
+
+test_label if {
+	lib.label("x") == "x"
+	lib.label(3) == "unknown"
+}
+
+test_valid_finding if {
+	lib.valid_finding({"detector": "pii", "category": "pii", "score": 0.5})
+	not lib.valid_finding({"detector": "pii", "category": "pii", "score": "0.5"})
+	not lib.valid_finding({"detector": "pii", "score": 0.5})
+}

@@ -1,0 +1,97 @@
+package mamori.prescreen_test
+
+import rego.v1
+
+import data.mamori.prescreen
+
+principal := {"key_id": "k1", "tenant": "acme", "role": "requester"}
+
+strict := {"key_id": "k2", "tenant": "example-strict", "role": "requester"}
+
+tenant_hits(who, findings) := h if {
+	h := prescreen.hits with input.principal as who
+		with input.stage as "prescreen"
+		with input.request as {"id": "r1", "endpoint": "images.generations"}
+		with input.findings as findings
+}
+
+obligations(findings) := o if {
+	o := prescreen.obligations with input.principal as {"key_id": "k1", "tenant": "acme", "role": "requester"}
+		with input.stage as "prescreen"
+		with input.request as {"id": "r1", "endpoint": "images.generations"}
+		with input.findings as findings
+}
+
+codes(findings) := {h.code | some h in tenant_hits(principal, findings)}
+
+denied(score) := {"detector": "denylist", "category": "denied_term", "score": score, "evidence": {"term_index": 4}}
+
+pii(entity, score) := {"detector": "pii", "category": "pii", "score": score, "evidence": {"entity_type": entity}}
+
+test_no_findings_no_hits if {
+	codes([]) == set()
+}
+
+test_denied_term_blocks if {
+	some h in tenant_hits(principal, [denied(1.0)])
+	h.code == "prescreen.denied_term"
+	h.action == "block"
+	h.message == "the prompt contains a deny-listed term (category: denied_term)"
+}
+
+test_denied_term_below_threshold if {
+	codes([denied(0.49)]) == set()
+}
+
+test_denied_term_at_threshold if {
+	codes([denied(0.5)]) == {"prescreen.denied_term"}
+}
+
+test_other_term_categories_block_too if {
+	codes([{"detector": "denylist", "category": "weapons", "score": 1.0, "evidence": {}}]) == {"prescreen.denied_term"}
+}
+
+test_pii_redacts_with_sorted_unique_types if {
+	findings := [
+		{"detector": "pii", "category": "pii", "score": 0.85, "evidence": {"entity_type": "PERSON"}},
+		{"detector": "pii", "category": "pii", "score": 1.0, "evidence": {"entity_type": "EMAIL_ADDRESS"}},
+		{"detector": "pii", "category": "pii", "score": 0.9, "evidence": {"entity_type": "PERSON"}},
+	]
+	codes(findings) == {"prescreen.pii"}
+	obligations(findings) == {"redact": ["EMAIL_ADDRESS", "PERSON"]}
+}
+
+test_pii_below_threshold_ignored if {
+	codes([pii("PERSON", 0.2)]) == set()
+	obligations([pii("PERSON", 0.2)]) == {}
+}
+
+test_pii_without_entity_type if {
+	findings := [{"detector": "pii", "category": "pii", "score": 0.9, "evidence": {}}]
+	obligations(findings) == {"redact": ["UNKNOWN"]}
+}
+
+test_unsafe_edit_source_blocks if {
+	f := {"detector": "image_safety", "category": "sexual", "score": 0.95, "evidence": {"role": "edit_source", "index": 0}}
+	codes([f]) == {"prescreen.unsafe_source"}
+}
+
+test_mildly_suggestive_source_passes if {
+	f := {"detector": "image_safety", "category": "sexual", "score": 0.5, "evidence": {"role": "edit_source"}}
+	codes([f]) == set()
+}
+
+test_protected_source_blocks if {
+	f := {"detector": "copyright", "category": "protected_work", "score": 0.9375, "evidence": {"role": "edit_source"}}
+	codes([f]) == {"prescreen.protected_source"}
+}
+
+test_protected_source_below_threshold if {
+	f := {"detector": "copyright", "category": "protected_work", "score": 0.859375, "evidence": {"role": "edit_source"}}
+	codes([f]) == set()
+}
+
+test_tenant_threshold_applies if {
+	f := {"detector": "image_safety", "category": "sexual", "score": 0.65, "evidence": {"role": "edit_source"}}
+	{h.code | some h in tenant_hits(strict, [f])} == {"prescreen.unsafe_source"}
+}
