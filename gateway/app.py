@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api import escalations, health, images, protected, provenance, requests
+from gateway.api import escalations, health, images, policies, protected, provenance, requests
 from gateway.bootstrap import build_services
 from gateway.errors import MamoriError, PayloadTooLarge
 from gateway.logs import configure_logging, get_logger
@@ -158,6 +158,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         images.router,
         requests.router,
         escalations.router,
+        policies.router,
         protected.router,
         provenance.router,
         health.router,

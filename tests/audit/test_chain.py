@@ -98,9 +98,7 @@ def kinds(report: Any) -> list[tuple[int | None, str]]:
 
 
 def test_append_returns_chained_record(db: Db) -> None:
-    first = db.store.append(
-        "request.received", {"prompt_sha256": "ab", "ünï": "cödé"}, request_id="r1", tenant="acme"
-    )
+    first = db.store.append("request.received", {"prompt_sha256": "ab", "ünï": "cödé"}, request_id="r1", tenant="acme")
     second = db.store.append("request.completed", {"action": "allow"}, request_id="r1", tenant="acme")
 
     assert (first.seq, second.seq) == (1, 2)
@@ -306,9 +304,7 @@ def test_inserted_record(db: Db) -> None:
 
 def test_swapped_record_contents(db: Db) -> None:
     fill(db)
-    columns = (
-        "id, event_type, request_id, tenant, created_at, payload_json, payload_digest, prev_hash, record_hash"
-    )
+    columns = "id, event_type, request_id, tenant, created_at, payload_json, payload_digest, prev_hash, record_hash"
     a = db.sql(f"SELECT {columns} FROM audit_records WHERE seq = 3").one()._asdict()
     b = db.sql(f"SELECT {columns} FROM audit_records WHERE seq = 5").one()._asdict()
     assignments = ", ".join(f"{c} = :{c}" for c in a)
@@ -400,9 +396,7 @@ def _append_worker(url: str, worker: str, count: int) -> None:
     engine = create_db_engine(url)
     store = AuditStore(session_factory(engine))
     for i in range(count):
-        store.append(
-            "request.completed", {"worker": worker, "i": i}, request_id=f"{worker}-{i}", tenant=worker
-        )
+        store.append("request.completed", {"worker": worker, "i": i}, request_id=f"{worker}-{i}", tenant=worker)
     engine.dispose()
 
 

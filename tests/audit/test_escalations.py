@@ -212,9 +212,7 @@ def test_concurrent_decide_from_two_processes_one_wins(
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_decide_worker, args=(db_url, esc.id, who, start, results)) for who in ("s1", "s2")
-    ]
+    procs = [ctx.Process(target=_decide_worker, args=(db_url, esc.id, who, start, results)) for who in ("s1", "s2")]
     for proc in procs:
         proc.start()
     start.set()

@@ -67,9 +67,7 @@ def test_finds_email_phone_person_card_with_spans(detector: PresidioPII) -> None
 
 
 def test_email_domain_is_validated_offline(detector: PresidioPII) -> None:
-    findings = detector.detect(
-        TextItem("write to jane@example.co.uk, not jane@example.invalidtld"), make_context()
-    )
+    findings = detector.detect(TextItem("write to jane@example.co.uk, not jane@example.invalidtld"), make_context())
     emails = [f for f in findings if f.evidence["entity_type"] == "EMAIL_ADDRESS"]
     assert len(emails) == 1
     assert emails[0].span == (9, 27)

@@ -36,12 +36,13 @@ ENDPOINTS = [
     "audit.read",
     "keys.admin",
     "assets.read",
+    "policy.admin",
 ]
 PERMITTED = {
     "requester": {"images.generations", "images.edits", "requests.read", "assets.read"},
     "supervisor": {"escalations.list", "escalations.decide", "requests.read", "assets.read"},
     "auditor": {"audit.read", "requests.read"},
-    "compliance": {"protected.write", "audit.read"},
+    "compliance": {"protected.write", "audit.read", "policy.admin"},
     "admin": set(ENDPOINTS),
 }
 
