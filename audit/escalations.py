@@ -122,9 +122,7 @@ class EscalationStore:
                 raise EscalationNotFound(escalation_id)
             return Escalation.from_row(row)
 
-    def list(
-        self, *, tenant: str | None = None, status: str | None = "pending", limit: int = 100
-    ) -> list[Escalation]:
+    def list(self, *, tenant: str | None = None, status: str | None = "pending", limit: int = 100) -> list[Escalation]:
         """Escalations oldest first (a queue); ``status=None`` lists every status."""
         if status is not None and status not in _STATUSES:
             raise ValueError(f"unknown escalation status {status!r}")

@@ -129,9 +129,7 @@ class AuditStore:
         with self._sessions() as session, session.begin():
             write_lock(session, _CHAIN_LOCK)
             head = session.execute(
-                select(AuditRecordRow.seq, AuditRecordRow.record_hash)
-                .order_by(AuditRecordRow.seq.desc())
-                .limit(1)
+                select(AuditRecordRow.seq, AuditRecordRow.record_hash).order_by(AuditRecordRow.seq.desc()).limit(1)
             ).first()
             seq, prev_hash = (1, GENESIS_HASH) if head is None else (head.seq + 1, head.record_hash)
             created_at = datetime.now(UTC)
@@ -168,9 +166,7 @@ class AuditStore:
         """All records of one request, oldest first."""
         with self._sessions() as session:
             rows = session.scalars(
-                select(AuditRecordRow)
-                .where(AuditRecordRow.request_id == request_id)
-                .order_by(AuditRecordRow.seq)
+                select(AuditRecordRow).where(AuditRecordRow.request_id == request_id).order_by(AuditRecordRow.seq)
             )
             return [AuditRecord.from_row(row) for row in rows]
 

@@ -139,9 +139,7 @@ def verify_chain(
 
     try:
         with sessions() as session:
-            stream = session.execute(
-                select(*_COLUMNS).order_by(AuditRecordRow.seq).execution_options(yield_per=_BATCH)
-            )
+            stream = session.execute(select(*_COLUMNS).order_by(AuditRecordRow.seq).execution_options(yield_per=_BATCH))
             for row in stream:
                 checked += 1
                 seq = row.seq

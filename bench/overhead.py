@@ -164,7 +164,7 @@ def main() -> None:
         )
         server.should_exit = True
         thread.join(timeout=10)
-        services.engine.dispose()
+        services.close()
 
 
 if __name__ == "__main__":

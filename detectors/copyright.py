@@ -259,9 +259,7 @@ class ProtectedIndex:
             work = int(self._works[row])
             if work not in best or d < best[work][0]:
                 best[work] = (d, int(self._variants[row]), label)
-        matches = [
-            Match(self._work_ids[w], label, self._variant_names[v], d) for w, (d, v, label) in best.items()
-        ]
+        matches = [Match(self._work_ids[w], label, self._variant_names[v], d) for w, (d, v, label) in best.items()]
         matches.sort(key=lambda m: (m.distance, m.work_id))
         return matches
 

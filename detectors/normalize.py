@@ -56,9 +56,7 @@ def fold_map() -> dict[str, str]:
     for char, homoglyphs in data.items():
         if len(char) != 1 or char.isascii():
             continue
-        targets = sorted(
-            {h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()}
-        )
+        targets = sorted({h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()})
         if not targets:
             continue
         target = targets[0]

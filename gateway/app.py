@@ -52,6 +52,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    scope.setdefault("state", {})["body_too_large"] = True
                     raise PayloadTooLarge(f"request body exceeds {self.limit} bytes", code="upload_too_large")
             return message
 
@@ -76,7 +77,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             yield {"services": svc}
         finally:
             if services is None:
-                svc.engine.dispose()
+                svc.close()
 
     app = FastAPI(
         title="Mamori",
@@ -106,10 +107,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             else:
                 response = await call_next(request)
         except Exception as exc:  # an unhandled fault: fail closed, still audited
-            log.exception("request.unhandled", error=type(exc).__name__)
-            if trace is not None:
-                trace.fault("gateway", "unhandled", exc)
-            err = MamoriError("internal error; nothing was released", code="mamori_fault")
+            if getattr(request.state, "body_too_large", False):
+                err = PayloadTooLarge(
+                    f"request body exceeds {settings.max_upload_bytes} bytes", code="upload_too_large"
+                )
+            else:
+                log.exception("request.unhandled", error=type(exc).__name__)
+                if trace is not None:
+                    trace.fault("gateway", "unhandled", exc)
+                err = MamoriError("internal error; nothing was released", code="mamori_fault")
             note_error(request, err)
             response = _error_response(err, request_id)
         response.headers["x-request-id"] = request_id
@@ -119,7 +125,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             try:
                 await asyncio.to_thread(_audit_trace, svc, trace)
             except Exception as exc:
+                # no record, no release: withdraw whatever the request stored, so a poll cannot fetch it either
                 log.exception("audit.write_failed", error=type(exc).__name__)
+                await asyncio.to_thread(_withdraw, svc, request_id)
                 err = MamoriError("the audit trail is unavailable; nothing was released", code="audit_unavailable")
                 response = _error_response(err, request_id)
             svc.metrics.requests.labels(trace.endpoint, trace.status or "refused").inc()
@@ -183,6 +191,13 @@ def note_error(request: Request, exc: MamoriError) -> None:
     if trace.status is None:
         trace.status = "refused"
         trace.decision = trace.decision or "block"
+
+
+def _withdraw(svc: Services, request_id: str) -> None:
+    try:
+        svc.requests.withdraw(request_id, code="system.audit_error", message="the audit record could not be written")
+    except Exception as exc:  # the database may be what failed; the answer already withholds the asset
+        log.error("request.withdraw_failed", error=type(exc).__name__)
 
 
 def _audit_trace(svc: Services, trace: Trace) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,8 @@ def build_services(settings: Settings) -> Services:
         image_detectors=load_detectors(settings.image_detectors, settings),
         generator=load_generator(settings),
         metrics=Metrics(),
-        generation_slots=asyncio.Semaphore(settings.generator_concurrency),
+        generator_pool=ThreadPoolExecutor(settings.generator_concurrency, thread_name_prefix="mamori-generate"),
+        detector_pool=ThreadPoolExecutor(settings.detector_concurrency, thread_name_prefix="mamori-detect"),
     )
     services.ready.update(models=True, policy=True, database=True)
     return services

@@ -1,7 +1,9 @@
 """The governed image path: prescreen → decide → generate → detect → decide → sign → persist.
 
 One function per stage. Any fault inside fails closed: nothing unvetted leaves, and the trace
-(which the audit middleware writes as one record) says what happened.
+(which the audit middleware writes as one record) says what happened. Blocking work (models,
+policy, signing, database) runs off the event loop; generators and detectors run on bounded pools
+of their own, so a timed-out call keeps its slot until its thread really ends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -21,7 +24,6 @@ from PIL.Image import Image
 from detectors.base import DetectionContext, Detector, Finding, ImageItem, Item, TextItem
 from gateway.keys import Principal
 from gateway.policy import Decision, PolicyError
-from gateway.provenance import ProvenanceError
 from gateway.redaction import redact_text
 from gateway.services import Services
 from gateway.state import NewAsset
@@ -69,6 +71,11 @@ class StageFault(Exception):
 # ---------------------------------------------------------------- helpers
 
 
+async def in_pool(pool: ThreadPoolExecutor, fn: Callable[[], T], timeout: float) -> T:
+    """Run `fn` on `pool`; on timeout the caller gives up, but the worker stays busy until `fn` returns."""
+    return await asyncio.wait_for(asyncio.wrap_future(pool.submit(fn)), timeout=timeout)
+
+
 async def _timed(trace: Trace, svc: Services, stage: str, work: Awaitable[T]) -> T:
     start = time.perf_counter()
     try:
@@ -90,18 +97,20 @@ def summarize(findings: Sequence[Finding]) -> list[dict[str, Any]]:
 
 
 def _policy_finding(f: Finding) -> dict[str, Any]:
-    return {
-        "detector": f.detector,
-        "category": f.category,
-        "score": float(f.score),
-        "evidence": dict(f.evidence),
-    }
+    return {"detector": f.detector, "category": f.category, "score": float(f.score), "evidence": dict(f.evidence)}
+
+
+def _revision(svc: Services) -> str:
+    try:
+        return svc.policy.revision
+    except Exception:
+        return "unknown"
 
 
 async def _run_detector(
     svc: Services, trace: Trace, detector: Detector, items: Sequence[Item], ctx: DetectionContext
 ) -> list[Finding]:
-    """Run one detector over items off the event loop, with a timeout; any failure is a StageFault."""
+    """Run one detector over items on the detector pool, with a timeout; any failure is a StageFault."""
 
     def work() -> list[Finding]:
         batch = getattr(detector, "detect_batch", None)
@@ -111,32 +120,37 @@ async def _run_detector(
         return [f for item in items for f in detector.detect(item, ctx)]
 
     try:
-        findings = await asyncio.wait_for(asyncio.to_thread(work), timeout=svc.settings.detector_timeout_s)
+        findings = await _timed(
+            trace,
+            svc,
+            f"detect_{detector.name}",
+            in_pool(svc.detector_pool, work, svc.settings.detector_timeout_s),
+        )
     except TimeoutError as exc:
         trace.fault(detector.name, ctx.stage, "timeout")
         raise StageFault("system.detector_timeout", detector.name, f"detector {detector.name} timed out") from exc
     except Exception as exc:
         trace.fault(detector.name, ctx.stage, exc)
         raise StageFault("system.detector_error", detector.name, f"detector {detector.name} failed") from exc
-    for f in findings:
-        if not isinstance(f, Finding):
-            trace.fault(detector.name, ctx.stage, "bad_result")
-            raise StageFault("system.detector_error", detector.name, f"detector {detector.name} returned garbage")
+    if not isinstance(findings, list) or not all(isinstance(f, Finding) for f in findings):
+        trace.fault(detector.name, ctx.stage, "bad_result")
+        raise StageFault("system.detector_error", detector.name, f"detector {detector.name} returned garbage")
     return findings
 
 
-def _context(svc: Services, trace: Trace, stage: Literal["prescreen", "output"]) -> DetectionContext:
+async def _context(svc: Services, trace: Trace, stage: Literal["prescreen", "output"]) -> DetectionContext:
     data = svc.policy.data().get("mamori", {})
     tenant = trace.principal.tenant if trace.principal else ""
+    index = await asyncio.to_thread(svc.protected.index)
     return DetectionContext(
         request_id=trace.request_id,
         tenant=tenant,
         stage=stage,
-        resources={"terms": data.get("terms", []), "protected_index": svc.protected.index()},
+        resources={"terms": data.get("terms", []), "protected_index": index},
     )
 
 
-def decide(
+async def decide(
     svc: Services,
     trace: Trace,
     stage: str,
@@ -155,7 +169,7 @@ def decide(
     }
     start = time.perf_counter()
     try:
-        decision = svc.policy.decide(doc)
+        decision = await asyncio.to_thread(svc.policy.decide, doc)
     except PolicyError as exc:
         trace.fault("policy", stage, exc)
         svc.metrics.faults.labels("policy").inc()
@@ -170,13 +184,6 @@ def decide(
         record["index"] = index
     trace.decisions.append(record)
     return decision
-
-
-def _revision(svc: Services) -> str:
-    try:
-        return svc.policy.revision
-    except Exception:
-        return "unknown"
 
 
 def _system_decision(svc: Services, trace: Trace, stage: str, fault: StageFault) -> Decision:
@@ -202,58 +209,44 @@ def _request_doc(trace: Trace, job: ImageJob) -> dict[str, Any]:
 
 
 async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decision, list[Finding]]:
-    ctx = _context(svc, trace, "prescreen")
+    ctx = await _context(svc, trace, "prescreen")
     findings: list[Finding] = []
     text = TextItem(job.prompt)
     for detector in svc.prescreen_detectors:
-        findings += await _timed(
-            trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, [text], ctx)
-        )
+        findings += await _run_detector(svc, trace, detector, [text], ctx)
     if job.source is not None:
         sources = [ImageItem(job.source, role="edit_source", index=0)]
         for detector in svc.image_detectors:
-            findings += await _timed(
-                trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, sources, ctx)
-            )
+            findings += await _run_detector(svc, trace, detector, sources, ctx)
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
-    return decide(svc, trace, "prescreen", findings, _request_doc(trace, job)), findings
+    return await decide(svc, trace, "prescreen", findings, _request_doc(trace, job)), findings
 
 
 async def generate(svc: Services, trace: Trace, job: ImageJob, prompt: str) -> list[GeneratedImage]:
     generator = svc.generator
+    steps = svc.settings.default_steps
 
     def work() -> list[GeneratedImage]:
         if job.kind == "edit":
             assert job.source is not None
-            return generator.edit(
-                EditRequest(
-                    prompt=prompt,
-                    image=job.source,
-                    mask=job.mask,
-                    width=job.width,
-                    height=job.height,
-                    n=job.n,
-                    seed=job.seed,
-                    steps=svc.settings.default_steps,
-                )
-            )
-        return generator.generate(
-            ImageRequest(
+            edit = EditRequest(
                 prompt=prompt,
+                image=job.source,
+                mask=job.mask,
                 width=job.width,
                 height=job.height,
                 n=job.n,
                 seed=job.seed,
-                steps=svc.settings.default_steps,
+                steps=steps,
             )
-        )
-
-    async def guarded() -> list[GeneratedImage]:
-        async with svc.generation_slots:
-            return await asyncio.wait_for(asyncio.to_thread(work), timeout=svc.settings.generation_timeout_s)
+            return generator.edit(edit)
+        request = ImageRequest(prompt=prompt, width=job.width, height=job.height, n=job.n, seed=job.seed, steps=steps)
+        return generator.generate(request)
 
     try:
-        images = await _timed(trace, svc, "generate", guarded())
+        images = await _timed(
+            trace, svc, "generate", in_pool(svc.generator_pool, work, svc.settings.generation_timeout_s)
+        )
     except TimeoutError as exc:
         trace.fault("generator", "generate", "timeout")
         raise StageFault("system.backend_timeout", "generator", "the generation backend timed out") from exc
@@ -267,42 +260,20 @@ async def generate(svc: Services, trace: Trace, job: ImageJob, prompt: str) -> l
 
 
 async def detect_outputs(svc: Services, trace: Trace, images: Sequence[GeneratedImage]) -> list[list[Finding]]:
-    ctx = _context(svc, trace, "output")
+    ctx = await _context(svc, trace, "output")
     items = [ImageItem(g.image, role="output", index=i) for i, g in enumerate(images)]
     per_image: list[list[Finding]] = [[] for _ in images]
     for detector in svc.image_detectors:
-        found = await _timed(trace, svc, f"detect_{detector.name}", _run_detector(svc, trace, detector, items, ctx))
-        for f in found:
-            index = f.evidence.get("index", 0)
+        for f in await _run_detector(svc, trace, detector, items, ctx):
+            index = f.evidence.get("index", 0 if len(images) == 1 else None)
             if not isinstance(index, int) or not 0 <= index < len(images):
+                # a finding that cannot be tied to its image could leave another image unvetted
                 trace.fault(detector.name, "output", "bad_index")
                 raise StageFault("system.detector_error", detector.name, f"detector {detector.name} lost track")
             per_image[index].append(f)
     for i, group in enumerate(per_image):
         trace.findings += [{**f.to_dict(), "stage": "output", "index": i} for f in group]
     return per_image
-
-
-def sign(
-    svc: Services, trace: Trace, png: bytes, *, title: str, decision: dict[str, Any], edited: bool
-) -> tuple[bytes, str]:
-    start = time.perf_counter()
-    try:
-        signed = svc.provenance.sign(
-            png,
-            "image/png",
-            title=title,
-            decision=decision,
-            action="c2pa.edited" if edited else "c2pa.created",
-        )
-    except (ProvenanceError, Exception) as exc:
-        trace.fault("provenance", "sign", exc)
-        raise StageFault("system.signing_error", "provenance", "signing the asset failed") from exc
-    finally:
-        elapsed = time.perf_counter() - start
-        trace.add_timing("sign", elapsed)
-        svc.metrics.stage_seconds.labels("sign").observe(elapsed)
-    return signed.data, signed.manifest_id
 
 
 def manifest_decision(
@@ -320,6 +291,59 @@ def manifest_decision(
         "reasons": [r["code"] for r in reasons],
         "findings": list(findings),
     }
+
+
+@dataclass
+class _Signed:
+    asset: NewAsset
+    entry: dict[str, Any]
+    data: bytes | None
+
+
+def _seal(
+    svc: Services,
+    trace: Trace,
+    job: ImageJob,
+    images: Sequence[GeneratedImage],
+    statuses: Sequence[Status],
+    manifest_decisions: Sequence[dict[str, Any]],
+) -> list[_Signed]:
+    """Sign and store released images, store held ones unsigned (blocking; runs in a worker thread)."""
+    out: list[_Signed] = []
+    for i, (gen, status) in enumerate(zip(images, statuses, strict=True)):
+        asset_id = "asset_" + uuid.uuid4().hex
+        entry: dict[str, Any] = {"index": i, "asset_id": asset_id, "status": status, "seed": gen.seed}
+        if status == "refused":
+            out.append(_Signed(NewAsset(asset_id, i, "refused", "image/png", gen.seed), entry, None))
+            continue
+        png = png_bytes(gen.image)
+        if status == "held":
+            held = svc.blobs.put(png)
+            entry["held_sha256"] = hashlib.sha256(png).hexdigest()
+            out.append(_Signed(NewAsset(asset_id, i, "held", "image/png", gen.seed, None, held), entry, None))
+            continue
+        start = time.perf_counter()
+        try:
+            signed = svc.provenance.sign(
+                png,
+                "image/png",
+                title=f"{trace.request_id}-{i}.png",
+                decision=manifest_decisions[i],
+                action="c2pa.edited" if job.kind == "edit" else "c2pa.created",
+            )
+        except Exception as exc:
+            trace.fault("provenance", "sign", exc)
+            raise StageFault("system.signing_error", "provenance", "signing the asset failed") from exc
+        finally:
+            elapsed = time.perf_counter() - start
+            trace.add_timing("sign", elapsed)
+            svc.metrics.stage_seconds.labels("sign").observe(elapsed)
+        digest = hashlib.sha256(signed.data).hexdigest()
+        blob = svc.blobs.put(signed.data)
+        entry.update(sha256=digest, manifest_id=signed.manifest_id)
+        asset = NewAsset(asset_id, i, "released", "image/png", gen.seed, blob, None, digest, signed.manifest_id)
+        out.append(_Signed(asset, entry, signed.data))
+    return out
 
 
 # ---------------------------------------------------------------- the whole path
@@ -400,10 +424,11 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
         return await finish("refused", "block")
     prompt = job.prompt
     if pre.action == "redact":
-        prompt = redact_text(job.prompt, pre_findings, pre.obligations.get("redact", []))
+        entities = pre.to_dict()["obligations"].get("redact", [])
+        prompt = await asyncio.to_thread(redact_text, job.prompt, pre_findings, entities)
         trace.request["prompt_redacted_for_generation"] = True
 
-    # 2. generate ------------------------------------------------------------
+    # 2. generate and look at the outputs ------------------------------------
     try:
         images = await generate(svc, trace, job, prompt)
         per_image = await detect_outputs(svc, trace, images)
@@ -411,89 +436,66 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
         decisions.append(_system_decision(svc, trace, "output", fault))
         return await finish("refused", "block", http_status=503)
 
-    # 3. decide per image ----------------------------------------------------
+    # 3. decide per image; a prescreen escalation holds every output for review
     request_doc = _request_doc(trace, job)
-    actions: list[str] = []
-    image_decisions: list[Decision] = []
-    for i, findings in enumerate(per_image):
-        d = decide(svc, trace, "output", findings, request_doc, index=i)
-        # a prescreen escalation holds every output for review
-        action = _most_severe([d.action, "escalate" if pre.action == "escalate" else "allow"])
-        image_decisions.append(d)
-        actions.append(action)
-        all_findings += findings
+    image_decisions = [
+        await decide(svc, trace, "output", findings, request_doc, index=i) for i, findings in enumerate(per_image)
+    ]
     decisions += image_decisions
+    for findings in per_image:
+        all_findings += findings
+    floor = "escalate" if pre.action == "escalate" else "allow"
+    actions = [_most_severe([d.action, floor]) for d in image_decisions]
+    overall = _most_severe(actions)
+    if overall == "block":
+        # the request is refused: nothing is signed or kept, not even its allowed images
+        trace.assets = [{"index": i, "status": "refused", "seed": g.seed} for i, g in enumerate(images)]
+        return await finish("refused", "block")
+    statuses: list[Status] = [_STATUS_OF[a] for a in actions]
 
     # 4. sign released images, hold escalated ones ---------------------------
     revision = _revision(svc)
-    released: list[tuple[str, bytes]] = []
-    assets: list[NewAsset] = []
-    held_any = False
+    final = "redact" if pre.action == "redact" else "allow"
+    manifests = [
+        manifest_decision(
+            trace,
+            final,
+            [r.to_dict() for r in (*pre.reasons, *image_decisions[i].reasons)],
+            summarize([*pre_findings, *per_image[i]]),
+            revision,
+        )
+        for i in range(len(images))
+    ]
     try:
-        for i, (gen, action) in enumerate(zip(images, actions, strict=True)):
-            asset_id = "asset_" + uuid.uuid4().hex
-            png = png_bytes(gen.image)
-            image_status = _STATUS_OF.get(action, "refused")
-            entry: dict[str, Any] = {"index": i, "asset_id": asset_id, "status": image_status, "seed": gen.seed}
-            if image_status == "released":
-                final = "redact" if pre.action == "redact" else action
-                signed, manifest_id = sign(
-                    svc,
-                    trace,
-                    png,
-                    title=f"{trace.request_id}-{i}.png",
-                    decision=manifest_decision(
-                        trace,
-                        final,
-                        [r.to_dict() for r in (*pre.reasons, *image_decisions[i].reasons)],
-                        summarize([*pre_findings, *per_image[i]]),
-                        revision,
-                    ),
-                    edited=job.kind == "edit",
-                )
-                digest = hashlib.sha256(signed).hexdigest()
-                blob = svc.blobs.put(signed)
-                released.append((asset_id, signed))
-                assets.append(NewAsset(asset_id, i, "released", "image/png", gen.seed, blob, None, digest, manifest_id))
-                entry.update(sha256=digest, manifest_id=manifest_id)
-            elif image_status == "held":
-                held_any = True
-                held = svc.blobs.put(png)
-                assets.append(NewAsset(asset_id, i, "held", "image/png", gen.seed, None, held))
-                entry.update(held_sha256=hashlib.sha256(png).hexdigest())
-            else:
-                assets.append(NewAsset(asset_id, i, "refused", "image/png", gen.seed))
-            trace.assets.append(entry)
+        sealed = await asyncio.to_thread(_seal, svc, trace, job, images, statuses, manifests)
     except StageFault as fault:
         decisions.append(_system_decision(svc, trace, "sign", fault))
-        trace.assets = [{**a, "status": "refused"} for a in trace.assets]
+        trace.assets = [{"index": i, "status": "refused", "seed": g.seed} for i, g in enumerate(images)]
         return await finish("refused", "block", http_status=503)
+    trace.assets = [s.entry for s in sealed]
+    assets = [s.asset for s in sealed]
+    released = [(s.asset.id, s.data) for s in sealed if s.data is not None]
 
-    overall = _most_severe(actions)
-    status = _STATUS_OF.get(overall, "refused")
-    if pre.action == "redact" and overall == "allow":
-        overall = "redact"
     escalation_id = None
-    if held_any:
+    if "held" in statuses:
+        escalating = [d for d in (pre, *image_decisions) if d.action == "escalate"]
         obligations: dict[str, Any] = {}
-        for d in (pre, *image_decisions):
-            if d.action == "escalate":
-                obligations.update(d.to_dict()["obligations"])
+        for d in escalating:
+            obligations.update(d.to_dict()["obligations"])
         escalation = await asyncio.to_thread(
             svc.escalations.create,
             request_id=trace.request_id,
             tenant=principal.tenant,
             requester_key_id=principal.key_id,
-            reasons=_merge_reasons([d for d in (pre, *image_decisions) if d.action == "escalate"]),
+            reasons=_merge_reasons(escalating),
             obligations=obligations,
         )
         escalation_id = escalation.id
+    if overall == "allow" and pre.action == "redact":
+        overall = "redact"
+    status = _STATUS_OF[overall]
     return await finish(status, overall, released=released, assets=assets, escalation_id=escalation_id)
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def run_sync(fn: Callable[[], T]) -> Awaitable[T]:
-    return asyncio.to_thread(fn)

@@ -26,7 +26,7 @@ def visible_escalation(svc: Services, principal: Principal, escalation_id: str) 
 def decide_escalation(
     svc: Services, principal: Principal, escalation_id: str, *, approve: bool, reason: str
 ) -> dict[str, Any]:
-    """Record the decision and, on approval, sign and release the held assets. Returns the audit payload."""
+    """Record the decision, audit it and, on approval, sign and release the held assets. Returns the audit payload."""
     reason = reason.strip()
     if not reason:
         raise BadRequest("a decision needs a reason", code="reason_required", param="reason")
@@ -38,6 +38,8 @@ def decide_escalation(
     state = svc.requests.get(escalation.request_id)
     if state is None:
         raise GatewayFault("the held request has no stored state", code="state_missing")
+    if state.status != "held":
+        raise Conflict(f"the request is no longer held (it is {state.status})", code="escalation_decided")
 
     released: dict[str, tuple[str, str, str]] = {}
     signed_blobs: dict[str, bytes] = {}
@@ -101,11 +103,7 @@ def decide_escalation(
             *mamori.get("reasons", []),
             {"code": "review.rejected", "detector": "review", "message": "rejected by a reviewer"},
         ]
-    svc.requests.resolve(state.id, status=mamori["status"], mamori=mamori, released=released, drop_held=not approve)
-    for asset in state.assets:
-        if asset.held_blob is not None:
-            svc.blobs.delete(asset.held_blob)
-    return {
+    payload = {
         "escalation_id": decided.id,
         "request_id": state.id,
         "tenant": state.tenant,
@@ -117,3 +115,10 @@ def decide_escalation(
         ],
         "policy_revision": revision,
     }
+    # the review record is written before anything is released: no record, no release
+    svc.audit.append("review", payload, request_id=state.id, tenant=state.tenant)
+    svc.requests.resolve(state.id, status=mamori["status"], mamori=mamori, released=released, drop_held=not approve)
+    for asset in state.assets:
+        if asset.held_blob is not None and not svc.requests.held_blob_shared(asset.held_blob, other_than=state.id):
+            svc.blobs.delete(asset.held_blob)
+    return payload

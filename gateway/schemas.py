@@ -13,9 +13,9 @@ class ImageGenerationRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(min_length=1)
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=200)
     n: int = Field(default=1, ge=1)
-    size: str | None = None
+    size: str | None = Field(default=None, max_length=20)
     response_format: Literal["b64_json", "url"] | None = None
     quality: str | None = None
     style: str | None = None

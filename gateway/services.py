@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +40,14 @@ class Services:
     image_detectors: list[Detector]
     generator: ImageGenerator
     metrics: Metrics
-    generation_slots: asyncio.Semaphore
+    generator_pool: ThreadPoolExecutor  # bounds concurrent generation per backend
+    detector_pool: ThreadPoolExecutor
     ready: dict[str, bool] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.generator_pool.shutdown(wait=False, cancel_futures=True)
+        self.detector_pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.dispose()
 
     def detector_versions(self) -> dict[str, str]:
         return {d.name: d.version for d in (*self.prescreen_detectors, *self.image_detectors)}

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     image_detectors: list[str] = ["image_safety", "copyright"]
     detector_options: dict[str, dict[str, Any]] = {}
     detector_timeout_s: float = Field(default=30.0, gt=0)
+    detector_concurrency: int = Field(default=4, ge=1, le=64)
 
     # generation
     generator: str = "diffusers"

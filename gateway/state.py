@@ -152,6 +152,33 @@ class RequestStore:
                 elif drop_held and asset.status == "held":
                     asset.status = "refused"
 
+    def withdraw(self, request_id: str, *, code: str, message: str) -> bool:
+        """Fail a stored request closed: it and every asset of it end refused. False if nothing was stored."""
+        now = datetime.now(UTC)
+        with self._sessions.begin() as session:
+            row = session.get(RequestRow, request_id)
+            if row is None:
+                return False
+            mamori = json.loads(row.mamori_json)
+            mamori.update(status="refused", decision="block", manifest_ids=[])
+            mamori["reasons"] = [*mamori.get("reasons", []), {"code": code, "detector": "gateway", "message": message}]
+            row.status = "refused"
+            row.mamori_json = json.dumps(mamori, sort_keys=True)
+            row.updated_at = now
+            for asset in session.scalars(select(AssetRow).where(AssetRow.request_id == request_id)):
+                asset.status = "refused"
+            return True
+
+    def held_blob_shared(self, digest: str, *, other_than: str) -> bool:
+        """Whether another request's held asset still points at this content-addressed blob."""
+        with self._sessions() as session:
+            found = session.scalars(
+                select(AssetRow.id).where(
+                    AssetRow.held_blob == digest, AssetRow.status == "held", AssetRow.request_id != other_than
+                )
+            ).first()
+            return found is not None
+
 
 def _asset(row: AssetRow) -> AssetState:
     return AssetState(

@@ -76,7 +76,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, tiny_models: Any) -> Itera
     app = create_app(settings, services)
     with TestClient(app) as client:
         yield Gateway(client=client, services=services, settings=settings, keys=keys)
-    services.engine.dispose()
+    services.close()
 
 
 def png(image: Any) -> bytes:

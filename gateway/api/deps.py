@@ -6,8 +6,9 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.datastructures import FormData
 
-from gateway.errors import Forbidden, GatewayFault, Unauthorized
+from gateway.errors import BadRequest, Forbidden, GatewayFault, PayloadTooLarge, Unauthorized
 from gateway.keys import Principal
 from gateway.policy import PolicyError
 from gateway.services import Services
@@ -43,6 +44,16 @@ async def get_principal(request: Request, svc: ServicesDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def read_form(request: Request, *, max_files: int, max_fields: int, max_part_size: int = 1024 * 1024) -> FormData:
+    """The multipart/urlencoded body; an over-large body is 413, a malformed one 400."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+    except Exception as exc:
+        if isinstance(exc, PayloadTooLarge) or getattr(request.state, "body_too_large", False):
+            raise PayloadTooLarge("request body is over the upload limit", code="upload_too_large") from exc
+        raise BadRequest(f"malformed form body: {exc}", code="invalid_multipart") from exc
 
 
 def authorize(svc: Services, principal: Principal, endpoint: str, request: Request, **extra: Any) -> None:

@@ -48,9 +48,6 @@ async def _decide(request: Request, svc: ServicesDep, principal: Principal, esca
     payload = await asyncio.to_thread(
         decide_escalation, svc, principal, escalation_id, approve=approve, reason=body.reason
     )
-    await asyncio.to_thread(
-        svc.audit.append, "review", payload, request_id=payload["request_id"], tenant=payload["tenant"]
-    )
     return {"id": escalation_id, "status": "approved" if approve else "rejected", "request_id": payload["request_id"]}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -10,10 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from PIL.Image import Image as PILImage
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from gateway.api.deps import CanEdit, CanGenerate, ServicesDep
+from gateway.api.deps import CanEdit, CanGenerate, ServicesDep, read_form
 from gateway.errors import BadRequest, GatewayFault, PayloadTooLarge, PolicyRefusal
 from gateway.pipeline import ImageJob, ImageOutcome, b64, run_image_job
 from gateway.schemas import ImageGenerationRequest
@@ -35,7 +37,7 @@ def _size(settings: Settings, size: str | None) -> tuple[int, int]:
     size = size or DEFAULT_SIZE
     if size not in settings.sizes:
         raise BadRequest(
-            f"size {size!r} is not supported; use one of {', '.join(settings.sizes)}",
+            f"this size is not supported; use one of {', '.join(settings.sizes)}",
             code="invalid_size",
             param="size",
         )
@@ -168,18 +170,22 @@ def _int_field(form: dict[str, Any], name: str, default: int | None) -> int | No
         raise BadRequest(f"{name} must be an integer", code="invalid_request", param=name) from exc
 
 
+def _decode_edit_inputs(
+    image: bytes, mask: bytes | None, size: tuple[int, int], max_pixels: int
+) -> tuple[PILImage, PILImage | None]:
+    source = decode_image(image, field="image", max_pixels=max_pixels).convert("RGB").resize(size)
+    if mask is None:
+        return source, None
+    return source, to_mask(decode_image(mask, field="mask", max_pixels=max_pixels), size)
+
+
 @router.post("/edits", summary="Edit an image (OpenAI-compatible), governed; a mask selects inpainting")
 async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) -> JSONResponse:
     settings = svc.settings
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise BadRequest("edits take multipart/form-data", code="invalid_content_type")
-    try:
-        form = await request.form(max_files=4, max_fields=32, max_part_size=256 * 1024)
-    except PayloadTooLarge:
-        raise
-    except Exception as exc:
-        raise BadRequest(f"malformed multipart body: {exc}", code="invalid_multipart") from exc
+    form = await read_form(request, max_files=4, max_fields=32, max_part_size=256 * 1024)
     fields: dict[str, Any] = {}
     for key, value in form.multi_items():
         fields.setdefault(key, value)
@@ -192,7 +198,8 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
     prompt = fields.get("prompt")
     if not isinstance(prompt, str):
         raise BadRequest("a 'prompt' field is required", code="invalid_prompt", param="prompt")
-    n = _int_field(fields, "n", 1) or 1
+    n = _int_field(fields, "n", 1)
+    assert n is not None
     seed = _int_field(fields, "seed", None)
     if seed is not None and not 0 <= seed < 2**32:
         raise BadRequest("seed must be between 0 and 2^32-1", code="invalid_request", param="seed")
@@ -203,13 +210,12 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
     width, height = _size(settings, str(fields["size"]) if fields.get("size") else None)
 
     image_bytes = await _read_file(image, "image", settings.max_upload_bytes)
-    source = decode_image(image_bytes, field="image", max_pixels=settings.max_image_pixels)
-    mask_image = None
+    mask_bytes = await _read_file(mask, "mask", settings.max_upload_bytes) if mask is not None else None
+    source, mask_image = await asyncio.to_thread(
+        _decode_edit_inputs, image_bytes, mask_bytes, (width, height), settings.max_image_pixels
+    )
     extra: dict[str, Any] = {"source_sha256": hashlib.sha256(image_bytes).hexdigest()}
-    if mask is not None:
-        mask_bytes = await _read_file(mask, "mask", settings.max_upload_bytes)
-        decoded = decode_image(mask_bytes, field="mask", max_pixels=settings.max_image_pixels)
-        mask_image = to_mask(decoded, (width, height))
+    if mask_bytes is not None:
         extra["mask_sha256"] = hashlib.sha256(mask_bytes).hexdigest()
     job = ImageJob(
         kind="edit",
@@ -219,7 +225,7 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
         height=height,
         seed=_seed(seed),
         response_format=response_format,
-        source=source.convert("RGB").resize((width, height)),
+        source=source,
         mask=mask_image,
     )
     trace = _trace(request)

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from gateway.api.deps import CanWriteProtected, ServicesDep
-from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.api.deps import CanWriteProtected, ServicesDep, read_form
+from gateway.errors import BadRequest
 from gateway.keys import InvalidKeyInput, validate_tenant
 from gateway.uploads import decode_image
 
@@ -18,12 +18,7 @@ router = APIRouter(prefix="/v1/protected", tags=["protected works"])
 
 @router.post("", summary="Register protected reference images (multipart 'file' parts)")
 async def add_protected(request: Request, svc: ServicesDep, principal: CanWriteProtected) -> dict[str, Any]:
-    try:
-        form = await request.form(max_files=64, max_fields=8)
-    except PayloadTooLarge:
-        raise
-    except Exception as exc:
-        raise BadRequest(f"malformed multipart body: {exc}", code="invalid_multipart") from exc
+    form = await read_form(request, max_files=64, max_fields=8)
     tenant_field = form.get("tenant")
     tenant = str(tenant_field) if isinstance(tenant_field, str) and tenant_field else None
     if principal.role != "admin":
@@ -39,7 +34,7 @@ async def add_protected(request: Request, svc: ServicesDep, principal: CanWriteP
     works = []
     for upload in files:
         data = await upload.read()
-        image = decode_image(data, field="file", max_pixels=svc.settings.max_image_pixels)
+        image = await asyncio.to_thread(decode_image, data, field="file", max_pixels=svc.settings.max_image_pixels)
         work = await asyncio.to_thread(
             svc.protected.add,
             name=upload.filename or "upload",

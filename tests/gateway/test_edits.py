@@ -93,3 +93,39 @@ def test_bad_uploads(gateway: Any, monkeypatch: Any) -> None:
     for resp in (not_image, bomb, missing):
         records = [r for r in gateway.services.audit.for_request(resp.headers["x-request-id"])]
         assert len(records) == 1 and records[0].payload["status"] == "refused"
+
+
+def test_edit_n_zero_is_refused(gateway: Any) -> None:
+    resp = _edit(gateway, _source(), n="0")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "invalid_n"
+
+
+def test_chunked_bodies_over_the_limit_are_413(gateway: Any) -> None:
+    limit = gateway.settings.max_upload_bytes
+
+    def chunks():  # no Content-Length: the body arrives chunked
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    resp = gateway.client.post(
+        "/v1/images/generations",
+        content=chunks(),
+        headers={**gateway.auth("requester"), "content-type": "application/json"},
+    )
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "upload_too_large"
+    record = gateway.services.audit.for_request(resp.headers["x-request-id"])
+    assert len(record) == 1 and record[0].payload["http_status"] == 413
+
+    def multipart():
+        yield b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+        for _ in range(limit // 65536 + 2):
+            yield b"\0" * 65536
+
+    resp = gateway.client.post(
+        EDIT,
+        content=multipart(),
+        headers={**gateway.auth("requester"), "content-type": "multipart/form-data; boundary=xyz"},
+    )
+    assert resp.status_code == 413

@@ -105,3 +105,20 @@ def test_rejection_refuses_and_nobody_reviews_their_own_request(gateway: Any) ->
     assert poll["mamori"]["status"] == "refused"
     assert poll["data"] == []
     assert "review.rejected" in [r["code"] for r in poll["mamori"]["reasons"]]
+
+
+def test_two_held_requests_with_the_same_pixels_are_decided_independently(gateway: Any) -> None:
+    _protect_output_of(gateway, 9090, "a green umbrella")
+    first = _held(gateway, 9090, "a green umbrella")
+    second = _held(gateway, 9090, "a green umbrella")  # same seed and prompt: same pixels, same blob
+    reject = gateway.client.post(
+        f"/v1/escalations/{first['escalation_id']}/reject", json={"reason": "no"}, headers=gateway.auth("supervisor")
+    )
+    assert reject.status_code == 200
+    approve = gateway.client.post(
+        f"/v1/escalations/{second['escalation_id']}/approve", json={"reason": "ok"}, headers=gateway.auth("supervisor")
+    )
+    assert approve.status_code == 200, approve.text
+    done = gateway.client.get(second["poll_url"], headers=gateway.auth("requester")).json()
+    assert done["mamori"]["status"] == "released"
+    assert len(done["data"]) == 1

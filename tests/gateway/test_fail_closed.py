@@ -88,3 +88,57 @@ def test_audit_failure_withholds_the_answer(gateway: Any, monkeypatch: pytest.Mo
     assert resp.status_code == 500
     assert resp.json()["error"]["code"] == "audit_unavailable"
     assert "data" not in resp.json()
+
+
+def test_audit_failure_also_withdraws_the_stored_request(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as m:
+        m.setattr(gateway.services.audit, "append", _boom)
+        resp = _generate(gateway)
+    assert resp.status_code == 500
+    poll = gateway.client.get(f"/v1/requests/{resp.headers['x-request-id']}", headers=gateway.auth("requester"))
+    assert poll.status_code == 200
+    assert poll.json()["mamori"]["status"] == "refused"
+    assert poll.json()["data"] == []
+    assert "system.audit_error" in [r["code"] for r in poll.json()["mamori"]["reasons"]]
+
+
+def test_a_timed_out_call_keeps_its_slot_until_it_really_ends() -> None:
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.pipeline import in_pool
+
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+
+    async def main() -> list[bool]:
+        pool = ThreadPoolExecutor(1)
+
+        async def one() -> bool:
+            try:
+                await in_pool(pool, slow, timeout=0.05)
+            except TimeoutError:
+                return False
+            return True
+
+        results = await asyncio.gather(*(one() for _ in range(4)))
+        pool.shutdown(wait=True)
+        return list(results)
+
+    assert asyncio.run(main()) == [False] * 4
+    assert peak == 1  # never two generations at once on a pool of one, timeouts or not
+
+
+def test_generator_pool_is_bounded_by_the_configured_concurrency(gateway: Any) -> None:
+    assert gateway.services.generator_pool._max_workers == gateway.services.settings.generator_concurrency
