@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,8 +20,6 @@ from audit.db import Base, create_db_engine, session_factory
 from audit.store import GENESIS_HASH, AuditStore, compute_record_hash
 from audit.verify import verify_chain
 
-PG_URL = os.environ.get("MAMORI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
 
 @dataclass
 class Db:
@@ -39,45 +36,22 @@ class Db:
         return verify_chain(self.sessions, **kwargs)
 
 
-def _sqlite_db(tmp_path: Path) -> Iterator[Db]:
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
+def open_db(url: str) -> Db:
     engine = create_db_engine(url)
     Base.metadata.create_all(engine)
     sessions = session_factory(engine)
-    yield Db(url, engine, sessions, AuditStore(sessions))
-    engine.dispose()
+    return Db(url, engine, sessions, AuditStore(sessions))
 
 
-def _postgres_db() -> Iterator[Db]:
-    admin = create_db_engine(PG_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {PG_URL} does not answer: {type(exc).__name__}: {exc}")
-    schema = f"mamori_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    engine = create_db_engine(url)
-    try:
-        Base.metadata.create_all(engine)
-        sessions = session_factory(engine)
-        yield Db(url, engine, sessions, AuditStore(sessions))
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def _sqlite_db(tmp_path: Path) -> Iterator[Db]:
+    yield open_db(f"sqlite:///{tmp_path / 'audit.db'}")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
-    if request.param == "sqlite":
-        yield from _sqlite_db(tmp_path)
-    else:
-        yield from _postgres_db()
+@pytest.fixture
+def db(db_url: str) -> Iterator[Db]:
+    opened = open_db(db_url)
+    yield opened
+    opened.engine.dispose()
 
 
 def fill(db: Db, n: int = 10) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-import statistics
 import struct
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -459,24 +457,13 @@ def test_signing_from_several_threads(provenance: Provenance) -> None:
     assert len({mid for mid, _, _ in results}) == len(images)
 
 
-def test_signing_cost_per_512_png(provenance: Provenance) -> None:
-    noise = Image.frombytes("RGB", (512, 512), os.urandom(512 * 512 * 3))  # worst case: ~0.8 MB PNG
+def test_manifest_carries_no_thumbnail(provenance: Provenance) -> None:
+    """The thumbnail costs ~70 ms per image; Mamori turns it off (timings live in benchmarks, not tests)."""
+    noise = Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3))
     buffer = io.BytesIO()
     noise.save(buffer, "PNG")
-    png = buffer.getvalue()
-    provenance.sign(png, "image/png", title="warm-up", decision=DECISION)
-    sign_ms: list[float] = []
-    read_ms: list[float] = []
-    for _ in range(20):
-        start = time.perf_counter()
-        signed = provenance.sign(png, "image/png", title="bench", decision=DECISION)
-        sign_ms.append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        provenance.read(signed.data, "image/png")
-        read_ms.append((time.perf_counter() - start) * 1000)
-    print(
-        f"\nsign 512x512 PNG (incl. read-back check): median {statistics.median(sign_ms):.2f} ms, "
-        f"max {max(sign_ms):.2f} ms; read: median {statistics.median(read_ms):.2f} ms"
-    )
-    # Generous bound: with the thumbnail on, a sign alone costs ~70 ms or more.
-    assert statistics.median(sign_ms) < 60
+    signed = provenance.sign(buffer.getvalue(), "image/png", title="no-thumb", decision=DECISION)
+    report = provenance.read(signed.data, "image/png")
+    active = report.raw["manifests"][report.raw["active_manifest"]]
+    assert "thumbnail" not in active
+    assert not any("thumbnail" in label for label in report.assertions)
