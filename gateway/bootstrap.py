@@ -38,7 +38,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")  # several issues may add revisions side by side
 
 
 def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:

@@ -7,42 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.settings import Settings, load_settings
+from gateway.cli_common import ConfigFile, DataDir, _database, _settings
 
 app = typer.Typer(help="Mamori: governance and safety gateway for generative AI.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 protected_app = typer.Typer(help="Register protected reference works.", no_args_is_help=True)
-audit_app = typer.Typer(help="Inspect and verify the audit trail.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(protected_app, name="protected")
-app.add_typer(audit_app, name="audit")
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data folder (default $MAMORI_DATA_DIR, else ~/.mamori)")
-]
-ConfigFile = Annotated[
-    Path | None, typer.Option("--config", help="YAML config file (default mamori.yaml in the data folder)")
-]
-
-
-def _settings(data_dir: Path | None, config: Path | None, **flags: object) -> Settings:
-    try:
-        return load_settings(config, data_dir=data_dir, **flags)
-    except FileNotFoundError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except ValueError as exc:
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def _database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
-    from gateway.bootstrap import open_database
-
-    return open_database(settings)
 
 
 @app.command()
@@ -163,23 +135,16 @@ def protected_add(
         raise typer.Exit(1)
 
 
-@audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None, config: ConfigFile = None) -> None:
-    """Check every record and the hash chain; exit 0 only when the whole log is intact."""
-    from audit.db import create_db_engine, session_factory
-    from audit.verify import verify_chain
+def _mount_subcommands() -> None:
+    # sub-command groups that live in modules of their own (they import DataDir/ConfigFile/_settings from here)
+    from gateway.cli_audit import audit_app
+    from gateway.cli_policy import policy_app
 
-    settings = _settings(data_dir, config)
-    engine = create_db_engine(settings.db_url)
-    report = verify_chain(session_factory(engine))
-    for problem in report.problems:
-        where = f"record {problem.seq}" if problem.seq is not None else "log"
-        typer.echo(f"FAIL {where}: {problem.kind}: {problem.message}")
-    if report.ok:
-        typer.echo(f"OK: {report.checked} records, chain head {report.head_hash}")
-    else:
-        typer.echo(f"FAILED: {len(report.problems)} problem(s) in {report.checked} records checked")
-        raise typer.Exit(1)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(policy_app, name="policy")
+
+
+_mount_subcommands()
 
 
 def main() -> None:
