@@ -13,8 +13,11 @@ tested where no `opa` binary exists, and backs `mamori policy serve`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,14 +25,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.policy import PolicyError, RegoEngine, default_bundle_dir
+from gateway.policy import PolicyError, RegoEngine, default_bundle_dir, start_policy_watch
 
 BUNDLE_NAME = "mamori"
 
 
-def create_app(bundle_dir: Path | None = None, engine: RegoEngine | None = None) -> Starlette:
-    """The Starlette app; pass an `engine` to share one, or a `bundle_dir` to load one."""
+def create_app(bundle_dir: Path | None = None, engine: RegoEngine | None = None, *, watch: bool = False) -> Starlette:
+    """The Starlette app; pass an `engine` to share one, or a `bundle_dir` to load one.
+
+    With `watch`, the bundle folder is watched while the app runs and reloaded when it changes
+    (an invalid bundle is rejected and the old one keeps answering), like `opa run --watch`.
+    """
     policy = engine if engine is not None else RegoEngine(bundle_dir or default_bundle_dir())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = start_policy_watch(SimpleNamespace(policy=policy, audit=None)) if watch else None
+        try:
+            yield
+        finally:
+            if stop is not None:
+                stop()
 
     def error(status: int, code: str, message: str) -> JSONResponse:
         return JSONResponse({"code": code, "message": message}, status_code=status)
@@ -69,9 +85,10 @@ def create_app(bundle_dir: Path | None = None, engine: RegoEngine | None = None)
         return JSONResponse({})
 
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/data/{path:path}", post_data, methods=["POST"]),
             Route("/v1/data/{path:path}", get_data, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
-        ]
+        ],
     )

@@ -13,12 +13,15 @@ raises `PolicyError`; the gateway turns it into `Decision.system_block(...)` (fa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -303,7 +306,9 @@ class _Compiled:
         try:
             self.plan = self.interpreter.build(None, [DECISION_ENTRYPOINT])
         except regopy.RegoError as exc:
-            raise PolicyError(f"policy bundle {bundle.root} does not compile: {_error_text(str(exc))}") from exc
+            raise PolicyError(
+                f"policy bundle {bundle.root} does not compile: {_error_text(str(exc), bundle.modules)}"
+            ) from exc
         # A separate interpreter runs the prebuilt plan; the first one answers ad-hoc queries.
         self.runner = regopy.Interpreter()
         self._check_decision_defined()
@@ -334,7 +339,8 @@ def _new_interpreter(bundle: Bundle, extra: Mapping[str, str] | None = None) -> 
         for name, source in (extra or {}).items():
             interpreter.add_module(name, source)
     except regopy.RegoError as exc:
-        raise PolicyError(f"policy bundle {bundle.root} does not compile: {_error_text(str(exc))}") from exc
+        sources = {**bundle.modules, **(extra or {})}
+        raise PolicyError(f"policy bundle {bundle.root} does not compile: {_error_text(str(exc), sources)}") from exc
     return interpreter
 
 
@@ -370,15 +376,29 @@ _ERROR_MESSAGE = re.compile(r"\(errormsg \d+:([^)]*)\)")
 _ERROR_PLACE = re.compile(r"\(error \d+:([^|\s]*)\|(\d+)\|")
 
 
-def _error_text(raw: str) -> str:
-    """rego-cpp errors are AST dumps; keep the messages (and file names) only."""
+def _error_text(raw: str, sources: Mapping[str, str] | None = None) -> str:
+    """rego-cpp errors are AST dumps; keep the messages with `file:line` where the file is known.
+
+    The dump gives each error's file and byte offset; `sources` (file name -> text) turns the
+    offset into a line number.
+    """
     messages = _ERROR_MESSAGE.findall(raw)
     if not messages:
         return raw.strip()[:500]
-    places = [name for name, _ in _ERROR_PLACE.findall(raw)]
-    return "; ".join(
-        f"{place}: {msg}" if place else msg for msg, place in zip(messages, places + [""] * len(messages), strict=False)
-    )
+    places = _ERROR_PLACE.findall(raw)
+    out: list[str] = []
+    for i, message in enumerate(messages):
+        if i >= len(places) or not places[i][0]:
+            out.append(message)
+            continue
+        name, offset = places[i]
+        source = (sources or {}).get(name)
+        if source is not None and int(offset) <= len(source.encode("utf-8")):
+            line = source.encode("utf-8")[: int(offset)].count(b"\n") + 1
+            out.append(f"{name}:{line}: {message}")
+        else:
+            out.append(f"{name}: {message}")
+    return "; ".join(dict.fromkeys(out))
 
 
 def _single_value(output: Any, what: str) -> tuple[bool, Any]:
@@ -413,8 +433,14 @@ class RegoEngine:
     def data(self) -> Mapping[str, Any]:
         return self._compiled.data_view
 
+    @property
+    def bundle_dir(self) -> Path:
+        return self._bundle_dir
+
     def reload(self) -> None:
-        compiled = _Compiled(load_bundle(self._bundle_dir))  # raises before anything is replaced
+        with bundle_lock(self._bundle_dir, shared=True):
+            bundle = load_bundle(self._bundle_dir)
+        compiled = _Compiled(bundle)  # raises before anything is replaced
         with self._lock:
             self._compiled = compiled
 
@@ -479,7 +505,9 @@ class RegoEngine:
             except (PolicyError, regopy.RegoError) as exc:
                 for rule in rules:
                     report.failed.append(f"{package}.{rule}")
-                    report.errors[f"{package}.{rule}"] = _error_text(str(exc))
+                    report.errors[f"{package}.{rule}"] = (
+                        str(exc) if isinstance(exc, PolicyError) else _error_text(str(exc), {name: source})
+                    )
                 continue
             runner = regopy.Interpreter()
             for rule in rules:
@@ -531,8 +559,13 @@ class OpaServerEngine:
     def data(self) -> Mapping[str, Any]:
         return MappingProxyType(self._bundle.data)
 
+    @property
+    def bundle_dir(self) -> Path:
+        return self._bundle_dir
+
     def reload(self) -> None:
-        self._bundle = load_bundle(self._bundle_dir)
+        with bundle_lock(self._bundle_dir, shared=True):
+            self._bundle = load_bundle(self._bundle_dir)
 
     def close(self) -> None:
         self._client.close_connection()
@@ -574,6 +607,112 @@ class OpaServerEngine:
         return revision if isinstance(revision, str) and revision else None
 
 
+LOCK_FILE = ".mamori.lock"
+RELOAD_MARKER = ".reload"
+_log = logging.getLogger("mamori.policy")
+
+
+@contextlib.contextmanager
+def bundle_lock(bundle_dir: Path, *, shared: bool) -> Iterator[None]:
+    """An advisory lock on the bundle folder (`.mamori.lock`, flock), across processes.
+
+    Writers of policy data take it exclusively while they replace `data.yaml` and `.manifest`;
+    readers (reload, the file watch) take it shared, so nobody loads half a change. A read-only
+    bundle folder (no lock file can be made) is read without a lock: nobody can write it either;
+    nor is a folder no writer has locked yet (readers do not create the file).
+    """
+    path = Path(bundle_dir) / LOCK_FILE
+    try:
+        # Readers never create the lock file (a bundle nobody writes stays untouched).
+        handle = open(path, "rb" if shared else "a+b")  # noqa: SIM115 - closed below
+    except OSError:
+        if not shared:
+            raise PolicyError(f"policy bundle {bundle_dir} is not writable") from None
+        yield
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def bundle_fingerprint(bundle_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the file watch compares: name, size and mtime of every file that makes the bundle,
+    plus the reload marker that `mamori policy reload` touches."""
+    root = Path(bundle_dir)
+    entries: list[tuple[str, int, int]] = []
+    for file in sorted(root.rglob("*")):
+        if not file.is_file():
+            continue
+        if not (file.suffix == ".rego" or file.name in (*_DATA_FILES, ".manifest", RELOAD_MARKER)):
+            continue
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        entries.append((file.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+def start_policy_watch(services: Any, interval_s: float = 1.0) -> Callable[[], None]:
+    """Watch the bundle folder of `services.policy` and reload it when a file changes.
+
+    A polling thread (no extra dependency; works on every file system and for changes made by
+    other processes, e.g. another gateway's data API or `mamori policy reload`). A change is
+    applied once the folder has been stable for one interval; a bundle that does not load or
+    compile is rejected and the old one stays in force. Each outcome is an audit event
+    (`policy.reload` with `"by": "watch"`, or `policy.reload_rejected`). Returns a function that
+    stops the thread. Engines without a bundle folder are not watched.
+    """
+    bundle_dir = getattr(services.policy, "bundle_dir", None)
+    stop = threading.Event()
+    if bundle_dir is None:
+        return stop.set
+
+    def audit(event: str, payload: dict[str, Any]) -> None:
+        store = getattr(services, "audit", None)
+        if store is None:
+            return
+        try:
+            store.append(event, payload)
+        except Exception:  # the audit store logs its own failures; the watch must go on
+            _log.exception("policy watch: audit append failed")
+
+    def run() -> None:
+        seen = bundle_fingerprint(bundle_dir)
+        pending: tuple[tuple[str, int, int], ...] | None = None
+        while not stop.wait(interval_s):
+            current = bundle_fingerprint(bundle_dir)
+            if current == seen:
+                pending = None
+                continue
+            if current != pending:  # changed since the last look: wait until it settles
+                pending = current
+                continue
+            seen, pending = current, None
+            before = services.policy.revision
+            try:
+                services.policy.reload()
+            except PolicyError as exc:
+                _log.warning("policy watch: bundle rejected, the old one stays: %s", exc)
+                audit("policy.reload_rejected", {"by": "watch", "revision": before, "error": str(exc)[:2000]})
+                continue
+            after = services.policy.revision
+            _log.info("policy watch: reloaded %s -> %s", before, after)
+            audit("policy.reload", {"by": "watch", "revision_before": before, "revision_after": after})
+
+    thread = threading.Thread(target=run, name="mamori-policy-watch", daemon=True)
+    thread.start()
+
+    def stop_watch() -> None:
+        stop.set()
+        thread.join(timeout=interval_s * 2 + 1)
+
+    return stop_watch
+
+
 def create_engine(kind: Literal["embedded", "opa"], bundle_dir: Path, opa_url: str | None = None) -> PolicyEngine:
     """The engine named by configuration: "embedded" (regopy) or "opa" (an OPA server at opa_url)."""
     if kind == "embedded":
@@ -597,7 +736,10 @@ __all__ = [
     "Reason",
     "RegoEngine",
     "TestReport",
+    "bundle_fingerprint",
+    "bundle_lock",
     "create_engine",
     "default_bundle_dir",
     "load_bundle",
+    "start_policy_watch",
 ]

@@ -10,9 +10,9 @@ severity := {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
 
 precedence := ["block", "escalate", "redact", "allow"]
 
-known_stage if input.stage in {"access", "prescreen", "output"}
+known_stage if input.stage in {"access", "prescreen", "output", "release"}
 
-finding_stage if input.stage in {"prescreen", "output"}
+finding_stage if input.stage in {"prescreen", "output", "release"}
 
 findings_ok if {
 	is_array(input.findings)
@@ -28,6 +28,11 @@ bad_input if {
 	not findings_ok
 }
 
+bad_input if {
+	input.stage == "release"
+	not data.mamori.release.approvals_ok
+}
+
 # The hits and obligations of the stage named in the input.
 stage_hits := data.mamori.access.hits if input.stage == "access"
 
@@ -35,11 +40,15 @@ stage_hits := data.mamori.prescreen.hits if input.stage == "prescreen"
 
 stage_hits := data.mamori.output.hits if input.stage == "output"
 
+stage_hits := data.mamori.release.hits if input.stage == "release"
+
 stage_obligations := data.mamori.access.obligations if input.stage == "access"
 
 stage_obligations := data.mamori.prescreen.obligations if input.stage == "prescreen"
 
 stage_obligations := data.mamori.output.obligations if input.stage == "output"
+
+stage_obligations := data.mamori.release.obligations if input.stage == "release"
 
 action := a if {
 	top := max({severity[h.action] | some h in stage_hits} | {0})
@@ -79,7 +88,7 @@ decision := block("policy.misconfigured", "the policy data lacks a required thre
 	misconfigured
 }
 
-decision := block("policy.bad_input", "the findings are not a list of {detector, category, score}") if {
+decision := block("policy.bad_input", "the findings are not a list of {detector, category, score}, or the approvals not a list of {key_id, role}") if {
 	known_stage
 	not misconfigured
 	bad_input

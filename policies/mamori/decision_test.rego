@@ -87,7 +87,7 @@ test_escalate_carries_review if {
 	d := decide("output", [protected(0.9)])
 	d.action == "escalate"
 	codes(d) == ["output.protected_work"]
-	d.obligations == {"review": {"approvals": 1, "priority": "normal", "category": "protected_work"}}
+	d.obligations == {"review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "protected_work"}}
 }
 
 test_clean_output_allows if {
@@ -133,4 +133,70 @@ test_tenant_floor_in_decision if {
 	d := decide_as(strict, "output", [sexual(0.7)])
 	d.action == "block"
 	codes(d) == ["output.unsafe_image"]
+}
+
+test_release_allowed if {
+	d := decision.decision with input.principal as {"key_id": "k_sup", "tenant": "acme", "role": "supervisor"}
+		with input.stage as "release"
+		with input.request as {"id": "r1", "requester_key_id": "k1", "review": {"category": "protected_work", "approvals": 1}}
+		with input.approvals as [{"key_id": "k_sup", "role": "supervisor"}]
+		with input.findings as [protected(0.9)]
+	d == {"action": "allow", "reasons": [], "obligations": {}}
+}
+
+test_release_held_without_approvals if {
+	d := decision.decision with input.principal as {"key_id": "k1", "tenant": "acme", "role": "requester"}
+		with input.stage as "release"
+		with input.request as {"id": "r1", "requester_key_id": "k1", "review": {"category": "sexual", "approvals": 1}}
+		with input.approvals as [{"key_id": "k1", "role": "supervisor"}]
+		with input.findings as [sexual(0.5)]
+	d.action == "escalate"
+	codes(d) == ["release.awaiting_approvals", "release.self_approval"]
+	d.obligations == {"review": {"approvals": 1, "have": 0}}
+}
+
+test_release_bad_approvals_block if {
+	d := decision.decision with input.stage as "release"
+		with input.request as {"id": "r1", "requester_key_id": "k1"}
+		with input.approvals as "yes"
+		with input.findings as []
+	codes(d) == ["policy.bad_input"]
+}
+
+test_release_floor_beats_approvals if {
+	d := decision.decision with input.principal as {"key_id": "k_sup", "tenant": "acme", "role": "supervisor"}
+		with input.stage as "release"
+		with input.request as {"id": "r1", "requester_key_id": "k1", "review": {"approvals": 1}}
+		with input.approvals as [{"key_id": "a1", "role": "admin"}, {"key_id": "a2", "role": "admin"}]
+		with input.findings as [{"detector": "image_safety", "category": "sexual_minors", "score": 0.7}]
+	d.action == "block"
+	codes(d) == ["release.floor"]
+	d.obligations == {}
+}
+
+# A tenant override cannot loosen the floor: not through thresholds, not through a floor block of
+# its own, not by lowering the global floor categories in data.
+test_tenant_cannot_loosen_the_floor if {
+	lax := {"lax": {
+		"thresholds": {"denylist": 2, "image_sexual_block": 2, "image_sexual_review": 2, "pii": 2, "protected_work": 2},
+		"floor": {"categories": [], "min_score": 1},
+		"review": {"sexual": {"approvals": 0}},
+	}}
+	term := {"detector": "denylist", "category": "csam", "score": 1.0, "evidence": {"term_index": 2}}
+	p := decision.decision with input.principal as {"key_id": "k9", "tenant": "lax", "role": "requester"}
+		with input.stage as "prescreen"
+		with input.request as {"id": "r1", "endpoint": "images.generations"}
+		with input.findings as [term]
+		with data.mamori.tenants as lax
+	p.action == "block"
+	"prescreen.floor" in codes(p)
+	image := {"detector": "image_safety", "category": "sexual_minors", "score": 0.6}
+	o := decision.decision with input.principal as {"key_id": "k9", "tenant": "lax", "role": "requester"}
+		with input.stage as "output"
+		with input.request as {"id": "r1", "endpoint": "images.generations"}
+		with input.findings as [image]
+		with data.mamori.tenants as lax
+		with data.mamori.floor as {"categories": [], "min_score": 0.99}
+	o.action == "block"
+	codes(o) == ["output.floor"]
 }

@@ -41,7 +41,10 @@ test_no_missing_thresholds_in_shipped_data if {
 
 test_missing_threshold_detected if {
 	missing := lib.missing_thresholds with data.mamori.thresholds as {"pii": 0.5, "denylist": "high"}
-	missing == {"denylist", "image_sexual_block", "image_sexual_review", "protected_work"}
+	missing == {
+		"denylist", "image_sexual_block", "image_sexual_review", "protected_work",
+		"unsafe_text_block", "unsafe_text_review", "jailbreak_block", "jailbreak_review", "protected_name",
+	}
 }
 
 test_label if {
@@ -53,4 +56,39 @@ test_valid_finding if {
 	lib.valid_finding({"detector": "pii", "category": "pii", "score": 0.5})
 	not lib.valid_finding({"detector": "pii", "category": "pii", "score": "0.5"})
 	not lib.valid_finding({"detector": "pii", "score": 0.5})
+}
+
+test_floor_categories_cannot_be_removed if {
+	c := lib.floor_categories with data.mamori.floor as {"categories": [], "min_score": 0.9}
+	c == {"csam", "sexual_minors"}
+	s := lib.floor_min_score with data.mamori.floor as {"categories": [], "min_score": 0.9}
+	s == 0.5
+}
+
+test_floor_can_be_widened_in_data if {
+	c := lib.floor_categories with data.mamori.floor as {"categories": ["extremism"], "min_score": 0.3}
+	c == {"csam", "sexual_minors", "extremism"}
+	lib.floor_min_score == 0.5
+}
+
+test_floor_finding if {
+	lib.floor_finding({"detector": "denylist", "category": "csam", "score": 0.5})
+	not lib.floor_finding({"detector": "denylist", "category": "weapons", "score": 1.0})
+	not lib.floor_finding({"detector": "image_safety", "category": "sexual_minors", "score": 0.1})
+}
+
+test_review_defaults_for_unknown_category if {
+	lib.review_approvals("nope") == 1
+	lib.review_rank("nope") == 2
+	lib.review_deadline("nope") == 3600
+}
+
+test_review_obligation_combines if {
+	o := lib.review_obligation({"sexual", "protected_work"})
+	o == {"approvals": 1, "priority": "high", "deadline_s": 3600, "category": "sexual"}
+}
+
+test_number_or if {
+	lib.number_or(3, 1) == 3
+	lib.number_or("3", 1) == 1
 }

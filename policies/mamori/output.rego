@@ -15,6 +15,17 @@ protected(f) if {
 	f.category == "protected_work"
 }
 
+# The floor (lib.floor_finding): sexual content involving minors, whatever a tenant sets.
+hits contains {
+	"action": "block",
+	"code": "output.floor",
+	"detector": lib.label(f.detector),
+	"message": concat("", ["a generated image is refused by the floor (category: ", f.category, ")"]),
+} if {
+	some f in input.findings
+	lib.floor_finding(f)
+}
+
 hits contains {
 	"action": "block",
 	"code": "output.unsafe_image",
@@ -51,37 +62,26 @@ hits contains {
 	f.score >= lib.thresholds.protected_work
 }
 
-# Review obligation for escalations. A category missing from data.mamori.review gets the
-# strictest default (high priority).
-priority_rank := {"low": 0, "normal": 1, "high": 2}
+# Generated text (chat) that contains a deny-listed term is cut off.
+hits contains {
+	"action": "block",
+	"code": "output.denied_term",
+	"detector": "denylist",
+	"message": concat("", ["the generated text contains a deny-listed term (category: ", lib.label(f.category), ")"]),
+} if {
+	some f in input.findings
+	f.detector == "denylist"
+	f.score >= lib.thresholds.denylist
+}
 
-default_review := {"approvals": 1, "priority": "high"}
-
+# Review obligation for escalations (lib.review_obligation: approvals, priority, deadline, category).
 review_categories contains h.review_category if {
 	some h in hits
 	h.action == "escalate"
 }
 
-review_setting(category) := object.get(data.mamori.review, category, default_review)
-
-category_rank(category) := object.get(priority_rank, review_setting(category).priority, 2)
-
-top_rank := max({category_rank(c) | some c in review_categories})
-
-# The most urgent category wins; ties go to the alphabetically first, so the choice is stable.
-review_category := min({c | some c in review_categories; category_rank(c) == top_rank})
-
-review_priority := p if {
-	some p, r in priority_rank
-	r == top_rank
-}
-
 default obligations := {}
 
-obligations := {"review": {
-	"approvals": max({review_setting(c).approvals | some c in review_categories}),
-	"priority": review_priority,
-	"category": review_category,
-}} if {
+obligations := {"review": lib.review_obligation(review_categories)} if {
 	count(review_categories) > 0
 }

@@ -19,6 +19,18 @@ hits contains {
 	f.score >= lib.thresholds.denylist
 }
 
+# The floor (lib.floor_finding): a request for sexual content involving minors (deny-list term
+# category csam, or an uploaded image in category sexual_minors) is refused whatever a tenant sets.
+hits contains {
+	"action": "block",
+	"code": "prescreen.floor",
+	"detector": lib.label(f.detector),
+	"message": concat("", ["the request is refused by the floor (category: ", f.category, ")"]),
+} if {
+	some f in input.findings
+	lib.floor_finding(f)
+}
+
 # Personal data is redacted; the obligation lists the entity types.
 pii_findings contains f if {
 	some f in input.findings
@@ -68,6 +80,105 @@ hits contains {
 	f.score >= lib.thresholds.protected_work
 }
 
-default obligations := {}
+# Unsafe instructions (unsafe_text: sexual, violence, weapons, drugs, hate, ... scored in [0, 1]).
+hits contains {
+	"action": "block",
+	"code": "prescreen.unsafe_text",
+	"detector": "unsafe_text",
+	"message": concat("", ["the prompt asks for unsafe content (category: ", lib.label(f.category), ")"]),
+} if {
+	some f in input.findings
+	f.detector == "unsafe_text"
+	f.score >= lib.thresholds.unsafe_text_block
+}
 
-obligations := {"redact": redact_list} if count(pii_findings) > 0
+hits contains {
+	"action": "escalate",
+	"code": "prescreen.unsafe_text_review",
+	"detector": "unsafe_text",
+	"message": concat("", ["the prompt may ask for unsafe content (category: ", lib.label(f.category), ")"]),
+	"review_category": lib.label(f.category),
+} if {
+	some f in input.findings
+	f.detector == "unsafe_text"
+	f.score >= lib.thresholds.unsafe_text_review
+	not f.score >= lib.thresholds.unsafe_text_block
+}
+
+# Jailbreaks and prompt injection.
+hits contains {
+	"action": "block",
+	"code": "prescreen.jailbreak",
+	"detector": "jailbreak",
+	"message": "the prompt tries to override Mamori's or the model's instructions",
+} if {
+	some f in input.findings
+	f.detector == "jailbreak"
+	f.score >= lib.thresholds.jailbreak_block
+}
+
+hits contains {
+	"action": "escalate",
+	"code": "prescreen.jailbreak_review",
+	"detector": "jailbreak",
+	"message": "the prompt may try to override instructions",
+	"review_category": "jailbreak",
+} if {
+	some f in input.findings
+	f.detector == "jailbreak"
+	f.score >= lib.thresholds.jailbreak_review
+	not f.score >= lib.thresholds.jailbreak_block
+}
+
+# Protected names: a real person in sexual, violent or real-person imagery is refused; any
+# protected person, brand or character otherwise goes to review.
+protected_name(f) if {
+	f.detector == "protected_names"
+	f.category == "protected_name"
+	f.score >= lib.thresholds.protected_name
+}
+
+harmful_with_person if {
+	some f in input.findings
+	f.detector == "unsafe_text"
+	f.category in {"sexual", "violence", "real_person"}
+	f.score >= lib.thresholds.unsafe_text_review
+}
+
+hits contains {
+	"action": "block",
+	"code": "prescreen.protected_person_harm",
+	"detector": "protected_names",
+	"message": "the prompt puts a protected real person in sexual, violent or defamatory content",
+} if {
+	some f in input.findings
+	protected_name(f)
+	object.get(f, ["evidence", "kind"], "") == "person"
+	harmful_with_person
+}
+
+hits contains {
+	"action": "escalate",
+	"code": "prescreen.protected_name",
+	"detector": "protected_names",
+	"message": concat("", ["the prompt names a protected ", lib.label(object.get(f, ["evidence", "kind"], "name"))]),
+	"review_category": "protected_name",
+} if {
+	some f in input.findings
+	protected_name(f)
+}
+
+review_categories contains h.review_category if {
+	some h in hits
+	h.action == "escalate"
+}
+
+default redact_part := {}
+
+redact_part := {"redact": redact_list} if count(pii_findings) > 0
+
+default review_part := {}
+
+review_part := {"review": lib.review_obligation(review_categories)} if count(review_categories) > 0
+
+obligations := object.union(redact_part, review_part)

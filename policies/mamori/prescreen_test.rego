@@ -95,3 +95,63 @@ test_tenant_threshold_applies if {
 	f := {"detector": "image_safety", "category": "sexual", "score": 0.65, "evidence": {"role": "edit_source"}}
 	{h.code | some h in tenant_hits(strict, [f])} == {"prescreen.unsafe_source"}
 }
+
+test_csam_term_hits_the_floor if {
+	f := {"detector": "denylist", "category": "csam", "score": 1.0, "evidence": {"term_index": 2}}
+	codes([f]) == {"prescreen.denied_term", "prescreen.floor"}
+}
+
+test_floor_image_upload_blocks if {
+	f := {"detector": "image_safety", "category": "sexual_minors", "score": 0.8, "evidence": {"role": "edit_source"}}
+	codes([f]) == {"prescreen.floor"}
+}
+
+test_floor_ignores_tenant_thresholds if {
+	f := {"detector": "denylist", "category": "csam", "score": 0.6, "evidence": {}}
+	h := prescreen.hits with input.principal as {"key_id": "k3", "tenant": "lax", "role": "requester"}
+		with input.stage as "prescreen"
+		with input.request as {"id": "r1", "endpoint": "images.generations"}
+		with input.findings as [f]
+		with data.mamori.tenants as {"lax": {"thresholds": {"denylist": 0.9}, "floor": {"min_score": 1}}}
+	{x.code | some x in h} == {"prescreen.denied_term", "prescreen.floor"}
+}
+
+unsafe(category, score) := {"detector": "unsafe_text", "category": category, "score": score, "evidence": {}}
+
+jailbreak(score) := {"detector": "jailbreak", "category": "jailbreak", "score": score, "evidence": {"kinds": ["override"]}}
+
+name(kind) := {"detector": "protected_names", "category": "protected_name", "score": 1.0, "evidence": {"kind": kind}}
+
+test_unsafe_text_blocks_above_the_block_threshold if {
+	codes([unsafe("weapons", 0.9)]) == {"prescreen.unsafe_text"}
+}
+
+test_unsafe_text_escalates_with_a_review_obligation if {
+	codes([unsafe("violence", 0.6)]) == {"prescreen.unsafe_text_review"}
+	o := obligations([unsafe("violence", 0.6)])
+	o.review.category == "violence"
+	o.review.approvals >= 1
+}
+
+test_unsafe_text_below_review_is_ignored if {
+	codes([unsafe("drugs", 0.3)]) == set()
+}
+
+test_jailbreak_blocks_and_escalates if {
+	codes([jailbreak(0.95)]) == {"prescreen.jailbreak"}
+	codes([jailbreak(0.6)]) == {"prescreen.jailbreak_review"}
+}
+
+test_protected_person_in_sexual_content_blocks if {
+	"prescreen.protected_person_harm" in codes([name("person"), unsafe("sexual", 0.6)])
+}
+
+test_protected_brand_goes_to_review if {
+	codes([name("brand")]) == {"prescreen.protected_name"}
+}
+
+test_pii_and_review_obligations_merge if {
+	o := obligations([pii("EMAIL_ADDRESS", 0.9), name("character")])
+	o.redact == ["EMAIL_ADDRESS"]
+	o.review.category == "protected_name"
+}

@@ -47,3 +47,117 @@ def test_a_broken_bundle_is_refused_and_the_old_one_stays(
     assert resp.json()["error"]["code"] == "policy_invalid"
     ok = gateway.client.post(GEN, json={"prompt": "a cup", "size": "64x64"}, headers=gateway.auth("requester"))
     assert ok.status_code == 200
+
+
+def _compliance_key(gateway: Any) -> dict[str, str]:
+    if "compliance" not in gateway.keys:
+        _, gateway.keys["compliance"] = gateway.services.keys.create(
+            role="compliance", tenant="acme", name="compliance"
+        )
+    return gateway.auth("compliance")
+
+
+def test_policy_data_change_through_the_api(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_dir(), bundle)
+    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    compliance = _compliance_key(gateway)
+    patch = {"terms": [{"term": "purple-walrus", "category": "denied_term"}]}
+
+    assert gateway.client.patch("/v1/policy/data", json=patch, headers=gateway.auth("requester")).status_code == 403
+    assert gateway.client.patch("/v1/policy/data", json=patch, headers=gateway.auth("supervisor")).status_code == 403
+    before = gateway.services.policy.revision
+    changed = gateway.client.patch("/v1/policy/data", json=patch, headers=compliance)
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["previous_revision"] == before and body["revision"] != before
+    assert body["summary"]["terms"] == {"added": 1, "removed": 5, "count": 1, "categories_added": ["denied_term"]}
+
+    refused = gateway.client.post(
+        GEN, json={"prompt": "a purple-walrus in the snow", "size": "64x64"}, headers=gateway.auth("requester")
+    )
+    assert refused.status_code == 400
+    assert "prescreen.denied_term" in [r["code"] for r in refused.json()["mamori"]["reasons"]]
+
+    events = gateway.services.audit.search(event_type="policy.data_change", limit=1)
+    assert events[0].payload["revision_before"] == before
+    assert events[0].payload["revision_after"] == body["revision"]
+    assert events[0].payload["by"]["role"] == "compliance"
+    assert "purple-walrus" not in str(events[0].payload)  # a summary, not the terms
+
+    current = gateway.client.get("/v1/policy/data", headers=compliance).json()
+    assert current["revision"] == body["revision"] and current["data"]["terms"] == patch["terms"]
+    put = gateway.client.put("/v1/policy/data", json=current["data"], headers=gateway.auth("admin"))
+    assert put.status_code == 200, put.text
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"tenants": {"acme": {"thresholds": {"image_sexual_block": 0.99}}}}, "would loosen the global 0.8"),
+        ({"tenants": {"acme": {"floor": {"min_score": 1}}}}, "a tenant cannot change the floor"),
+        ({"floor": {"categories": []}}, "floor: not changeable through the API"),
+        ({"thresholds": {"pii": "high"}}, "thresholds.pii must be a number"),
+        ([1, 2], "the body must be a JSON object"),
+    ],
+)
+def test_invalid_policy_data_is_refused(
+    gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: Any, fragment: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_dir(), bundle)
+    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    before = gateway.services.policy.revision, (bundle / "data.yaml").read_text()
+    resp = gateway.client.patch("/v1/policy/data", json=body, headers=_compliance_key(gateway))
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "policy_data_invalid"
+    assert fragment in resp.json()["error"]["message"]
+    assert (gateway.services.policy.revision, (bundle / "data.yaml").read_text()) == before
+
+
+def test_the_shipped_bundle_is_not_changed_in_place(gateway: Any) -> None:
+    resp = gateway.client.patch("/v1/policy/data", json={"thresholds": {"pii": 0.6}}, headers=gateway.auth("admin"))
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "policy_read_only"
+
+
+def test_evaluate_dry_run(gateway: Any) -> None:
+    doc = {
+        "principal": {"key_id": "k1", "tenant": "acme", "role": "requester"},
+        "stage": "output",
+        "request": {"id": "r1", "endpoint": "images.generations"},
+        "findings": [{"detector": "image_safety", "category": "sexual", "score": 0.5, "evidence": {}}],
+    }
+    assert (
+        gateway.client.post("/v1/policy/evaluate", json={"input": doc}, headers=_compliance_key(gateway)).status_code
+        == 403
+    )
+    resp = gateway.client.post("/v1/policy/evaluate", json={"input": doc}, headers=gateway.auth("admin"))
+    assert resp.status_code == 200, resp.text
+    decision = resp.json()["decision"]
+    assert decision["action"] == "escalate"
+    assert decision["obligations"]["review"] == {
+        "approvals": 1,
+        "priority": "high",
+        "deadline_s": 3600,
+        "category": "sexual",
+    }
+    assert decision["revision"] == gateway.services.policy.revision and decision["decision_id"]
+
+    for bad, fragment in [
+        ({"input": {**doc, "stage": "postscreen"}}, "input.stage must be one of"),
+        ({"input": {**doc, "findings": [{"detector": "x", "score": 2}]}}, "input.findings[0]"),
+        ({"input": {**doc, "principal": "admin"}}, "input.principal"),
+        ({"input": [doc]}, "input must be a JSON object"),
+        ({"nope": 1}, 'the body must be {"input"'),
+        ({"input": {**doc, "stage": "release", "approvals": "all"}}, "input.approvals"),
+    ]:
+        resp = gateway.client.post("/v1/policy/evaluate", json=bad, headers=gateway.auth("admin"))
+        assert resp.status_code == 400, bad
+        assert fragment in resp.json()["error"]["message"]
+    resp = gateway.client.post(
+        "/v1/policy/evaluate",
+        content=b"{not json",
+        headers={**gateway.auth("admin"), "content-type": "application/json"},
+    )
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_json"

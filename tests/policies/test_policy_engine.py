@@ -28,20 +28,35 @@ ROLES = ["requester", "supervisor", "auditor", "compliance", "admin"]
 ENDPOINTS = [
     "images.generations",
     "images.edits",
+    "chat.completions",
     "requests.read",
     "escalations.list",
     "escalations.decide",
+    "escalations.claim",
+    "reports.read",
+    "web.supervisor",
+    "web.legal",
     "protected.write",
     "audit.read",
     "keys.admin",
     "assets.read",
     "policy.admin",
+    "policy.data",
+    "policy.evaluate",
 ]
 PERMITTED = {
-    "requester": {"images.generations", "images.edits", "requests.read", "assets.read"},
-    "supervisor": {"escalations.list", "escalations.decide", "requests.read", "assets.read"},
-    "auditor": {"audit.read", "requests.read"},
-    "compliance": {"protected.write", "audit.read", "policy.admin"},
+    "requester": {"images.generations", "images.edits", "chat.completions", "requests.read", "assets.read"},
+    "supervisor": {
+        "escalations.list",
+        "escalations.decide",
+        "escalations.claim",
+        "requests.read",
+        "assets.read",
+        "web.supervisor",
+        "reports.read",
+    },
+    "auditor": {"audit.read", "requests.read", "web.legal", "reports.read"},
+    "compliance": {"protected.write", "audit.read", "policy.admin", "policy.data", "web.legal", "reports.read"},
     "admin": set(ENDPOINTS),
 }
 
@@ -253,7 +268,7 @@ def test_output_escalation_carries_review_obligation(engine: RegoEngine) -> None
     assert decision.action == "escalate"
     assert codes(decision) == ["output.protected_work"]
     assert decision.to_dict()["obligations"] == {
-        "review": {"approvals": 1, "priority": "normal", "category": "protected_work"}
+        "review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "protected_work"}
     }
     both = engine.decide(
         make_input("output", [finding("copyright", "protected_work", 0.9), finding("image_safety", "sexual", 0.5)])
