@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.db import Base, UTCDateTime
@@ -35,11 +35,16 @@ class AuditRecordRow(Base):
 
 
 class EscalationRow(Base):
-    """A request held for a human decision."""
+    """A request held for a human decision: the review queue's item.
+
+    ``status`` is the stored state; a ``claimed`` row whose lease has run out counts as pending (the
+    periodic sweep also puts it back). Approvals, comments and claims are rows of
+    ``escalation_events`` (``audit.escalations.EscalationEventRow``).
+    """
 
     __tablename__ = "escalations"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'approved', 'rejected', 'expired')", name="status"),
+        CheckConstraint("status IN ('pending', 'claimed', 'approved', 'rejected', 'expired')", name="status"),
         Index("ix_escalations_status_created_at", "status", "created_at"),
     )
 
@@ -54,3 +59,18 @@ class EscalationRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    # the queue (migration 0003)
+    requester_name: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(String(16), server_default="normal")
+    category: Mapped[str | None] = mapped_column(String(64), index=True)
+    approvals_required: Mapped[int] = mapped_column(Integer, server_default="1")
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline_missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_by_name: Mapped[str | None] = mapped_column(String(200))
+    lease_id: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    assigned_to: Mapped[str | None] = mapped_column(String(128))
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    prompt_masked: Mapped[str | None] = mapped_column(Text)

@@ -1,24 +1,32 @@
 """The append-only, hash-chained audit store.
 
-Every event is one row of ``audit_records``. A record's hash covers its position (``seq``), its
-metadata, the digest of its payload and the previous record's hash, so editing, deleting,
-inserting or reordering records breaks the chain (see :mod:`audit.verify`). Payloads are hashed
-separately so they can be deleted for retention without breaking verification.
+Every event is one row of ``audit_records``. A record's hash covers its position (``seq``), the
+previous record's hash and the *entry digest*: the hash of its metadata and of its payload's
+digest. Editing, deleting, inserting or reordering records breaks the chain (see
+:mod:`audit.verify`). Payloads are hashed separately so they can be deleted for retention without
+breaking verification, and the entry digest lets an evidence export prove the chain through
+another tenant's records without revealing anything about them.
+
+With a :class:`~audit.checkpoints.Checkpointer`, appends also sign the chain head now and then
+(same transaction, same lock). With a :class:`~audit.crypto.PromptCipher`, ``seal_prompt``
+encrypts raw prompts for the record.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.canonical import canonical_json, sha256_hex
+from audit.checkpoints import Checkpoint, Checkpointer
+from audit.crypto import PromptCipher
 from audit.db import write_lock
 from audit.models import AuditRecordRow
 
@@ -26,6 +34,9 @@ __all__ = [
     "GENESIS_HASH",
     "AuditRecord",
     "AuditStore",
+    "asset_entries",
+    "compute_entry_digest",
+    "compute_link_hash",
     "compute_record_hash",
     "format_timestamp",
 ]
@@ -42,6 +53,35 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def compute_entry_digest(
+    *,
+    id: str,
+    event_type: str,
+    request_id: str | None,
+    tenant: str | None,
+    created_at: datetime,
+    payload_digest: str,
+) -> str:
+    """sha256 hex of the RFC 8785 JSON of a record's own fields (everything but its place in the chain)."""
+    return sha256_hex(
+        canonical_json(
+            {
+                "id": id,
+                "event_type": event_type,
+                "request_id": request_id,
+                "tenant": tenant,
+                "created_at": format_timestamp(created_at),
+                "payload_digest": payload_digest,
+            }
+        )
+    )
+
+
+def compute_link_hash(*, seq: int, prev_hash: str, entry_digest: str) -> str:
+    """The record hash from its position, its predecessor's hash and its entry digest."""
+    return sha256_hex(canonical_json({"seq": seq, "prev_hash": prev_hash, "entry_digest": entry_digest}))
+
+
 def compute_record_hash(
     *,
     seq: int,
@@ -53,21 +93,16 @@ def compute_record_hash(
     payload_digest: str,
     prev_hash: str,
 ) -> str:
-    """sha256 hex of the RFC 8785 JSON of the record's chained fields (same on every backend)."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "seq": seq,
-                "id": id,
-                "event_type": event_type,
-                "request_id": request_id,
-                "tenant": tenant,
-                "created_at": format_timestamp(created_at),
-                "payload_digest": payload_digest,
-                "prev_hash": prev_hash,
-            }
-        )
+    """sha256 hex of RFC 8785 ``{seq, prev_hash, entry_digest}`` (same on every backend)."""
+    entry = compute_entry_digest(
+        id=id,
+        event_type=event_type,
+        request_id=request_id,
+        tenant=tenant,
+        created_at=created_at,
+        payload_digest=payload_digest,
     )
+    return compute_link_hash(seq=seq, prev_hash=prev_hash, entry_digest=entry)
 
 
 @dataclass(frozen=True)
@@ -100,12 +135,68 @@ class AuditRecord:
             record_hash=row.record_hash,
         )
 
+    @property
+    def entry_digest(self) -> str:
+        return compute_entry_digest(
+            id=self.id,
+            event_type=self.event_type,
+            request_id=self.request_id,
+            tenant=self.tenant,
+            created_at=self.created_at,
+            payload_digest=self.payload_digest,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (as exported and served by the API)."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "event_type": self.event_type,
+            "request_id": self.request_id,
+            "tenant": self.tenant,
+            "created_at": format_timestamp(self.created_at),
+            "payload": self.payload,
+            "payload_deleted": self.payload is None,
+            "payload_digest": self.payload_digest,
+            "prev_hash": self.prev_hash,
+            "record_hash": self.record_hash,
+        }
+
+
+def asset_entries(
+    record: AuditRecord, *, sha256: str | None = None, manifest_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The asset entries of a record's payload (``assets`` of a request, of a review) matching either key."""
+    payload = record.payload or {}
+    found = []
+    for entry in payload.get("assets") or ():
+        if not isinstance(entry, dict):
+            continue
+        wanted = sha256 is None and manifest_id is None
+        wanted = wanted or bool(sha256 and entry.get("sha256") == sha256)
+        wanted = wanted or bool(manifest_id and entry.get("manifest_id") == manifest_id)
+        if wanted:
+            found.append(entry)
+    return found
+
 
 class AuditStore:
     """Append and read audit records. Safe to share between threads and between processes."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        checkpointer: Checkpointer | None = None,
+        prompt_cipher: PromptCipher | None = None,
+    ) -> None:
         self._sessions = sessions
+        self.checkpointer = checkpointer
+        self.prompt_cipher = prompt_cipher
+
+    def seal_prompt(self, prompt: str) -> dict[str, str] | None:
+        """The raw prompt encrypted for the audit record, or None when prompts are not stored."""
+        return None if self.prompt_cipher is None else self.prompt_cipher.encrypt(prompt)
 
     def append(
         self,
@@ -155,7 +246,42 @@ class AuditStore:
                 ),
             )
             session.add(row)
+            if self.checkpointer is not None:
+                session.flush()
+                self.checkpointer.maybe(session, seq, row.record_hash, created_at)
             return AuditRecord.from_row(row)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current head now (None if the chain is empty or the head is already signed)."""
+        if self.checkpointer is None:
+            raise RuntimeError("no audit signing key is configured")
+        with self._sessions() as session, session.begin():
+            write_lock(session, _CHAIN_LOCK)
+            head = session.execute(
+                select(AuditRecordRow.seq, AuditRecordRow.record_hash).order_by(AuditRecordRow.seq.desc()).limit(1)
+            ).first()
+            if head is None:
+                return None
+            return self.checkpointer.create(session, head.seq, head.record_hash, datetime.now(UTC))
+
+    def find_asset(self, *, sha256: str | None = None, manifest_id: str | None = None) -> list[AuditRecord]:
+        """Records whose payload names an asset with this SHA-256 or C2PA manifest id, oldest first.
+
+        A text search over payloads narrowed by parsing: slow on huge logs, but independent of any
+        gateway table (and it finds nothing once a record's payload was deleted for retention).
+        """
+        needles = [n for n in (sha256, manifest_id) if n]
+        if not needles:
+            raise ValueError("give a sha256 or a manifest id")
+        escaped = [n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for n in needles]
+        query = (
+            select(AuditRecordRow)
+            .where(or_(*(AuditRecordRow.payload_json.like(f"%{e}%", escape="\\") for e in escaped)))
+            .order_by(AuditRecordRow.seq)
+        )
+        with self._sessions() as session:
+            records = [AuditRecord.from_row(row) for row in session.scalars(query)]
+        return [r for r in records if asset_entries(r, sha256=sha256, manifest_id=manifest_id)]
 
     def get(self, seq: int) -> AuditRecord | None:
         with self._sessions() as session:
@@ -191,6 +317,27 @@ class AuditStore:
         query = query.order_by(AuditRecordRow.seq.desc()).limit(limit)
         with self._sessions() as session:
             return [AuditRecord.from_row(row) for row in session.scalars(query)]
+
+    def between(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenant: str | None = None,
+        batch: int = 5_000,
+    ) -> Iterator[AuditRecord]:
+        """Records with ``start <= created_at < end`` (and of ``tenant``), oldest first, streamed."""
+        query = select(AuditRecordRow)
+        if start is not None:
+            query = query.where(AuditRecordRow.created_at >= start)
+        if end is not None:
+            query = query.where(AuditRecordRow.created_at < end)
+        if tenant is not None:
+            query = query.where(AuditRecordRow.tenant == tenant)
+        query = query.order_by(AuditRecordRow.seq).execution_options(yield_per=batch)
+        with self._sessions() as session:
+            for row in session.scalars(query):
+                yield AuditRecord.from_row(row)
 
     def head(self) -> AuditRecord | None:
         """The newest record, or None for an empty chain."""

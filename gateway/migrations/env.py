@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import audit.checkpoint_models
 import audit.escalations
 import audit.models  # noqa: F401
 import gateway.models  # noqa: F401
