@@ -20,11 +20,22 @@ code should treat it as a measurement, not a verdict.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["INVISIBLE_CHARS", "NormalizedText", "fold_map", "normalize_text"]
+__all__ = [
+    "INVISIBLE_CHARS",
+    "NormalizedText",
+    "ScreenView",
+    "fold_leet",
+    "fold_map",
+    "join_spaced",
+    "normalize_text",
+    "rot13",
+    "screen_views",
+]
 
 
 def _invisible() -> frozenset[str]:
@@ -154,3 +165,264 @@ def normalize_text(text: str) -> NormalizedText:
         starts=tuple(f_starts),
         ends=tuple(f_ends),
     )
+
+
+# ---------------------------------------------------------------- screening views
+#
+# `normalize_text` undoes look-alike characters. Text detectors also need to see through
+# spaced-out letters ("k i l l"), leetspeak ("k1ll") and payloads encoded in base64, hex or
+# rot13. `screen_views` returns every reading of a text worth screening; a text detector runs
+# over all of them and keeps the strongest measurement, naming the view it came from.
+
+_LEET: dict[str, str] = {
+    "0": "o",
+    "1": "i",
+    "3": "e",
+    "4": "a",
+    "5": "s",
+    "7": "t",
+    "8": "b",
+    "9": "g",
+    "@": "a",
+    "$": "s",
+    "!": "i",
+    "|": "l",
+    "+": "t",
+}
+# A run of at least three single letters (or leet characters) each separated by one separator.
+_SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|,·•])(?:[^\W\d_][ .\-_*/|,·•]){1,}[^\W\d_](?![^\W_])")
+_LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*|[a-z0-9@$!|+]*[@$!|+][a-z0-9@$!|+]*")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX = re.compile(r"(?<!\w)[0-9a-fA-F]{2}(?:[ :]?[0-9a-fA-F]{2}){7,}(?!\w)")
+_CJK_GAP = re.compile(
+    r"(?<=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])[ \u3000]+(?=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])"
+)
+_ROT13_HINT = re.compile(r"rot[\s\-_]?13|caesar|ebg13|ebg[\s\-_]?13")
+_WORD = re.compile(r"[a-z]+")
+#: Common English words: a text that reads as English rarely needs a rot13 reading.
+_COMMON = frozenset(
+    (  # noqa: SIM905 - a word list reads better as one string
+        "the be to of and a in that have i it for not on with he as you do at this but his by from they we "
+        "say her she or an will my one all would there their what so up out if about who get which go me when "
+        "make can like time no just him know take people into year your good some could them see other than "
+        "then now look only come its over think also back after use two how our work first well way even new "
+        "want because any these give day most us is are was were been has had how write tell please explain "
+        "describe create image photo picture draw painting generate show me "
+    ).split()
+)
+_MAX_DEPTH = 2
+_MAX_PAYLOADS = 8
+
+
+@dataclass(frozen=True)
+class ScreenView:
+    """One reading of a text: the normalized text of the reading, what produced it, and where.
+
+    `source` is "text" (the text itself), "spaced" (spaced-out letters joined), "leet"
+    (leetspeak folded), or "base64", "hex", "rot13" (a decoded payload; nested payloads read
+    "base64>hex" and so on). `span` is the part of the original text the view comes from.
+    """
+
+    source: str
+    normalized: NormalizedText
+    span: tuple[int, int]
+
+    @property
+    def text(self) -> str:
+        return self.normalized.text
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a span of `text` back to the original text; a decoded payload maps to its whole span."""
+        if self.source in ("text", "spaced", "leet"):
+            return self.normalized.to_original(start, end)
+        return self.span
+
+
+def _rebuild(base: NormalizedText, pieces: list[tuple[int, int, str]], transform: str) -> NormalizedText:
+    """Replace spans `[s, e)` of `base.text` by strings; positions of replacements span the replaced text."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for s, e, repl in sorted(pieces):
+        if s < pos:
+            continue  # overlaps a piece already replaced
+        chars.extend(base.text[pos:s])
+        starts.extend(base.starts[pos:s])
+        ends.extend(base.ends[pos:s])
+        o_start, o_end = base.starts[s], base.ends[e - 1]
+        for k, ch in enumerate(repl):
+            # keep 1:1 positions where the lengths agree (leetspeak), otherwise span the whole run
+            if len(repl) == e - s:
+                chars.append(ch)
+                starts.append(base.starts[s + k])
+                ends.append(base.ends[s + k])
+            else:
+                chars.append(ch)
+                starts.append(o_start)
+                ends.append(o_end)
+        pos = e
+    chars.extend(base.text[pos:])
+    starts.extend(base.starts[pos:])
+    ends.extend(base.ends[pos:])
+    return NormalizedText(
+        text="".join(chars),
+        original=base.original,
+        transforms=base.transforms | {transform},
+        starts=tuple(starts),
+        ends=tuple(ends),
+    )
+
+
+def join_spaced(n: NormalizedText) -> NormalizedText:
+    """Join runs of single letters separated by single separators: "b o m b" -> "bomb"."""
+    pieces: list[tuple[int, int, str]] = []
+    for m in _SPACED.finditer(n.text):
+        letters = re.sub(r"[^\w]|_", "", m.group(0))
+        start = m.start()
+        if letters[0] in "ai" and len(letters) >= 5:
+            # "a b o m b": an English article or pronoun before a spelled-out word stays a word
+            letters, start = letters[1:], start + 2
+        pieces.append((start, m.end(), letters))
+    for m in _CJK_GAP.finditer(n.text):
+        # Japanese and Chinese put no spaces between words: a space between two ideographs or kana is padding
+        pieces.append((m.start(), m.end(), ""))
+    if not pieces:
+        return n
+    return _rebuild(n, pieces, "spacing")
+
+
+def fold_leet(n: NormalizedText) -> NormalizedText:
+    """Fold leetspeak inside words that mix letters with digits or symbols: "m3th" -> "meth".
+
+    Pure numbers ("2024") and pure words are left alone; positions stay one to one.
+    """
+    pieces: list[tuple[int, int, str]] = []
+    for m in _LEET_TOKEN.finditer(n.text):
+        token = m.group(0)
+        if not any(c in _LEET for c in token) or len(token) < 2:
+            continue
+        if not any(c.isalpha() for c in token) and not any(c in "@$!|" for c in token):
+            continue
+        folded = "".join(_LEET.get(c, c) for c in token)
+        if folded != token:
+            pieces.append((m.start(), m.end(), folded))
+    if not pieces:
+        return n
+    return _rebuild(n, pieces, "leetspeak")
+
+
+def _printable_ratio(s: str) -> float:
+    if not s:
+        return 0.0
+    good = sum(1 for c in s if c.isprintable() or c in "\n\t\r")
+    return good / len(s)
+
+
+def _decode_text(data: bytes) -> str | None:
+    try:
+        s = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    s = s.strip()
+    if len(s) < 4 or _printable_ratio(s) < 0.95 or not any(c.isalpha() for c in s):
+        return None
+    return s
+
+
+def _decode_base64(token: str) -> str | None:
+    import base64
+    import binascii
+
+    raw = token.rstrip("=")
+    if len(raw) % 4 == 1 or raw.isalpha() or raw.isdigit():
+        return None  # impossible length, or a plain word / number
+    alt = "-" in raw or "_" in raw
+    padded = raw + "=" * (-len(raw) % 4)
+    try:
+        data = base64.urlsafe_b64decode(padded) if alt else base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _decode_text(data)
+
+
+def _decode_hex(token: str) -> str | None:
+    digits = re.sub(r"[ :]", "", token)
+    if len(digits) % 2:
+        digits = digits[:-1]
+    if digits.isdigit():
+        return None  # a long number, not a payload
+    try:
+        return _decode_text(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def rot13(text: str) -> str:
+    import codecs
+
+    return codecs.encode(text, "rot13")
+
+
+def _english_ratio(text: str) -> float:
+    words = _WORD.findall(text)
+    if not words:
+        return 0.0
+    return sum(1 for w in words if w in _COMMON) / len(words)
+
+
+def _payloads(text: str) -> list[tuple[str, int, int, str]]:
+    """(kind, start, end, decoded) for the encoded payloads in `text`."""
+    out: list[tuple[str, int, int, str]] = []
+    for m in _BASE64.finditer(text):
+        decoded = _decode_base64(m.group(0))
+        if decoded is not None:
+            out.append(("base64", m.start(), m.end(), decoded))
+    for m in _HEX.finditer(text):
+        decoded = _decode_hex(m.group(0).strip())
+        if decoded is not None:
+            out.append(("hex", m.start(), m.end(), decoded))
+    return out[:_MAX_PAYLOADS]
+
+
+def _variants(source: str, n: NormalizedText, span: tuple[int, int]) -> list[ScreenView]:
+    views = [ScreenView(source, n, span)]
+    spaced = join_spaced(n)
+    if spaced.text != n.text:
+        views.append(ScreenView("spaced" if source == "text" else f"{source}>spaced", spaced, span))
+    leet = fold_leet(spaced)
+    if leet.text != spaced.text:
+        views.append(ScreenView("leet" if source == "text" else f"{source}>leet", leet, span))
+    return views
+
+
+@lru_cache(maxsize=512)
+def screen_views(text: str) -> tuple[ScreenView, ...]:
+    """Every reading of `text` to screen: the normalized text, its spaced-letters-joined and
+    leetspeak-folded forms (when they differ), decoded base64/hex payloads (nested up to two
+    levels) and a rot13 reading when the text asks for one or reads as rot13 rather than English.
+    """
+    base = normalize_text(text)
+    views: list[ScreenView] = _variants("text", base, (0, len(text)))
+    whole = (0, len(text)) if text else (0, 0)
+
+    frontier: list[tuple[str, str, tuple[int, int]]] = [("", text, whole)]
+    for _ in range(_MAX_DEPTH):
+        nxt: list[tuple[str, str, tuple[int, int]]] = []
+        for prefix, body, outer in frontier:
+            for kind, s, e, decoded in _payloads(body):
+                source = f"{prefix}>{kind}" if prefix else kind
+                span = (s, e) if not prefix else outer
+                views.extend(_variants(source, normalize_text(decoded), span))
+                nxt.append((source, decoded, span))
+        frontier = nxt[:_MAX_PAYLOADS]
+        if not frontier:
+            break
+
+    lowered = base.text
+    if _WORD.search(lowered):
+        rotated = rot13(lowered)
+        if _ROT13_HINT.search(lowered) or (_english_ratio(lowered) < 0.15 and _english_ratio(rotated) >= 0.3):
+            n = normalize_text(rot13(text))
+            views.extend(_variants("rot13", n, whole))
+    return tuple(v for v in views if v.text)

@@ -69,6 +69,16 @@ def _offline_email_recognizer(language: str) -> Any:
     return OfflineEmailRecognizer(supported_language=language, name="EmailRecognizer")
 
 
+def _blank_engine(language: str) -> Any:
+    """A spaCy engine with a blank pipeline (tokenizer only): pattern recognizers, no NER model."""
+    import spacy
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": "blank"}])
+    engine.nlp = {language: spacy.blank(language)}  # type: ignore[assignment]
+    return engine
+
+
 def _drop_contained(results: list[Any]) -> list[Any]:
     """Drop a result lying inside another one that scores at least as high (e.g. the URL inside an
     e-mail address, the "date" inside a card number), as presidio-anonymizer does before redacting."""
@@ -91,12 +101,15 @@ class PresidioPII:
 
     `score_threshold` is a measurement floor only (to drop noise); the policy decides what a
     score means. With `resolve_overlaps` a result contained in a stronger one is dropped.
+    With `ner=False` only pattern recognizers run (no spaCy NER: no PERSON/LOCATION in English,
+    but about 4x faster). With `japanese=True` (default) Japanese recognizers are added
+    (`detectors.pii_ja`: My Number, phone, postal code, address, honorific-marked names).
     Presidio's analyzer is shared; calls are serialized with a lock because spaCy's vocabulary
     is mutated while parsing.
     """
 
     name = "pii"
-    version = "1.0.0"
+    version = "1.1.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -106,6 +119,8 @@ class PresidioPII:
         score_threshold: float = 0.0,
         model: str | None = None,
         resolve_overlaps: bool = True,
+        ner: bool = True,
+        japanese: bool = True,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError("score_threshold must be within [0, 1]")
@@ -117,6 +132,8 @@ class PresidioPII:
         self.entities: list[str] | None = list(entities) if entities is not None else None
         self.score_threshold = float(score_threshold)
         self.resolve_overlaps = resolve_overlaps
+        self.ner = bool(ner)
+        self.japanese = bool(japanese)
         self._analyzer: AnalyzerEngine | None = None
         self._lock = threading.Lock()
 
@@ -131,11 +148,18 @@ class PresidioPII:
                 "ner_model_configuration": _NER_CONFIGURATION,
             }
         )
-        nlp_engine = provider.create_engine()
+        nlp_engine = provider.create_engine() if self.ner else _blank_engine(self.language)
         registry = RecognizerRegistry(supported_languages=[self.language])
         registry.load_predefined_recognizers(languages=[self.language], nlp_engine=nlp_engine)
         registry.remove_recognizer("EmailRecognizer")
         registry.add_recognizer(_offline_email_recognizer(self.language))
+        if not self.ner:
+            registry.remove_recognizer("SpacyRecognizer")
+        if self.japanese:
+            from detectors.pii_ja import japanese_recognizers
+
+            for recognizer in japanese_recognizers(self.language):
+                registry.add_recognizer(recognizer)
         analyzer = AnalyzerEngine(
             registry=registry,
             nlp_engine=nlp_engine,

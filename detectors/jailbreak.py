@@ -1,0 +1,80 @@
+"""Jailbreak and prompt-injection attempts: instruction override, role-play framing, DAN-style
+templates, restriction removal and system-prompt extraction, in English and Japanese.
+
+Patterns (`detectors.lexicons.JAILBREAK`) run over every screening view of the text, so an
+override hidden in base64 or written with homoglyphs still counts. Each matched kind adds
+evidence; the score combines them as independent signals (1 - prod(1 - w)), so one role-play
+phrase alone stays low while "ignore previous instructions" or a DAN template scores high. A long
+text with several kinds (the typical in-the-wild jailbreak) gets a small length bonus.
+One finding, category "jailbreak", with the kinds found. The policy decides.
+"""
+
+from __future__ import annotations
+
+import re
+
+from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
+from detectors.lexicons import JAILBREAK
+from detectors.normalize import screen_views
+
+__all__ = ["Jailbreak"]
+
+
+class Jailbreak:
+    """Scores instruction-override, role-play and DAN-style prompts."""
+
+    name = "jailbreak"
+    version = "1.0.0"
+    modalities = frozenset({"text"})
+
+    def __init__(self, min_score: float = 0.2) -> None:
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError("min_score must be within [0, 1]")
+        self.min_score = float(min_score)
+        self._rules = [(re.compile(p), w, kind) for p, w, kind in JAILBREAK]
+
+    def load(self) -> None:
+        screen_views("warm up")
+
+    def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]:
+        if not isinstance(item, TextItem):
+            return []
+        if not item.text.strip():
+            return []
+        try:
+            views = screen_views(item.text)
+        except Exception as exc:
+            raise DetectorError(f"jailbreak: could not read the text: {exc}") from exc
+        best: dict[int, tuple[float, str, tuple[int, int] | None, str]] = {}
+        for view in views:
+            for i, (pattern, weight, kind) in enumerate(self._rules):
+                if i in best:
+                    continue
+                m = pattern.search(view.text)
+                if m is not None:
+                    span = view.to_original(m.start(), m.end()) if m.end() > m.start() else None
+                    best[i] = (weight, kind, span, view.source)
+        if not best:
+            return []
+        remaining = 1.0
+        kinds: dict[str, float] = {}
+        for weight, kind, _, _ in best.values():
+            remaining *= 1.0 - weight
+            kinds[kind] = max(kinds.get(kind, 0.0), weight)
+        score = 1.0 - remaining
+        if len(item.text) > 600 and len(kinds) >= 2:
+            score = min(1.0, score + 0.1)
+        if score < self.min_score:
+            return []
+        strongest = max(best.values(), key=lambda b: b[0])
+        views_used = sorted({b[3] for b in best.values()})
+        return [
+            Finding(
+                detector=self.name,
+                category="jailbreak",
+                score=round(score, 6),
+                explanation=f"jailbreak patterns: {', '.join(sorted(kinds))}",
+                evidence={"kinds": sorted(kinds), "views": views_used, "matches": len(best)},
+                span=strongest[2] if strongest[2] and strongest[2][1] > strongest[2][0] else None,
+            )
+        ]

@@ -1,0 +1,340 @@
+# ruff: noqa: E501 - one regex per line reads better than split string literals
+"""Term lexicons for the text detectors, written by this project (English and Japanese).
+
+Each entry is `(regex, weight)`. The regexes run over the *normalized* text of every screening
+view (NFKC, homoglyphs folded, casefolded; see `detectors.normalize.screen_views`), so they are
+lower case and need no look-alike alternatives. A weight of 0.8 or more is a strong term, enough
+on its own; a weaker term counts fully only next to a request cue ("how to", "step by step",
+"作り方", ...). English patterns start at a word boundary; Japanese ones do not (no spaces).
+
+The lists are deliberately short and readable: they are one signal, not the whole detector, and
+an admin adds their own terms through the policy's deny-list or custom categories.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CATEGORIES",
+    "INTENT_EN",
+    "INTENT_JA",
+    "JAILBREAK",
+    "LEXICON",
+    "MINORS",
+    "REAL_PERSON",
+]
+
+#: The built-in unsafe-content categories, in report order.
+CATEGORIES: tuple[str, ...] = (
+    "sexual",
+    "sexual_minors",
+    "violence",
+    "self_harm",
+    "weapons",
+    "drugs",
+    "hate",
+    "harassment",
+    "illicit",
+    "real_person",
+)
+
+B = r"(?<![a-z0-9])"  # word start for English terms
+
+LEXICON: dict[str, list[tuple[str, float]]] = {
+    "sexual": [
+        (B + r"(?:porn|porno|pornograph\w*|hentai|nsfw|xxx)(?![a-z])", 0.95),
+        (B + r"(?:nude|nudes|nudity|naked|topless|bottomless|unclothed|undressed)(?![a-z])", 0.9),
+        (B + r"(?:erotic\w*|sexually explicit|explicit sex\w*|sex scene|sexual intercourse|having sex)", 0.9),
+        (B + r"(?:genitals?|penis|vagina|vulva|nipples?|areola\w*|boobs|tits|clitoris|testicles)(?![a-z])", 0.9),
+        (B + r"(?:masturbat\w*|orgasm\w*|blowjob|handjob|cunnilingus|fellatio|ejaculat\w*|creampie)", 0.95),
+        (B + r"(?:no clothes|without (?:any )?cloth\w*|fully exposed|strip(?:ping|tease)|stripper)", 0.8),
+        (B + r"(?:fetish|bdsm|bondage|onlyfans|camgirl|escort service|prostitut\w*|sex work\w*)", 0.7),
+        (B + r"(?:sexy|seductive|sensual|lingerie|bikini|busty|cleavage|breasts?|buttocks|butt|thong)(?![a-z])", 0.5),
+        (B + r"(?:sex|sexual)(?![a-z])", 0.55),
+        (r"(?:ヌード|全裸|裸体|裸の|半裸|セックス|性行為|性交|ポルノ|エロ|アダルト動画|わいせつ|猥褻|卑猥|官能)", 0.9),
+        (r"(?:乳首|性器|陰部|おっぱい|パイパン|フェラ|オナニー|自慰|射精|18禁|r18|av女優)", 0.95),
+        (r"(?:下着姿|水着|セクシー|胸の谷間|色っぽ|誘惑)", 0.5),
+    ],
+    "sexual_minors": [
+        (B + r"(?:child porn\w*|csam|cp porn|lolicon|shotacon|pedophil\w*|paedophil\w*|child sexual abuse)", 1.0),
+        (r"(?:児童ポルノ|ロリコン|ショタコン|小児性愛|児童買春|援助交際)", 1.0),
+    ],
+    "violence": [
+        (B + r"(?:murder\w*|massacre\w*|behead\w*|decapitat\w*|dismember\w*|mutilat\w*|disembowel\w*)", 0.9),
+        (B + r"(?:tortur\w*|lynch\w*|genocide|ethnic cleansing|mass shooting|school shooting|assassinat\w*)", 0.9),
+        (B + r"(?:gore|gory|blood-soaked|bloodbath|corpses?|dead bod(?:y|ies)|severed head)(?![a-z])", 0.85),
+        (
+            B + r"(?:kill|killing|stab|stabbing|shoot|shooting|strangle|hurt|attack|beat up|poison|maim|injure)"
+            r" (?:a |an |the |my |his |her |their |all |some |as many )?"
+            r"(?:someone|somebody|people|person|him|her|them|man|woman|child|children|kid|kids|family|wife|husband"
+            r"|neighbou?r|boss|teacher|classmates?|students?|police|officers?|cops?|president|politician|crowd"
+            r"|civilians?|jews|muslims|christians|immigrants|humans?|others|everyone|victims?|witness\w*)(?![a-z])",
+            0.9,
+        ),
+        (B + r"(?:terror(?:ist)? attack\w*|terrorism|hostage\w*|kidnap\w*|abduct\w*|carjack\w*|arson)", 0.8),
+        (
+            B + r"(?:violent|violence|brutal\w*|bloody|blood|wounds?|slaughter\w*|execution|killing|killed)(?![a-z])",
+            0.45,
+        ),
+        (B + r"(?:weapon|gun|knife|fight|war|dead|death|die|kill|attack|assault\w*)(?![a-z])", 0.3),
+        (
+            r"(?:殺す|殺して|殺せ|殺害|殺し方|殺人|突き落と|虐殺|惨殺|刺し殺|撲殺|絞殺|斬首|首を切|拷問|なぶり殺|皆殺し|銃乱射|通り魔)",
+            0.9,
+        ),
+        (r"(?:血まみれ|死体|遺体|バラバラ|グロ|内臓|切断された)", 0.85),
+        (r"(?:テロ|誘拐|拉致|放火|人質|襲撃|暴行)", 0.8),
+        (r"(?:暴力|流血|傷つけ|殴る|殴り|襲う|血)", 0.45),
+    ],
+    "self_harm": [
+        (B + r"(?:suicid\w*|kill myself|end my (?:own )?life|take my (?:own )?life|self[- ]?harm\w*)", 0.9),
+        (B + r"(?:cut(?:ting)? myself|hang myself|slit my wrists?|overdos\w*|want to die|starve myself)", 0.9),
+        (B + r"(?:pro-?ana|thinspo\w*|purging|anorexi\w*|bulimi\w*)", 0.7),
+        (
+            r"(?:自殺|死にたい|自傷|リストカット|リスカ|首を吊|首吊り|飛び降り|オーバードーズ|過剰摂取|消えたい|自死)",
+            0.9,
+        ),
+    ],
+    "weapons": [
+        (
+            B
+            + r"(?:bombs?|explosives?|detonat\w*|ieds?|pipe bombs?|grenades?|molotov\w*|napalm|thermite|tatp|semtex)(?![a-z])",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:nerve agents?|sarin|vx gas|ricin|anthrax|botulinum|bioweapons?|biological weapons?|chemical weapons?)",
+            0.95,
+        ),
+        (
+            B + r"(?:nuclear weapons?|dirty bomb|radiological|weapons? of mass destruction|mustard gas|chlorine gas)",
+            0.9,
+        ),
+        (
+            B
+            + r"(?:ghost guns?|3d[- ]printed (?:gun|firearm)\w*|untraceable (?:gun|firearm)\w*|full[- ]auto\w*|silencers?|suppressors?)",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:guns?|firearms?|rifles?|pistols?|ammunition|ammo|weapons?|warfare|toxins?|nerve gas|poisons?)(?![a-z])",
+            0.45,
+        ),
+        (
+            r"(?:爆弾|爆発物|爆薬|起爆|火炎瓶|手榴弾|地雷|サリン|毒ガス|化学兵器|生物兵器|核兵器|神経ガス|リシン|炭疽菌)",
+            0.9,
+        ),
+        (r"(?:拳銃|銃器|銃を|銃の|散弾銃|ライフル|改造銃|密造銃|弾薬|武器|兵器|毒物)", 0.5),
+    ],
+    "drugs": [
+        (
+            B
+            + r"(?:meth|methamphetamine|crystal meth|cocaine|crack cocaine|heroin|fentanyl|carfentanil|mdma|ecstasy)(?![a-z])",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:lsd|ketamine|ghb|rohypnol|roofies?|date[- ]rape drugs?|opioids?|oxycodone|narcotics?|psilocybin|dmt)(?![a-z])",
+            0.7,
+        ),
+        (
+            B
+            + r"(?:drug (?:deal\w*|traffick\w*|lab|cartel\w*|smuggl\w*)|illegal drugs?|illicit drugs?|controlled substances?)",
+            0.85,
+        ),
+        (B + r"(?:drugs?|marijuana|cannabis|weed|pills)(?![a-z])", 0.35),
+        (
+            r"(?:覚醒剤|覚せい剤|シャブ|麻薬|コカイン|ヘロイン|大麻|危険ドラッグ|脱法ハーブ|違法薬物|幻覚剤|mdma|lsd|フェンタニル)",
+            0.85,
+        ),
+        (r"(?:薬物|ドラッグ|睡眠薬)", 0.45),
+    ],
+    "hate": [
+        (
+            B
+            + r"(?:nigg(?:er|a)s?|faggots?|kikes?|spics?|chinks?|wetbacks?|trann(?:y|ies)|retards?|sand ?niggers?|gooks?)(?![a-z])",
+            0.95,
+        ),
+        (
+            B
+            + r"(?:white supremac\w*|white power|neo-?nazi\w*|nazis?|heil hitler|master race|inferior races?|racial purity)(?![a-z])",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:hate speech|hateful|racist|racism|antisemit\w*|islamophob\w*|homophob\w*|transphob\w*|xenophob\w*|misogyn\w*|bigot\w*)",
+            0.7,
+        ),
+        (
+            B
+            + r"(?:incit\w* (?:hatred|violence)|promot\w* (?:hatred|hate|discrimination|racism)|dehumaniz\w*|subhuman|vermin)",
+            0.85,
+        ),
+        (B + r"(?:discriminat\w*|stereotyp\w*|inferior|slur\w*)", 0.45),
+        (
+            r"(?:ヘイト|劣等民族|劣等人種|民族浄化|人種差別|差別発言|差別的|(?:人|民族|外国人|在日|移民)\S{0,8}ゴキブリ|チョン|シナ人|土人|ナチス|ホロコーストは嘘)",
+            0.85,
+        ),
+        (r"(?:出て行け|出ていけ|国へ帰れ|差別)", 0.5),
+    ],
+    "harassment": [
+        (
+            B
+            + r"(?:harass\w*|cyberbull\w*|bully\w*|stalk\w*|doxx?\w*|intimidat\w*|humiliat\w*|blackmail\w*|extort\w*)",
+            0.8,
+        ),
+        (B + r"(?:threaten\w*|threats?|death threats?|revenge porn|defam\w*|slander\w*|libel\w*|smear campaign)", 0.8),
+        (B + r"(?:insult\w*|mock\w*|ridicul\w*|troll\w*|shame|spread (?:false )?rumou?rs?|body[- ]sham\w*)", 0.45),
+        (
+            r"(?:嫌がらせ|いじめ|誹謗中傷|脅迫|脅す|恫喝|ストーカー|つきまと|晒す|晒し|晒して|リベンジポルノ|名誉毀損|死ね|ネットリンチ)",
+            0.85,
+        ),
+        (r"(?:悪口|馬鹿にする|侮辱|罵倒|中傷|デマを流)", 0.5),
+    ],
+    "illicit": [
+        (
+            B
+            + r"(?:hack\w*|exploit\w*|malware|ransomware|keylogger\w*|spyware|rootkit\w*|trojan\w*|botnet\w*|ddos|phishing)",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:sql injection|zero[- ]day|backdoor|brute[- ]forc\w*|crack (?:a |the )?passwords?|bypass (?:security|authentication|antivirus))",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:steal\w*|stole|stolen|theft|shoplift\w*|burglar\w*|rob (?:a|the)|robbery|pickpocket\w*|pick a lock|break into)",
+            0.8,
+        ),
+        (
+            B
+            + r"(?:fraud\w*|scam\w*|counterfeit\w*|forge(?:d|ry)?|launder\w*|embezzl\w*|insider trading|ponzi|pyramid scheme)",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:tax evasion|evade taxes|bribe\w*|briber\w*|smuggl\w*|traffick\w*|identity theft|credit card (?:fraud|numbers?))",
+            0.85,
+        ),
+        (
+            B
+            + r"(?:without (?:getting )?(?:caught|detected|detection)|evade (?:the )?(?:police|law enforcement|detection)|cover up)",
+            0.7,
+        ),
+        (
+            B + r"(?:fake news|misinformation|disinformation|propaganda|conspiracy theor\w*|fake reviews?|plagiari\w*)",
+            0.7,
+        ),
+        (B + r"(?:illegal\w*|illicit|unlawful\w*|cheat\w*|virus|piracy|pirat\w*|manipulat\w*|exploitation)", 0.45),
+        (
+            B
+            + r"(?:infiltrat\w*|tamper\w*|skimm\w*|coerc\w*|without (?:their |the user'?s? |user |her |his )?consent|false information)",
+            0.8,
+        ),
+        (
+            B
+            + r"(?:crimes?|criminal\w*|spy|spies|spying|surveil\w*|chaos|panic|disrupt\w*|hoax\w*|persuasive (?:article|essay|post))(?![a-z])",
+            0.5,
+        ),
+        (
+            r"(?:ハッキング|ハック|不正アクセス|悪用|マルウェア|ランサムウェア|ウイルスを作|フィッシング|ddos|キーロガー|バックドア)",
+            0.85,
+        ),
+        (
+            r"(?:詐欺|振り込め|オレオレ|盗む|盗み|盗ん|窃盗|万引き|空き巣|強盗|偽造|偽札|マネーロンダリング|資金洗浄|脱税|密輸|横領|贈賄|賄賂|闇バイト|なりすまし|不正に入手|ピッキング)",
+            0.85,
+        ),
+        (r"(?:違法|不正|犯罪|捕まらない|バレない|デマ|フェイクニュース|脆弱性|侵入)", 0.45),
+    ],
+    "real_person": [],  # derived: a person reference next to sexual or defamatory content
+}
+
+#: Words that place a minor in the text; with sexual content they raise `sexual_minors`.
+MINORS: tuple[str, ...] = (
+    B + r"(?:child|children|kids?|minors?|underage|under-age|preteens?|pre-teens?|teens?|teenagers?|toddlers?|infants?"
+    r"|schoolgirls?|schoolboys?|little (?:girl|boy)s?|young (?:girl|boy)s?|loli|shota|\d{1,2}[- ]?(?:yo|year[- ]old))(?![a-z])",
+    r"(?:児童|子供|子ども|幼児|小学生|中学生|未成年|幼女|少女|少年|女子中学生|女子小学生|jc|js)",
+)
+
+#: Words that point at a real, identifiable person (a named person is left to `protected_names`).
+REAL_PERSON: tuple[str, ...] = (
+    B + r"(?:celebrit\w*|famous (?:actor|actress|singer|person|people)|actress|politician|president|prime minister"
+    r"|real person|my (?:ex|coworker|classmate|neighbou?r|teacher|boss)|deepfake\w*)(?![a-z])",
+    r"(?:有名人|芸能人|女優|俳優|アイドル|政治家|首相|大統領|実在の人物|元カノ|元彼|同僚|ディープフェイク)",
+)
+
+#: Request cues: a weak term next to one of these counts as a request for harmful content.
+INTENT_EN = (
+    B + r"(?:how (?:do|can|to|would|should|could)|steps?|step-by-step|instructions?|tutorial|guide|recipe|teach me"
+    r"|explain how|ways? to|write (?:a|an|me)|create (?:a|an)|generate|develop|design|provide|give me|detailed|plan"
+    r"|tips?|methods?|best way|easiest way|draw|photo of|picture of|image of|show me|make (?:a|an|me|some))"
+)
+INTENT_JA = (
+    r"(?:方法|作り方|やり方|手順|教えて|書いて|作成|詳しく|コツ|どうすれば|どうやって|仕方|描いて|画像|生成|作って)"
+)
+
+#: Jailbreak and prompt-injection patterns: (regex, weight, kind).
+JAILBREAK: list[tuple[str, float, str]] = [
+    (
+        B + r"(?:ignore|disregard|forget|override|bypass|skip|drop)\w* (?:all |any |every |your |the |these |my )*"
+        r"(?:previous|prior|above|earlier|preceding|original|initial|system|safety|content)?\s*"
+        r"(?:instructions?|rules?|prompts?|guidelines?|directives?|polic(?:y|ies)|restrictions?|filters?|programming|constraints?)",
+        0.9,
+        "instruction_override",
+    ),
+    (
+        B + r"(?:new instructions?|from now on|starting now|you (?:must|will) now|your new (?:role|task|rules?))",
+        0.5,
+        "instruction_override",
+    ),
+    (
+        B
+        + r"(?:do anything now|dan mode|developer mode|dev mode|jailbr[eo]a?k\w*|god mode|unfiltered mode|evil mode|stan|dude|anti-?dan|aim)(?![a-z])",
+        0.8,
+        "dan_template",
+    ),
+    (B + r"(?:dan)(?![a-z])", 0.5, "dan_template"),
+    (
+        B + r"(?:no|without|free (?:of|from)|not bound by|break free of|broken free of|beyond) (?:any )?"
+        r"(?:restrictions?|limitations?|filters?|censorship|rules|guidelines|ethic\w*|moral\w*|boundaries|constraints)",
+        0.75,
+        "restriction_removal",
+    ),
+    (
+        B + r"(?:uncensored|unfiltered|unrestricted|amoral|unethical ai|no morals|without morals)",
+        0.75,
+        "restriction_removal",
+    ),
+    (
+        B
+        + r"(?:pretend (?:to be|you are|you're)|act as (?:an? |my )?|role-?play\w*|you are (?:now )?(?:an? )?(?:ai|assistant|character|chatbot) (?:called|named)"
+        r"|stay in character|in character|simulate\w*|imagine you are|you are going to (?:act|pretend)|hypothetical(?:ly)?|opposite mode)",
+        0.5,
+        "role_play",
+    ),
+    (
+        B
+        + r"(?:(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:your |the )?(?:system prompt|initial prompt|hidden prompt|instructions|prompt above|original prompt)"
+        r"|what (?:is|are|was|were) your (?:system )?(?:prompt|instructions))",
+        0.85,
+        "prompt_extraction",
+    ),
+    (B + r"(?:openai|anthropic|content) polic(?:y|ies)", 0.45, "restriction_removal"),
+    (
+        B
+        + r"(?:two (?:different )?responses|respond (?:twice|in two ways)|\[🔓|\[🔒|classic\b.*jailbreak|normal response and)",
+        0.7,
+        "dan_template",
+    ),
+    (
+        r"(?:以前の指示|これまでの指示|上記の指示|前の指示|すべての指示|全ての指示|ルールを無視|指示を無視|制約を無視|命令を無視|設定を無視)",
+        0.9,
+        "instruction_override",
+    ),
+    (
+        r"(?:制限なし|制限のない|制限を解除|検閲なし|フィルターを無視|倫理を無視|倫理的な制約|脱獄|ジェイルブレイク|開発者モード)",
+        0.8,
+        "restriction_removal",
+    ),
+    (r"(?:なりきって|ロールプレイ|のふりをして|演じて|になりきり|として振る舞)", 0.5, "role_play"),
+    (r"(?:システムプロンプト|初期プロンプト|隠された指示)", 0.8, "prompt_extraction"),
+]

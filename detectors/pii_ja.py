@@ -1,0 +1,125 @@
+"""Japanese personal-data recognizers for Presidio (pattern based, no model).
+
+- `JP_MY_NUMBER`: the 12-digit individual number, accepted only when its check digit is right.
+- `JP_PHONE_NUMBER`: fixed-line, mobile (070/080/090), IP (050) and +81 numbers.
+- `JP_POSTAL_CODE`: 〒123-4567, or 123-4567 next to 郵便番号.
+- `JP_ADDRESS`: a prefecture followed by a city, ward, town or village and the rest of the address.
+- `JP_PERSON`: a name written in kanji/kana directly before an honorific (さん, 様, 氏, 先生, ...)
+  or after a label (氏名, 名前, お名前). Without a Japanese NER model this finds only names that
+  are marked that way; it is a pattern, and its score says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["PREFECTURES", "japanese_recognizers", "my_number_valid"]
+
+PREFECTURES: tuple[str, ...] = (
+    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
+    "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県",
+    "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県",
+    "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県",
+    "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
+)  # fmt: skip
+
+_KANJI = r"[\u4e00-\u9fff\u3005]"
+_KANA = r"[\u3041-\u3096\u30a1-\u30fa\u30fc]"
+_ADDR = r"(?:[\u4e00-\u9fff\u30a1-\u30fa\u30fc0-9０-９\-－‐ー−]|丁目|番地|の|ケ|ヶ)"
+
+
+def my_number_valid(digits: str) -> bool:
+    """The check digit of a 12-digit My Number (individual number)."""
+    d = re.sub(r"\D", "", digits)
+    if len(d) != 12 or len(set(d)) == 1:
+        return False
+    body = [int(c) for c in d[:11]]
+    total = 0
+    for n in range(1, 12):
+        p = body[11 - n]
+        q = n + 1 if n <= 6 else n - 5
+        total += p * q
+    rem = total % 11
+    check = 0 if rem <= 1 else 11 - rem
+    return check == int(d[11])
+
+
+def japanese_recognizers(language: str) -> list[Any]:
+    """Presidio recognizers for Japanese personal data, registered under `language`."""
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    # Class names must not clash with presidio's own: its loader finds recognizer classes by name.
+    class MamoriJpMyNumberRecognizer(PatternRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return my_number_valid(pattern_text)
+
+    class MamoriJpPhoneRecognizer(PatternRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            digits = re.sub(r"\D", "", pattern_text)
+            if digits.startswith("81"):
+                digits = "0" + digits[2:]
+            return len(digits) == (11 if re.match(r"0[5-9]0", digits) else 10)
+
+    prefectures = "|".join(PREFECTURES)
+    return [
+        MamoriJpMyNumberRecognizer(
+            supported_entity="JP_MY_NUMBER",
+            name="JpMyNumberRecognizer",
+            supported_language=language,
+            patterns=[Pattern("my_number", r"(?<!\d)\d{4}[- ]?\d{4}[- ]?\d{4}(?!\d)", 0.5)],
+            context=["マイナンバー", "個人番号", "my number"],
+        ),
+        MamoriJpPhoneRecognizer(
+            supported_entity="JP_PHONE_NUMBER",
+            name="JpPhoneRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern("jp_mobile", r"(?<![\d-])0[5-9]0-?\d{4}-?\d{4}(?![\d-])", 0.75),
+                Pattern("jp_fixed", r"(?<![\d-])0\d{1,4}-\d{1,4}-\d{3,4}(?![\d-])", 0.7),
+                Pattern("jp_fixed_paren", r"(?<![\d-])0\d{1,4}\(\d{1,4}\)\d{3,4}(?![\d-])", 0.7),
+                Pattern("jp_intl", r"\+81[- ]?\d{1,4}[- ]?\d{1,4}[- ]?\d{3,4}(?![\d-])", 0.8),
+            ],
+            context=["電話", "tel", "携帯", "連絡先", "phone"],
+        ),
+        PatternRecognizer(
+            supported_entity="JP_POSTAL_CODE",
+            name="JpPostalCodeRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern("jp_postal_mark", r"〒\s?\d{3}-?\d{4}(?!\d)", 0.9),
+                Pattern("jp_postal", r"(?<![\d-])\d{3}-\d{4}(?![\d-])", 0.1),
+            ],
+            context=["郵便番号", "〒", "住所"],
+        ),
+        PatternRecognizer(
+            supported_entity="JP_ADDRESS",
+            name="JpAddressRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "jp_address",
+                    rf"(?:{prefectures}){_ADDR}{{0,12}}?(?:市|区|町|村|郡){_ADDR}{{0,30}}",
+                    0.7,
+                )
+            ],
+            context=["住所", "所在地", "在住"],
+        ),
+        PatternRecognizer(
+            supported_entity="JP_PERSON",
+            name="JpPersonRecognizer",
+            supported_language=language,
+            patterns=[
+                Pattern(
+                    "jp_name_honorific",
+                    rf"{_KANJI}{{1,3}}[ \u3000]?(?:{_KANJI}|{_KANA}){{1,4}}(?=さん|様|さま|氏|先生|くん|君|ちゃん)",
+                    0.55,
+                ),
+                Pattern(
+                    "jp_name_label",
+                    rf"(?<=氏名[:：]|名前[:：]|お名前[:：]|氏名は|名前は)\s?{_KANJI}{{1,3}}[ \u3000]?(?:{_KANJI}|{_KANA}){{1,4}}",  # noqa: E501
+                    0.7,
+                ),
+            ],
+        ),
+    ]
