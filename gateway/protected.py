@@ -12,6 +12,7 @@ from PIL.Image import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.blobs import BlobStore
 from detectors.copyright import ProtectedIndex, WorkHash, work_hashes
 from gateway.models import ProtectedHashRow, ProtectedWorkRow
 
@@ -37,8 +38,9 @@ class ProtectedWork:
 
 
 class ProtectedRegistry:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], blobs: BlobStore | None = None) -> None:
         self._sessions = sessions
+        self.blobs = blobs  # when set, the work's bytes are kept so reviewers can see it side by side (issue 5)
         self._lock = threading.Lock()
         self._revision: tuple[int, int] | None = None
         self._index = ProtectedIndex.from_hashes([])
@@ -47,6 +49,8 @@ class ProtectedRegistry:
         work_id = "pw_" + uuid.uuid4().hex
         hashes = work_hashes(work_id, tenant, image)
         digest = hashlib.sha256(data).hexdigest()
+        if self.blobs is not None:
+            self.blobs.put(data)  # content-addressed: the blob's digest is the work's sha256
         with self._sessions.begin() as session:
             session.add(
                 ProtectedWorkRow(
