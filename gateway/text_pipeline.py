@@ -1,0 +1,693 @@
+"""The governed text path (chat completions): prescreen → decide → generate → output rails → decide → audit.
+
+Like the image path (`gateway.pipeline`), every fault fails closed and the trace becomes one audit
+record. Text carries no C2PA manifest: the record holds the SHA-256 of what the client received
+(and of what the model generated), never the text itself.
+
+Output rails are the text detectors (`svc.prescreen_detectors`: deny-list and PII) run at stage
+"output", with the policy bundle's terms plus `settings.text_output_terms`, and the policy decides.
+
+Streaming: generation runs on the generator pool and feeds an asyncio queue one token at a time.
+Mamori holds back a window of `settings.stream_window_tokens` tokens; when the window is full the
+rails run on the whole text so far (so a term split across windows is still caught) and, if the
+policy allows, the vetted text is released up to its last word boundary (a trailing partial word
+waits, so half a term or half an e-mail address is not sent on its own). When the policy blocks,
+or anything fails, the stream ends with `finish_reason: "content_filter"` and nothing unvetted has
+left. The audit record is written once, when the stream ends (also when the client goes away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+
+from detectors.base import DetectionContext, Finding, TextItem
+from gateway.keys import Principal
+from gateway.pipeline import (
+    StageFault,
+    _context,
+    _merge_reasons,
+    _revision,
+    _run_detector,
+    _system_decision,
+    decide,
+    in_pool,
+    summarize,
+)
+from gateway.policy import Decision
+from gateway.redaction import redact_text
+from gateway.services import Services
+from gateway.trace import Trace
+from generators.transformers_text import TextCompletion, TextGenerator
+
+ENDPOINT = "chat.completions"
+SCREENED_ROLES = frozenset({"system", "user"})
+"""Roles whose messages are prescreened. Assistant turns are earlier model outputs, not instructions."""
+
+Status = Literal["released", "refused"]
+_BOUNDARY = frozenset(" \t\r\n\u3000\u3001\u3002\uff01\uff1f")
+"""Where a vetted stream may be cut: whitespace and CJK sentence punctuation."""
+
+
+@dataclass
+class ChatJob:
+    messages: list[dict[str, str]]  # {"role", "content"}, roles already normalized
+    max_tokens: int
+    temperature: float
+    seed: int
+    stream: bool
+
+
+@dataclass
+class ChatOutcome:
+    status: Status
+    http_status: int
+    mamori: dict[str, Any]
+    text: str = ""
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    refusal_message: str | None = None
+
+
+@dataclass
+class Prescreened:
+    decision: Decision
+    findings: list[Finding]
+    messages: list[dict[str, str]]  # redacted where the policy said so
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def messages_sha256(messages: Sequence[Mapping[str, str]]) -> str:
+    canonical = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False, separators=(",", ":"))
+    return sha256_text(canonical)
+
+
+def note_request(trace: Trace, job: ChatJob, *, model: str | None, user: str | None) -> None:
+    """What the audit record says about the request: sizes and hashes, never the text."""
+    trace.request.update(
+        kind="chat",
+        model=model,
+        stream=job.stream,
+        max_tokens=job.max_tokens,
+        temperature=job.temperature,
+        seed=job.seed,
+        messages=len(job.messages),
+        roles=[m["role"] for m in job.messages],
+        messages_sha256=messages_sha256(job.messages),
+        prompt_chars=sum(len(m["content"]) for m in job.messages),
+        user_sha256=hashlib.sha256(user.encode()).hexdigest()[:32] if user else None,
+    )
+
+
+def text_generator(svc: Services) -> TextGenerator:
+    generator = svc.text_generator
+    if generator is None:  # the route checks first; this keeps the type narrow
+        raise RuntimeError("no text generator is configured")
+    return generator
+
+
+def generator_info(svc: Services) -> dict[str, Any]:
+    generator = text_generator(svc)
+    return {"name": generator.name, "version": generator.version, "kind": "text"}
+
+
+def _request_doc(trace: Trace, job: ChatJob) -> dict[str, Any]:
+    return {
+        "id": trace.request_id,
+        "endpoint": trace.endpoint,
+        "modality": "text",
+        "stream": job.stream,
+        "messages": len(job.messages),
+        "prompt_chars": sum(len(m["content"]) for m in job.messages),
+        "max_tokens": job.max_tokens,
+    }
+
+
+def _final_action(decision: Decision) -> str:
+    """Text cannot be held for review yet: an escalation refuses, like a block."""
+    return "block" if decision.action in ("block", "escalate") else decision.action
+
+
+# ---------------------------------------------------------------- stages
+
+
+async def prescreen(svc: Services, trace: Trace, job: ChatJob) -> Prescreened:
+    """Every system and user message through the text detectors, then one prescreen decision."""
+    ctx = await _context(svc, trace, "prescreen")
+    per_message: list[list[Finding]] = []
+    for i, message in enumerate(job.messages):
+        found: list[Finding] = []
+        if message["role"] in SCREENED_ROLES and message["content"]:
+            item = TextItem(message["content"])
+            for detector in svc.prescreen_detectors:
+                found += await _run_detector(svc, trace, detector, [item], ctx)
+        trace.findings += [{**f.to_dict(), "stage": "prescreen", "message": i} for f in found]
+        per_message.append(found)
+    findings = [f for group in per_message for f in group]
+    decision = await decide(svc, trace, "prescreen", findings, _request_doc(trace, job))
+    messages = job.messages
+    if decision.action == "redact":
+        entities = decision.to_dict()["obligations"].get("redact", [])
+
+        def redact_all() -> list[dict[str, str]]:
+            return [
+                {**m, "content": redact_text(m["content"], per_message[i], entities)} if per_message[i] else m
+                for i, m in enumerate(job.messages)
+            ]
+
+        messages = await asyncio.to_thread(redact_all)
+        trace.request["prompt_redacted_for_generation"] = True
+    return Prescreened(decision, findings, messages)
+
+
+@dataclass
+class RailVerdict:
+    decision: Decision
+    findings: list[Finding]
+    view: str | None  # the text as it may be released (redacted where required); None when blocked
+
+
+class OutputRails:
+    """The text detectors at stage "output", then the policy; one call per window (or once)."""
+
+    def __init__(self, svc: Services, trace: Trace, job: ChatJob) -> None:
+        self.svc = svc
+        self.trace = trace
+        self.request_doc = _request_doc(trace, job)
+        self.checks = 0
+        self._ctx: DetectionContext | None = None
+
+    async def _context(self) -> DetectionContext:
+        if self._ctx is None:
+            base = await _context(self.svc, self.trace, "output")
+            terms = [*base.resources.get("terms", []), *self.svc.settings.text_output_terms]
+            self._ctx = DetectionContext(
+                request_id=base.request_id,
+                tenant=base.tenant,
+                stage="output",
+                resources={**base.resources, "terms": terms},
+            )
+        return self._ctx
+
+    async def check(self, text: str, *, final: bool) -> RailVerdict:
+        """Raises StageFault when a detector fails; a policy failure comes back as a system block."""
+        ctx = await self._context()
+        item = TextItem(text)
+        findings: list[Finding] = []
+        for detector in self.svc.prescreen_detectors:
+            findings += await _run_detector(self.svc, self.trace, detector, [item], ctx)
+        doc = {**self.request_doc, "window": self.checks, "final": final, "output_chars": len(text)}
+        decision = await decide(self.svc, self.trace, "output", findings, doc, index=self.checks)
+        self.checks += 1
+        action = _final_action(decision)
+        if action == "block":
+            return RailVerdict(decision, findings, None)
+        if action == "redact":
+            entities = decision.to_dict()["obligations"].get("redact")
+            view = await asyncio.to_thread(redact_text, text, findings, entities)
+            return RailVerdict(decision, findings, view)
+        return RailVerdict(decision, findings, text)
+
+
+def _text_asset(
+    *, status: str, released: str, generated: str, finish_reason: str | None, completion_tokens: int
+) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "mime": "text/plain",
+        "status": status,
+        "sha256": sha256_text(released),
+        "released_chars": len(released),
+        "generated_sha256": sha256_text(generated),
+        "generated_chars": len(generated),
+        "finish_reason": finish_reason,
+        "completion_tokens": completion_tokens,
+    }
+
+
+class _Ledger:
+    """Decisions and findings of one request, and how it ends (mamori object, trace, request row)."""
+
+    def __init__(self, svc: Services, trace: Trace, principal: Principal) -> None:
+        self.svc = svc
+        self.trace = trace
+        self.principal = principal
+        self.decisions: list[Decision] = []
+        self.findings: list[Finding] = []
+
+    def mamori(self, status: str, action: str) -> dict[str, Any]:
+        return {
+            "request_id": self.trace.request_id,
+            "status": status,
+            "decision": action,
+            "reasons": _merge_reasons(self.decisions),
+            "findings": summarize(self.findings),
+            "manifest_ids": [],
+            "policy_revision": _revision(self.svc),
+        }
+
+    def fault(self, stage: str, fault: StageFault) -> None:
+        self.decisions.append(_system_decision(self.svc, self.trace, stage, fault))
+
+    async def finish(self, status: Status, action: str) -> dict[str, Any]:
+        mamori = self.mamori(status, action)
+        self.trace.status, self.trace.decision = status, action
+        await asyncio.to_thread(
+            self.svc.requests.save,
+            request_id=self.trace.request_id,
+            tenant=self.principal.tenant,
+            key_id=self.principal.key_id,
+            endpoint=self.trace.endpoint,
+            status=status,
+            response_format="text",
+            mamori=mamori,
+            assets=[],
+        )
+        return mamori
+
+
+def _refusal(mamori: dict[str, Any]) -> str:
+    codes = ", ".join(r["code"] for r in mamori["reasons"]) or "policy"
+    return f"Request refused by Mamori policy ({codes})."
+
+
+def _start(svc: Services, trace: Trace) -> None:
+    trace.detectors = svc.detector_versions()
+    trace.generator = generator_info(svc)
+
+
+async def screen_request(svc: Services, trace: Trace, principal: Principal, job: ChatJob) -> Prescreened | ChatOutcome:
+    """The prescreen stage alone: a `Prescreened` to go on with, or the refusal (400) or fault (503)."""
+    _start(svc, trace)
+    ledger = _Ledger(svc, trace, principal)
+    try:
+        pre = await prescreen(svc, trace, job)
+    except StageFault as fault:
+        ledger.fault("prescreen", fault)
+        mamori = await ledger.finish("refused", "block")
+        return ChatOutcome("refused", 503, mamori, refusal_message=_refusal(mamori))
+    ledger.decisions.append(pre.decision)
+    ledger.findings += pre.findings
+    if _final_action(pre.decision) == "block":
+        mamori = await ledger.finish("refused", "block")
+        return ChatOutcome("refused", 400, mamori, refusal_message=_refusal(mamori))
+    return pre
+
+
+# ---------------------------------------------------------------- non-streaming
+
+
+async def run_chat(svc: Services, trace: Trace, principal: Principal, job: ChatJob, pre: Prescreened) -> ChatOutcome:
+    """Generate the whole answer, run the output rails once, decide."""
+    ledger = _Ledger(svc, trace, principal)
+    ledger.decisions.append(pre.decision)
+    ledger.findings += pre.findings
+    generator = text_generator(svc)
+
+    def work() -> TextCompletion:
+        return generator.complete(pre.messages, max_tokens=job.max_tokens, temperature=job.temperature, seed=job.seed)
+
+    completion: TextCompletion | None = None
+    try:
+        completion = await _generate(svc, trace, work)
+        verdict = await OutputRails(svc, trace, job).check(completion.text, final=True)
+    except StageFault as fault:
+        ledger.fault("output", fault)
+        generated = completion.text if completion else ""
+        trace.assets = [
+            _text_asset(status="refused", released="", generated=generated, finish_reason=None, completion_tokens=0)
+        ]
+        mamori = await ledger.finish("refused", "block")
+        return ChatOutcome("refused", 503, mamori, refusal_message=_refusal(mamori))
+    ledger.decisions.append(verdict.decision)
+    ledger.findings += verdict.findings
+    trace.findings += [{**f.to_dict(), "stage": "output"} for f in verdict.findings]
+    if verdict.view is None:
+        trace.assets = [
+            _text_asset(
+                status="refused",
+                released="",
+                generated=completion.text,
+                finish_reason="content_filter",
+                completion_tokens=completion.completion_tokens,
+            )
+        ]
+        mamori = await ledger.finish("refused", "block")
+        return ChatOutcome(
+            "refused",
+            400,
+            mamori,
+            refusal_message=_refusal(mamori),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+        )
+    action = "redact" if "redact" in (pre.decision.action, verdict.decision.action) else "allow"
+    trace.assets = [
+        _text_asset(
+            status="released",
+            released=verdict.view,
+            generated=completion.text,
+            finish_reason=completion.finish_reason,
+            completion_tokens=completion.completion_tokens,
+        )
+    ]
+    mamori = await ledger.finish("released", action)
+    return ChatOutcome(
+        "released",
+        200,
+        mamori,
+        verdict.view,
+        completion.finish_reason,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+    )
+
+
+async def _generate(
+    svc: Services, trace: Trace, work: Callable[[], TextCompletion], stage: str = "generate"
+) -> TextCompletion:
+    start = time.perf_counter()
+    try:
+        return await in_pool(svc.generator_pool, work, svc.settings.generation_timeout_s)
+    except TimeoutError as exc:
+        trace.fault("text_generator", "generate", "timeout")
+        raise StageFault("system.backend_timeout", "text_generator", "the text backend timed out") from exc
+    except Exception as exc:
+        trace.fault("text_generator", "generate", exc)
+        raise StageFault("system.backend_error", "text_generator", "the text backend failed") from exc
+    finally:
+        elapsed = time.perf_counter() - start
+        trace.add_timing(stage, elapsed)
+        svc.metrics.stage_seconds.labels(stage).observe(elapsed)
+
+
+# ---------------------------------------------------------------- image prompt expansion
+
+EXPAND_INSTRUCTION = (
+    "Rewrite the user's short instruction as one detailed prompt for an image generator: subject, setting, "
+    "style, lighting. Answer with the prompt only."
+)
+EXPAND_MAX_TOKENS = 96
+
+
+@dataclass
+class Expansion:
+    """The expanded prompt, or why there is none (a refusal at 400 or a fault at 503, with its mamori object)."""
+
+    prompt: str | None
+    http_status: int = 200
+    mamori: dict[str, Any] = field(default_factory=dict)
+
+
+async def expand_image_prompt(
+    svc: Services, trace: Trace, principal: Principal, instruction: str, seed: int, max_chars: int
+) -> Expansion:
+    """Let the text model turn a short instruction into a full image prompt.
+
+    The instruction is prescreened before the model sees it (and redacted where the policy says
+    so); the expanded prompt is then screened again by the image path's own prescreen. The audit
+    record notes both hashes; neither text is stored.
+    """
+    ledger = _Ledger(svc, trace, principal)
+    messages = [{"role": "system", "content": EXPAND_INSTRUCTION}, {"role": "user", "content": instruction}]
+    job = ChatJob(messages=messages, max_tokens=EXPAND_MAX_TOKENS, temperature=0.7, seed=seed, stream=False)
+    generator = text_generator(svc)
+    note: dict[str, Any] = {"generator": generator_info(svc), "instruction_sha256": sha256_text(instruction)}
+    trace.request["prompt_expansion"] = note
+
+    def refused(status: int) -> Expansion:
+        trace.status, trace.decision = "refused", "block"
+        return Expansion(None, status, ledger.mamori("refused", "block"))
+
+    try:
+        pre = await prescreen(svc, trace, job)
+    except StageFault as fault:
+        ledger.fault("prescreen", fault)
+        return refused(503)
+    ledger.decisions.append(pre.decision)
+    ledger.findings += pre.findings
+    if _final_action(pre.decision) == "block":
+        return refused(400)
+
+    def work() -> TextCompletion:
+        return generator.complete(pre.messages, max_tokens=job.max_tokens, temperature=job.temperature, seed=seed)
+
+    try:
+        completion = await _generate(svc, trace, work, stage="expand_prompt")
+    except StageFault as fault:
+        ledger.fault("expand_prompt", fault)
+        return refused(503)
+    expanded = " ".join(completion.text.split())[:max_chars]
+    if not expanded:
+        trace.fault("text_generator", "expand_prompt", "empty")
+        empty = StageFault("system.backend_error", "text_generator", "the prompt expansion came back empty")
+        ledger.fault("expand_prompt", empty)
+        return refused(503)
+    note.update(expanded_sha256=sha256_text(expanded), expanded_chars=len(expanded))
+    return Expansion(expanded)
+
+
+# ---------------------------------------------------------------- streaming
+
+
+@dataclass(frozen=True)
+class Released:
+    """Vetted text the client may have now."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last event: why the stream ended, token counts and the mamori object."""
+
+    finish_reason: str  # stop, length or content_filter
+    mamori: dict[str, Any]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class _StreamState:
+    generated: str = ""
+    sent: str = ""
+    tokens: int = 0
+    prompt_tokens: int = 0
+    finish_reason: str | None = None
+    closed: bool = False
+    verdicts: list[RailVerdict] = field(default_factory=list)
+
+
+def _cut(view: str, start: int) -> int:
+    """The end of the releasable part of `view`: just after its last boundary at or past `start`."""
+    for i in range(len(view) - 1, start - 1, -1):
+        if view[i] in _BOUNDARY:
+            return i + 1
+    return start
+
+
+async def stream_chat(
+    svc: Services,
+    trace: Trace,
+    principal: Principal,
+    job: ChatJob,
+    pre: Prescreened,
+) -> AsyncGenerator[Released | Finished, None]:
+    """Released pieces of vetted text, then one `Finished`.
+
+    The audit record is written once: before `Finished` is yielded (so a client that has read the
+    last chunk finds it), or, when the stream ends any other way (the client goes away and the
+    response task is cancelled, or the caller stops iterating), on the way out, shielded from
+    cancellation. Either way the generation thread is told to stop.
+    """
+    ledger = _Ledger(svc, trace, principal)
+    ledger.decisions.append(pre.decision)
+    ledger.findings += pre.findings
+    generator = text_generator(svc)
+    rails = OutputRails(svc, trace, job)
+    window = svc.settings.stream_window_tokens
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    cancel = threading.Event()
+    state = _StreamState()
+    started = time.perf_counter()
+
+    def post(kind: str, value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the event loop is gone: nobody listens any more
+            cancel.set()
+
+    def pump() -> None:
+        if cancel.is_set():
+            return
+        try:
+            stream = generator.stream(
+                pre.messages, max_tokens=job.max_tokens, temperature=job.temperature, seed=job.seed
+            )
+        except Exception as exc:
+            post("error", exc)
+            return
+        with stream:
+            try:
+                for piece in stream:
+                    if cancel.is_set():
+                        return
+                    post("piece", piece)
+            except Exception as exc:
+                post("error", exc)
+                return
+            post("end", (stream.finish_reason or "stop", stream.prompt_tokens))
+
+    async def vet(final: bool) -> str | None:
+        """Rails on all text so far; the newly releasable part, or None when the stream must stop."""
+        verdict = await rails.check(state.generated, final=final)
+        state.verdicts.append(verdict)
+        ledger.decisions.append(verdict.decision)
+        if verdict.view is None:
+            return None
+        if not verdict.view.startswith(state.sent):
+            # a redaction reached back into text already sent: stop rather than contradict it
+            trace.fault("output_rails", "stream", "redaction_conflict")
+            ledger.fault(
+                "output",
+                StageFault("system.redaction_conflict", "output_rails", "a redaction would change released text"),
+            )
+            return None
+        end = len(verdict.view) if final else _cut(verdict.view, len(state.sent))
+        piece = verdict.view[len(state.sent) : end]
+        state.sent += piece
+        return piece
+
+    async def conclude(status: Status, action: str, finish_reason: str | None) -> Finished:
+        state.finish_reason = finish_reason
+        state.closed = True
+        cancel.set()
+        with anyio.CancelScope(shield=True):
+            mamori = await _close_stream(svc, trace, ledger, state, status, action, started)
+        return Finished(finish_reason or "stop", mamori, state.prompt_tokens, state.tokens)
+
+    svc.generator_pool.submit(pump)
+    deadline = loop.time() + svc.settings.generation_timeout_s
+    pending = 0
+    finish_reason: str | None = None
+    try:
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError as exc:
+                trace.fault("text_generator", "generate", "timeout")
+                raise StageFault("system.backend_timeout", "text_generator", "the text backend timed out") from exc
+            if kind == "error":
+                trace.fault("text_generator", "generate", value)
+                raise StageFault("system.backend_error", "text_generator", "the text backend failed")
+            final = kind == "end"
+            if kind == "piece":
+                state.generated += value
+                state.tokens += 1
+                pending += 1
+                if pending < window:
+                    continue
+            else:
+                finish_reason, state.prompt_tokens = value
+            pending = 0
+            piece = await vet(final)
+            if piece is None:
+                yield await conclude("refused", "block", "content_filter")
+                return
+            if piece:
+                yield Released(piece)
+            if final:
+                redacted = pre.decision.action == "redact" or any(v.decision.action == "redact" for v in state.verdicts)
+                yield await conclude("released", "redact" if redacted else "allow", finish_reason)
+                return
+    except StageFault as fault:
+        ledger.fault("output", fault)
+        yield await conclude("refused", "block", "content_filter")
+    finally:
+        cancel.set()
+        if not state.closed:  # the client went away (the response task is cancelled) or the caller stopped
+            trace.fault("client", "stream", "interrupted")
+            trace.request["stream_interrupted"] = True
+            redacted = any(v.decision.action == "redact" for v in state.verdicts)
+            status: Status = "released" if state.sent else "refused"  # what left was vetted and allowed
+            with anyio.CancelScope(shield=True):
+                await _close_stream(svc, trace, ledger, state, status, "redact" if redacted else "allow", started)
+
+
+async def _close_stream(
+    svc: Services,
+    trace: Trace,
+    ledger: _Ledger,
+    state: _StreamState,
+    status: Status,
+    action: str,
+    started: float,
+) -> dict[str, Any]:
+    """Record how the stream ended: findings, the text asset (hashes only), the request row, the audit record."""
+    state.closed = True
+    elapsed = time.perf_counter() - started
+    trace.add_timing("generate_and_stream", elapsed)
+    svc.metrics.stage_seconds.labels("generate_and_stream").observe(elapsed)
+    if state.verdicts:
+        last = state.verdicts[-1]  # the rails ran on all text so far: the last findings cover it all
+        ledger.findings += last.findings
+        trace.findings += [{**f.to_dict(), "stage": "output"} for f in last.findings]
+    complete = state.finish_reason in ("stop", "length")
+    asset_status = "released" if complete else ("partial" if state.sent else "refused")
+    trace.request["released_chars"] = len(state.sent)
+    trace.http_status = 200
+    trace.assets = [
+        _text_asset(
+            status=asset_status,
+            released=state.sent,
+            generated=state.generated,
+            finish_reason=state.finish_reason,
+            completion_tokens=state.tokens,
+        )
+    ]
+    mamori = ledger.mamori(status, action)
+    try:
+        mamori = await ledger.finish(status, action)
+    except Exception as exc:  # the row is a convenience for polling; the audit record is what counts
+        trace.fault("requests", "save", exc)
+    try:
+        await asyncio.to_thread(write_audit, svc, trace)
+    except Exception:
+        # no record, no release: withdraw the stored request; the stream then breaks off without [DONE]
+        await asyncio.to_thread(_withdraw, svc, trace.request_id)
+        raise
+    return mamori
+
+
+def _withdraw(svc: Services, request_id: str) -> None:
+    with contextlib.suppress(Exception):  # the database may be what failed
+        svc.requests.withdraw(request_id, code="system.audit_error", message="the audit record could not be written")
+
+
+def write_audit(svc: Services, trace: Trace) -> None:
+    """The one `request` record of a streamed request (the middleware defers to this for streams)."""
+    if trace.audited:
+        return
+    tenant = trace.principal.tenant if trace.principal else None
+    try:
+        svc.audit.append("request", trace.audit_payload(), request_id=trace.request_id, tenant=tenant)
+        trace.audited = True
+    finally:
+        svc.metrics.requests.labels(trace.endpoint, trace.status or "refused").inc()
