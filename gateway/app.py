@@ -15,18 +15,37 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api import escalations, health, images, policies, protected, provenance, requests
+from gateway.api import audit as audit_api
+from gateway.api import (
+    chat,
+    escalations,
+    health,
+    images,
+    moderations,
+    policies,
+    protected,
+    provenance,
+    reports,
+    requests,
+)
 from gateway.bootstrap import build_services
 from gateway.errors import MamoriError, PayloadTooLarge
+from gateway.jobs import JobQueue
 from gateway.logs import configure_logging, get_logger
+from gateway.policy import start_policy_watch
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.trace import Trace
+from gateway.web import router as web_router
 
 log = get_logger("mamori.app")
 
 # Paths whose every call is one governed request with exactly one `request` audit record.
-GOVERNED = {"/v1/images/generations": "images.generations", "/v1/images/edits": "images.edits"}
+GOVERNED = {
+    "/v1/images/generations": "images.generations",
+    "/v1/images/edits": "images.edits",
+    "/v1/chat/completions": "chat.completions",
+}
 
 
 class BodyLimit:
@@ -72,10 +91,19 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         svc = services if services is not None else await asyncio.to_thread(build_services, settings)
         app.state.services = svc
+        # issue 5: the job queue (webhooks, deadlines, lease expiry); its consumer runs as threads here
+        jobs = JobQueue(settings, svc).attach()
+        if svc.protected.blobs is None:
+            svc.protected.blobs = svc.blobs  # keep protected works' images for the review page
+        await asyncio.to_thread(jobs.start)
+        stop_policy_watch = start_policy_watch(svc)  # issue 3: hot reload of the policy bundle
         log.info("gateway.ready", policy_revision=svc.policy.revision, generator=svc.generator.name)
         try:
             yield {"services": svc}
         finally:
+            stop_policy_watch()
+            await asyncio.to_thread(jobs.stop)
+            jobs.detach()
             if services is None:
                 svc.close()
 
@@ -119,7 +147,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             note_error(request, err)
             response = _error_response(err, request_id)
         response.headers["x-request-id"] = request_id
-        if trace is not None and not trace.audited:
+        # a stream (chat) writes its own record when it ends: request.state.audit_deferred
+        if trace is not None and not trace.audited and not getattr(request.state, "audit_deferred", False):
             trace.http_status = trace.http_status or response.status_code
             svc: Services = request.app.state.services
             try:
@@ -164,12 +193,17 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     for router in (
         images.router,
+        moderations.router,
+        chat.router,
         requests.router,
         escalations.router,
         policies.router,
         protected.router,
         provenance.router,
         health.router,
+        audit_api.router,
+        reports.router,
+        web_router,
     ):
         app.include_router(router)
     return app

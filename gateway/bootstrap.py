@@ -27,6 +27,7 @@ from gateway.services import Services
 from gateway.settings import Settings, apply_offline_environment
 from gateway.state import RequestStore
 from generators.base import ImageGenerator
+from generators.transformers_text import TextGenerator
 
 log = get_logger("mamori.bootstrap")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -55,6 +56,19 @@ def load_provenance(settings: Settings) -> Provenance:
     return Provenance.from_files(paths.signer_chain, paths.signer_key, paths.ca_cert)
 
 
+def load_audit_store(settings: Settings, sessions: sessionmaker[Session]) -> AuditStore:
+    """The audit store with its checkpoint signing key and (if configured) the prompt cipher (issue 6)."""
+    from audit.checkpoints import Checkpointer
+    from audit.crypto import PromptCipher, SigningKey
+
+    key = SigningKey.load_or_create(settings.audit_signing_key or settings.audit_dir / "signing.pem")
+    checkpointer = Checkpointer(key, every=settings.audit_checkpoint_every, seconds=settings.audit_checkpoint_seconds)
+    cipher = None
+    if settings.prompt_storage == "encrypted":
+        cipher = PromptCipher.load_or_create(settings.prompt_encryption_key or settings.audit_dir / "prompt.key")
+    return AuditStore(sessions, checkpointer=checkpointer, prompt_cipher=cipher)
+
+
 def load_generator(settings: Settings) -> ImageGenerator:
     from importlib.metadata import entry_points
 
@@ -75,6 +89,28 @@ def load_generator(settings: Settings) -> ImageGenerator:
     return generator
 
 
+def load_text_generator(settings: Settings) -> TextGenerator | None:
+    """The chat backend (issue 7), by entry-point name; without `text_model`, the tiny random-weight default."""
+    from importlib.metadata import entry_points
+
+    if settings.text_generator is None:
+        return None
+    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
+    if settings.text_generator not in found:
+        raise ValueError(f"unknown text generator {settings.text_generator!r}; available: {', '.join(sorted(found))}")
+    options: dict[str, Any] = dict(settings.text_generator_options)
+    if settings.text_model is not None:
+        options["model"] = settings.text_model
+    elif "model" not in options:
+        from generators.tiny_text import ensure_tiny_llm
+
+        options["model"] = str(ensure_tiny_llm(settings.models_dir / "tiny-llm"))
+        log.warning("text_generator.tiny_default", detail="random-weight tiny language model; configure text_model")
+    generator: TextGenerator = found[settings.text_generator].load()(**options)
+    generator.load()
+    return generator
+
+
 def load_detectors(names: list[str], settings: Settings) -> list[Detector]:
     detectors = []
     for name in names:
@@ -89,16 +125,17 @@ def build_services(settings: Settings) -> Services:
     engine, sessions = open_database(settings)
     bundle = settings.policy_bundle_dir or default_bundle_dir()
     policy = create_engine(settings.policy_engine, bundle, settings.opa_url)
+    blobs = LocalBlobStore(settings.blob_dir)
     services = Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         keys=KeyStore(sessions),
         requests=RequestStore(sessions),
-        audit=AuditStore(sessions),
+        audit=load_audit_store(settings, sessions),
         escalations=EscalationStore(sessions),
-        blobs=LocalBlobStore(settings.blob_dir),
-        protected=ProtectedRegistry(sessions),
+        blobs=blobs,
+        protected=ProtectedRegistry(sessions, blobs=blobs),
         policy=policy,
         provenance=load_provenance(settings),
         prescreen_detectors=load_detectors(settings.prescreen_detectors, settings),
@@ -107,6 +144,7 @@ def build_services(settings: Settings) -> Services:
         metrics=Metrics(),
         generator_pool=ThreadPoolExecutor(settings.generator_concurrency, thread_name_prefix="mamori-generate"),
         detector_pool=ThreadPoolExecutor(settings.detector_concurrency, thread_name_prefix="mamori-detect"),
+        text_generator=load_text_generator(settings),
     )
     services.ready.update(models=True, policy=True, database=True)
     return services

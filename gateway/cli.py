@@ -135,6 +135,28 @@ def protected_add(
         raise typer.Exit(1)
 
 
+@app.command()
+def worker(
+    workers: Annotated[int | None, typer.Option(help="Worker threads (default: jobs_workers)")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Run the job queue's consumer on its own (webhooks, review deadlines, lease expiry); stop with Ctrl-C.
+
+    Point the gateways at the same queue (jobs_backend sqlite in a shared data folder, or redis) and
+    set jobs_consumer = "none" on them so only workers consume.
+    """
+    from gateway.jobs import JobQueue, worker_context
+
+    settings = _settings(data_dir, config)
+    if settings.jobs_backend == "memory":
+        typer.echo("error: jobs_backend 'memory' runs jobs in the gateway; a worker has nothing to consume", err=True)
+        raise typer.Exit(2)
+    queue = JobQueue(settings, worker_context(settings)).attach()
+    typer.echo(f"mamori worker: {settings.jobs_backend} queue {settings.jobs_queue_name!r}")
+    queue.consumer(workers=workers, embedded=False).run()  # handles SIGINT/SIGTERM itself
+
+
 def _mount_subcommands() -> None:
     # sub-command groups that live in modules of their own (they import DataDir/ConfigFile/_settings from here)
     from gateway.cli_audit import audit_app

@@ -25,6 +25,7 @@ from detectors.base import DetectionContext, Detector, Finding, ImageItem, Item,
 from gateway.keys import Principal
 from gateway.policy import Decision, PolicyError
 from gateway.redaction import redact_text
+from gateway.review import open_escalation
 from gateway.services import Services
 from gateway.state import NewAsset
 from gateway.trace import Trace
@@ -47,6 +48,7 @@ class ImageJob:
     response_format: str
     source: Image | None = None
     mask: Image | None = None
+    callback_url: str | None = None  # the requester's webhook for the review decision (issue 5)
 
 
 @dataclass
@@ -365,6 +367,7 @@ def _most_severe(actions: Sequence[str]) -> str:
 
 
 async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: ImageJob) -> ImageOutcome:
+    trace.prompt_encrypted = svc.audit.seal_prompt(job.prompt)  # None unless prompt_storage = "encrypted"
     trace.detectors = svc.detector_versions()
     trace.generator = svc.generator_info()
     decisions: list[Decision] = []
@@ -423,8 +426,8 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
     if pre.action == "block":
         return await finish("refused", "block")
     prompt = job.prompt
-    if pre.action == "redact":
-        entities = pre.to_dict()["obligations"].get("redact", [])
+    entities = pre.to_dict()["obligations"].get("redact")
+    if entities:  # a redact obligation also rides along with an escalation
         prompt = await asyncio.to_thread(redact_text, job.prompt, pre_findings, entities)
         trace.request["prompt_redacted_for_generation"] = True
 
@@ -482,13 +485,16 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
         obligations: dict[str, Any] = {}
         for d in escalating:
             obligations.update(d.to_dict()["obligations"])
+        masked = await asyncio.to_thread(redact_text, job.prompt, pre_findings)  # every PII span, for reviewers
         escalation = await asyncio.to_thread(
-            svc.escalations.create,
+            open_escalation,  # the review queue (issue 5): deadline, expiry, webhooks
+            svc,
             request_id=trace.request_id,
-            tenant=principal.tenant,
-            requester_key_id=principal.key_id,
+            principal=principal,
             reasons=_merge_reasons(escalating),
             obligations=obligations,
+            callback_url=job.callback_url,
+            prompt_masked=masked,
         )
         escalation_id = escalation.id
     if overall == "allow" and pre.action == "redact":

@@ -21,6 +21,7 @@ class ImageGenerationRequest(BaseModel):
     style: str | None = None
     user: str | None = Field(default=None, max_length=256)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    callback_url: str | None = Field(default=None, max_length=2000)  # webhook for a held request's decision
 
 
 class DecisionBody(BaseModel):

@@ -21,6 +21,7 @@ from gateway.provenance import Provenance
 from gateway.settings import Settings
 from gateway.state import RequestStore
 from generators.base import ImageGenerator
+from generators.transformers_text import TextGenerator
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Services:
     generator_pool: ThreadPoolExecutor  # bounds concurrent generation per backend
     detector_pool: ThreadPoolExecutor
     ready: dict[str, bool] = field(default_factory=dict)
+    text_generator: TextGenerator | None = None  # chat completions (issue 7); None: the endpoint is off
 
     def close(self) -> None:
         self.generator_pool.shutdown(wait=False, cancel_futures=True)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     opa_url: str | None = None
 
     # detectors (entry-point names, run in this order)
-    prescreen_detectors: list[str] = ["denylist", "pii"]
+    prescreen_detectors: list[str] = ["denylist", "pii", "unsafe_text", "jailbreak"]
     image_detectors: list[str] = ["image_safety", "copyright"]
     detector_options: dict[str, dict[str, Any]] = {}
     detector_timeout_s: float = Field(default=30.0, gt=0)
@@ -69,6 +69,56 @@ class Settings(BaseSettings):
     signing_cert_chain: Path | None = None
     signing_key: Path | None = None
     trust_anchor: Path | None = None
+
+    # text (issue 7, chat completions) ---------------------------------------------------------
+    text_generator: str | None = "transformers"  # entry point in mamori.generators; None: no chat endpoint
+    text_model: str | None = None  # local folder (or hub id with local files); None: the tiny random default
+    text_generator_options: dict[str, Any] = {}  # device, dtype, top_p, local_files_only...
+    text_max_tokens: int = Field(default=1024, ge=1, le=32768)  # cap on a request's max_tokens
+    text_default_max_tokens: int = Field(default=256, ge=1, le=32768)
+    text_max_input_chars: int = Field(default=32000, ge=1)  # all messages together
+    stream_window_tokens: int = Field(default=16, ge=1, le=4096)  # held back until the output rails pass
+    text_output_terms: list[dict[str, str]] = []  # extra deny-list for outputs: [{term, category}]
+
+    @field_validator("text_output_terms")
+    @classmethod
+    def _output_terms_valid(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        for entry in value:
+            if not entry.get("term", "").strip() or not entry.get("category", "").strip():
+                raise ValueError("each text_output_terms entry needs a non-empty 'term' and 'category'")
+        return value
+
+    # end of issue 7 text settings ---------------------------------------------------------------
+
+    # audit trail (issue 6): signed checkpoints, prompt storage, retention
+    audit_checkpoint_every: int = Field(default=1000, ge=0)  # records between checkpoints; 0 = off
+    audit_checkpoint_seconds: float = Field(default=300.0, ge=0)  # seconds between checkpoints; 0 = off
+    audit_signing_key: Path | None = None  # Ed25519 PEM; default <data_dir>/audit/signing.pem, created 0600
+    audit_trusted_keys: list[Path] = []  # extra public keys (files or folders of *.pem) trusted by verify
+    prompt_storage: Literal["none", "encrypted"] = "none"
+    prompt_encryption_key: Path | None = None  # base64 32-byte AES key; default <data_dir>/audit/prompt.key
+    audit_retention_days: dict[str, int] = {}  # tenant -> days to keep payloads; "*" = every other tenant
+
+    # review queue, job queue, webhooks and web pages (issue 5) --------------------------------
+    jobs_backend: Literal["sqlite", "redis", "memory"] = "sqlite"  # sqlite: huey file in data_dir, no server
+    jobs_consumer: Literal["thread", "none"] = "thread"  # none: run `mamori worker` separately
+    jobs_workers: int = Field(default=2, ge=1, le=32)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    jobs_queue_name: str = Field(default="mamori", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    review_lease_s: int = Field(default=900, ge=10, le=86400)  # a claim holds an item this long
+    review_deadline_s: int = Field(default=4 * 3600, ge=1)  # when obligations give no deadline_s
+    review_expiry_s: int = Field(default=72 * 3600, ge=1)  # then the item is rejected automatically
+    rejected_retention_s: int = Field(default=0, ge=0)  # a rejected asset's pixels are kept this long
+    webhook_urls: list[str] = []  # admins' endpoints: new items, decisions, missed deadlines
+    webhook_secret: SecretStr | None = None  # HMAC key; default: a generated file in data_dir
+    webhook_retries: int = Field(default=8, ge=0, le=30)
+    webhook_retry_delay_s: float = Field(default=2.0, ge=0)  # doubled after each failed try
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    allow_private_callbacks: bool = False  # allow loopback, link-local and private callback hosts
+    session_secret_path: Path | None = None  # web session key; default data_dir/web_session.key
+    session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    web_languages: list[str] = ["en", "ja"]
+    # end of issue 5 settings ----------------------------------------------------------------
 
     @field_validator("extra_sizes")
     @classmethod
@@ -132,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

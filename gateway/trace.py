@@ -29,6 +29,7 @@ class Trace:
     escalation_id: str | None = None
     http_status: int | None = None
     error: dict[str, Any] | None = None
+    prompt_encrypted: dict[str, str] | None = None  # the raw prompt, AES-GCM sealed (settings.prompt_storage)
     audited: bool = False
 
     def add_timing(self, stage: str, seconds: float) -> None:
@@ -40,7 +41,9 @@ class Trace:
 
     def audit_payload(self) -> dict[str, Any]:
         principal = self.principal.to_policy() if self.principal else None
+        sealed = {"prompt_encrypted": self.prompt_encrypted} if self.prompt_encrypted else {}
         return {
+            **sealed,
             "request_id": self.request_id,
             "endpoint": self.endpoint,
             "client": self.client,

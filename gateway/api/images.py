@@ -17,12 +17,15 @@ from starlette.datastructures import UploadFile
 
 from gateway.api.deps import CanEdit, CanGenerate, ServicesDep, read_form
 from gateway.errors import BadRequest, GatewayFault, PayloadTooLarge, PolicyRefusal
+from gateway.keys import Principal
 from gateway.pipeline import ImageJob, ImageOutcome, b64, run_image_job
 from gateway.schemas import ImageGenerationRequest
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.text_pipeline import expand_image_prompt
 from gateway.trace import Trace
 from gateway.uploads import decode_image, to_mask
+from gateway.webhooks import callback_or_400
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 DEFAULT_SIZE = "1024x1024"
@@ -146,11 +149,27 @@ async def create_images(request: Request, svc: ServicesDep, principal: CanGenera
         height=height,
         seed=_seed(body.seed),
         response_format=body.response_format or "b64_json",
+        callback_url=callback_or_400(settings, body.callback_url),
     )
     trace = _trace(request)
     _note_request(trace, job, body.user, {"model": body.model})
+    if payload.get("mamori_expand_prompt") is True:
+        job.prompt = await _expanded_prompt(svc, trace, principal, job)
     outcome = await run_image_job(svc, trace, principal, job)
     return _answer(svc, request, outcome, job.response_format)
+
+
+async def _expanded_prompt(svc: Services, trace: Trace, principal: Principal, job: ImageJob) -> str:
+    """Issue 7: the text model expands a short instruction; the instruction and the result are both screened."""
+    if svc.text_generator is None:
+        raise BadRequest("prompt expansion needs a text model", code="expansion_unavailable")
+    expansion = await expand_image_prompt(svc, trace, principal, job.prompt, job.seed, svc.settings.max_prompt_chars)
+    if expansion.prompt is None:
+        if expansion.http_status >= 500:
+            raise GatewayFault("The prompt expansion failed, so nothing was generated.", mamori=expansion.mamori)
+        codes = ", ".join(r["code"] for r in expansion.mamori["reasons"]) or "policy"
+        raise PolicyRefusal(f"Request refused by Mamori policy ({codes}).", mamori=expansion.mamori)
+    return expansion.prompt
 
 
 async def _read_file(upload: UploadFile, field: str, limit: int) -> bytes:
