@@ -93,14 +93,13 @@ def keys_revoke(key_id: str, data_dir: DataDir = None, config: ConfigFile = None
     typer.echo(f"revoked {info.id}")
 
 
-@protected_app.command("add")
-def protected_add(
-    files: Annotated[list[Path], typer.Argument(help="Image files to protect", exists=True, dir_okay=False)],
-    tenant: Annotated[str | None, typer.Option(help="Only for this tenant (default: every tenant)")] = None,
-    data_dir: DataDir = None,
-    config: ConfigFile = None,
-) -> None:
-    """Register protected reference images; outputs similar to them are held for review."""
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def _protect_files(
+    files: list[Path], tenant: str | None, data_dir: Path | None, config: Path | None
+) -> tuple[int, int]:
+    """Register each file as a protected work (one audit record for the batch); returns (added, failed)."""
     from audit.store import AuditStore
     from gateway.errors import BadRequest
     from gateway.keys import InvalidKeyInput, validate_tenant
@@ -117,20 +116,62 @@ def protected_add(
     _, sessions = _database(settings)
     registry = ProtectedRegistry(sessions)
     works = []
-    failed = False
+    failed = 0
     for path in files:
-        data = path.read_bytes()
         try:
+            data = path.read_bytes()
             image = decode_image(data, field=str(path), max_pixels=settings.max_image_pixels)
+        except OSError as exc:
+            typer.echo(f"error: {path}: {exc.strerror or exc}", err=True)
+            failed += 1
+            continue
         except BadRequest as exc:
             typer.echo(f"error: {path}: {exc.message}", err=True)
-            failed = True
+            failed += 1
             continue
         work = registry.add(name=path.name, image=image.convert("RGB"), data=data, tenant=tenant)
         works.append({"id": work.id, "name": work.name, "tenant": work.tenant, "sha256": work.sha256})
         typer.echo(f"{work.id}\t{path}\t{work.hashes} hashes\ttenant={tenant or '*'}")
     if works:
         AuditStore(sessions).append("protected.add", {"by": "cli", "works": works}, tenant=tenant)
+    return len(works), failed
+
+
+@protected_app.command("add")
+def protected_add(
+    files: Annotated[list[Path], typer.Argument(help="Image files to protect", exists=True, dir_okay=False)],
+    tenant: Annotated[str | None, typer.Option(help="Only for this tenant (default: every tenant)")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Register protected reference images; outputs similar to them are held for review."""
+    _, failed = _protect_files(files, tenant, data_dir, config)
+    if failed:
+        raise typer.Exit(1)
+
+
+@protected_app.command("import-folder")
+def protected_import_folder(
+    folder: Annotated[Path, typer.Argument(help="Folder of image files", exists=True, file_okay=False)],
+    tenant: Annotated[str | None, typer.Option(help="Only for this tenant (default: every tenant)")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", help="Also import images in subfolders")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Register every image in a folder as a protected work; other files are skipped. Exit 1 if any image failed."""
+    candidates = sorted(folder.rglob("*") if recursive else folder.iterdir())
+    files: list[Path] = []
+    skipped = 0
+    for path in candidates:
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue  # hidden files and folders (.DS_Store, .git) are not works
+        if path.suffix.lower() not in _IMAGE_SUFFIXES:
+            typer.echo(f"skipped (not an image): {path}")
+            skipped += 1
+            continue
+        files.append(path)
+    added, failed = _protect_files(files, tenant, data_dir, config)
+    typer.echo(f"imported {added}, failed {failed}, skipped {skipped} (from {folder})")
     if failed:
         raise typer.Exit(1)
 

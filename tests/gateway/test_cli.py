@@ -91,3 +91,59 @@ def test_config_precedence(tmp_path: Path, monkeypatch) -> None:
     assert settings.host == "0.0.0.0"  # YAML beats default
     monkeypatch.delenv("MAMORI_DATA_DIR")
     assert load_settings(data_dir=tmp_path).log_level == "DEBUG"
+
+
+def _random_png(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+
+
+def test_protected_import_folder(tmp_path: Path) -> None:
+    works = tmp_path / "works"
+    _random_png(works / "a.png", 1)
+    _random_png(works / "b.PNG", 2)
+    _random_png(works / "sub" / "c.png", 3)
+    _random_png(works / ".hidden" / "d.png", 4)
+    (works / "notes.txt").write_text("not an image")
+    data = tmp_path / "data"
+    code, out = _run("protected", "import-folder", str(works), "--data-dir", str(data))
+    assert code == 0, out
+    assert out.count("pw_") == 2
+    assert "skipped (not an image)" in out and "notes.txt" in out
+    assert "imported 2, failed 0, skipped 1" in out
+    code, out = _run("protected", "import-folder", str(works / "sub"), "--data-dir", str(data))
+    assert code == 0, out
+    db = sqlite3.connect(data / "mamori.db")
+    assert db.execute("SELECT count(*) FROM audit_records WHERE event_type = 'protected.add'").fetchone()[0] == 2
+
+
+def test_protected_import_folder_recursive_with_tenant(tmp_path: Path) -> None:
+    works = tmp_path / "works"
+    _random_png(works / "a.png", 1)
+    _random_png(works / "sub" / "deeper" / "c.jpg", 3)
+    code, out = _run(
+        "protected", "import-folder", str(works), "--recursive", "--tenant", "acme", "--data-dir", str(tmp_path)
+    )
+    assert code == 0, out
+    assert "imported 2, failed 0, skipped 0" in out
+    assert "tenant=acme" in out
+    assert _run("protected", "import-folder", str(works), "--tenant", "Not_OK", "--data-dir", str(tmp_path))[0] == 2
+
+
+def test_protected_import_folder_reports_failures(tmp_path: Path) -> None:
+    works = tmp_path / "works"
+    _random_png(works / "good.png", 1)
+    (works / "broken.jpg").write_bytes(b"not really a jpeg")
+    code, out = _run("protected", "import-folder", str(works), "--data-dir", str(tmp_path))
+    assert code == 1
+    assert "imported 1, failed 1, skipped 0" in out
+    assert "broken.jpg" in out
+
+
+def test_protected_import_folder_empty_and_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _run("protected", "import-folder", str(empty), "--data-dir", str(tmp_path))
+    assert code == 0, out
+    assert "imported 0, failed 0, skipped 0" in out
+    assert _run("protected", "import-folder", str(tmp_path / "nope"), "--data-dir", str(tmp_path))[0] == 2
