@@ -27,6 +27,7 @@ from gateway.api import (
     provenance,
     reports,
     requests,
+    speech,
 )
 from gateway.bootstrap import build_services
 from gateway.errors import MamoriError, PayloadTooLarge
@@ -45,6 +46,7 @@ GOVERNED = {
     "/v1/images/generations": "images.generations",
     "/v1/images/edits": "images.edits",
     "/v1/chat/completions": "chat.completions",
+    "/v1/audio/speech": "audio.speech",
 }
 
 
@@ -195,6 +197,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         images.router,
         moderations.router,
         chat.router,
+        speech.router,
         requests.router,
         escalations.router,
         policies.router,

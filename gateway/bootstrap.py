@@ -111,6 +111,30 @@ def load_text_generator(settings: Settings) -> TextGenerator | None:
     return generator
 
 
+def load_speech_generator(settings: Settings) -> Any | None:
+    """The text-to-speech backend (issue 7), by entry-point name; without `speech_model`, the tiny random default."""
+    from importlib.metadata import entry_points
+
+    if settings.speech_generator is None:
+        return None
+    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
+    if settings.speech_generator not in found:
+        raise ValueError(
+            f"unknown speech generator {settings.speech_generator!r}; available: {', '.join(sorted(found))}"
+        )
+    options: dict[str, Any] = dict(settings.speech_generator_options)
+    if settings.speech_model is not None:
+        options["model"] = settings.speech_model
+    elif "model" not in options:
+        from generators.tiny_speech import ensure_tiny_tts
+
+        options["model"] = str(ensure_tiny_tts(settings.models_dir / "tiny-tts"))
+        log.warning("speech_generator.tiny_default", detail="random-weight tiny TTS model; configure speech_model")
+    generator = found[settings.speech_generator].load()(**options)
+    generator.load()
+    return generator
+
+
 def load_detectors(names: list[str], settings: Settings) -> list[Detector]:
     detectors = []
     for name in names:
@@ -145,6 +169,7 @@ def build_services(settings: Settings) -> Services:
         generator_pool=ThreadPoolExecutor(settings.generator_concurrency, thread_name_prefix="mamori-generate"),
         detector_pool=ThreadPoolExecutor(settings.detector_concurrency, thread_name_prefix="mamori-detect"),
         text_generator=load_text_generator(settings),
+        speech_generator=load_speech_generator(settings),
     )
     services.ready.update(models=True, policy=True, database=True)
     return services

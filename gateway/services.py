@@ -45,6 +45,7 @@ class Services:
     detector_pool: ThreadPoolExecutor
     ready: dict[str, bool] = field(default_factory=dict)
     text_generator: TextGenerator | None = None  # chat completions (issue 7); None: the endpoint is off
+    speech_generator: Any | None = None  # audio.speech (issue 7): a generators.transformers_speech.SpeechGenerator
 
     def close(self) -> None:
         self.generator_pool.shutdown(wait=False, cancel_futures=True)

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     stream_window_tokens: int = Field(default=16, ge=1, le=4096)  # held back until the output rails pass
     text_output_terms: list[dict[str, str]] = []  # extra deny-list for outputs: [{term, category}]
 
+    # speech (issue 7, audio.speech) -----------------------------------------------------------
+    speech_generator: str | None = "transformers_speech"  # entry point in mamori.generators; None: endpoint off
+    speech_model: str | None = None  # local VITS/MMS-TTS folder (or hub id with local files); None: tiny default
+    speech_generator_options: dict[str, Any] = {}  # device, dtype, voices {name: speaker id}, noise_scale...
+    max_speech_chars: int = Field(default=4096, ge=1, le=100_000)  # OpenAI's own limit on `input`
+
     @field_validator("text_output_terms")
     @classmethod
     def _output_terms_valid(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:

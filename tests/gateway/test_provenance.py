@@ -256,9 +256,9 @@ def test_unknown_action_is_refused(provenance: Provenance) -> None:
 
 def test_unsupported_mime_and_unsafe_decision(provenance: Provenance) -> None:
     with pytest.raises(ProvenanceError, match="unsupported media type"):
-        provenance.sign(b"RIFF", "audio/wav", title="a", decision=DECISION)
+        provenance.sign(b"hello", "text/plain", title="a", decision=DECISION)
     with pytest.raises(ProvenanceError, match="unsupported media type"):
-        provenance.read(b"RIFF", "audio/wav")
+        provenance.read(b"hello", "text/plain")
     with pytest.raises(ProvenanceError, match="JSON-safe"):
         provenance.sign(make_png(), "image/png", title="a", decision={"score": float("nan")})
     with pytest.raises(ProvenanceError, match="JSON-safe"):
@@ -467,3 +467,46 @@ def test_manifest_carries_no_thumbnail(provenance: Provenance) -> None:
     active = report.raw["manifests"][report.raw["active_manifest"]]
     assert "thumbnail" not in active
     assert not any("thumbnail" in label for label in report.assertions)
+
+
+# --- audio (issue 7: speech) ------------------------------------------------------------------------
+
+
+def make_wav(seconds: float = 0.1, rate: int = 16000) -> bytes:
+    import math
+    import wave
+
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate))
+    )
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buf.getvalue()
+
+
+def test_wav_round_trip_is_trusted_and_still_a_wav(provenance: Provenance) -> None:
+    import wave
+
+    original = make_wav()
+    signed = provenance.sign(original, "audio/wav", title="narration.wav", decision=DECISION)
+    report = provenance.read(signed.data, "audio/wav")
+    assert report.validation_state == "Trusted"
+    assert report.manifest_id == signed.manifest_id
+    assert report.assertions[DECISION_LABEL] == DECISION
+    with wave.open(io.BytesIO(signed.data)) as back, wave.open(io.BytesIO(original)) as before:
+        assert back.getframerate() == 16000
+        assert back.readframes(back.getnframes()) == before.readframes(before.getnframes())
+    assert provenance.read(original, "audio/wav").validation_state == NO_MANIFEST
+
+
+def test_tampered_wav_samples_are_invalid(provenance: Provenance) -> None:
+    signed = bytearray(provenance.sign(make_wav(), "audio/wav", title="a.wav", decision=DECISION).data)
+    at = signed.index(b"data") + 8 + 100  # a sample inside the data chunk
+    signed[at] ^= 0xFF
+    report = provenance.read(bytes(signed), "audio/wav")
+    assert not report.trusted
+    assert report.validation_state != "Trusted"

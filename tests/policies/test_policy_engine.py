@@ -29,6 +29,7 @@ ENDPOINTS = [
     "images.generations",
     "images.edits",
     "chat.completions",
+    "audio.speech",
     "requests.read",
     "escalations.list",
     "escalations.decide",
@@ -45,7 +46,14 @@ ENDPOINTS = [
     "policy.evaluate",
 ]
 PERMITTED = {
-    "requester": {"images.generations", "images.edits", "chat.completions", "requests.read", "assets.read"},
+    "requester": {
+        "images.generations",
+        "images.edits",
+        "chat.completions",
+        "audio.speech",
+        "requests.read",
+        "assets.read",
+    },
     "supervisor": {
         "escalations.list",
         "escalations.decide",

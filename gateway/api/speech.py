@@ -1,0 +1,131 @@
+"""OpenAI-compatible text to speech: `POST /v1/audio/speech`, governed.
+
+The body is OpenAI's `audio.speech.create` (model, input, voice, response_format, speed), plus an
+optional `seed`. Only `response_format: "wav"` is served (omitted means wav); mp3, opus, aac, flac
+and pcm answer 400 `unsupported_response_format`. The answer is the C2PA-signed WAV itself
+(`content-type: audio/wav`) with the headers `x-mamori-request-id` and `x-mamori-manifest-id`. A
+refusal answers in OpenAI's error shape with the `mamori` object (400 `content_policy_violation`,
+or 503 `mamori_fault` when an internal check failed).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.api.deps import ServicesDep, access
+from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
+from gateway.keys import Principal
+from gateway.settings import Settings
+from gateway.speech_pipeline import ENDPOINT, MIME, SpeechJob, note_request, run_speech
+from gateway.trace import Trace
+
+router = APIRouter(prefix="/v1/audio", tags=["audio"])
+CanSpeak = Annotated[Principal, access(ENDPOINT)]
+SUPPORTED_FORMATS = ("wav",)
+OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+
+
+class VoiceRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=200)
+
+
+class SpeechRequest(BaseModel):
+    """OpenAI's audio.speech.create body, plus an optional `seed`. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=200)
+    input: str
+    voice: str | VoiceRef
+    response_format: str | None = None
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)
+    instructions: str | None = Field(default=None, max_length=4096)
+    stream_format: str | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+
+def _parse(raw: bytes) -> SpeechRequest:
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest("body must be a JSON object", code="invalid_json")
+    try:
+        return SpeechRequest.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"{param}: {first['msg']}", code="invalid_request", param=param) from exc
+
+
+def _job(settings: Settings, body: SpeechRequest) -> SpeechJob:
+    response_format = (body.response_format or "wav").lower()
+    if response_format not in SUPPORTED_FORMATS:
+        known = "a format OpenAI offers, but" if response_format in OPENAI_FORMATS else "not a known format;"
+        raise BadRequest(
+            f"response_format {body.response_format!r} is {known} this gateway serves only "
+            f"{', '.join(SUPPORTED_FORMATS)} (the format it can sign with C2PA)",
+            code="unsupported_response_format",
+            param="response_format",
+        )
+    if body.stream_format not in (None, "audio"):
+        raise BadRequest("only stream_format 'audio' is supported", code="unsupported_parameter", param="stream_format")
+    if body.instructions:
+        raise BadRequest(
+            "instructions are not supported by this speech backend", code="unsupported_parameter", param="instructions"
+        )
+    if len(body.input) > settings.max_speech_chars:
+        raise BadRequest(
+            f"input holds {len(body.input)} characters, over the limit of {settings.max_speech_chars}",
+            code="input_too_long",
+            param="input",
+        )
+    if not body.input.strip():
+        raise BadRequest("input is empty", code="invalid_request", param="input")
+    voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
+    if not voice.strip():
+        raise BadRequest("voice is empty", code="invalid_request", param="voice")
+    return SpeechJob(
+        input=body.input,
+        voice=voice[:200],
+        speed=1.0 if body.speed is None else body.speed,
+        seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
+        model=body.model,
+        response_format=response_format,
+    )
+
+
+@router.post("/speech", summary="Create speech from text (OpenAI-compatible), governed; WAV signed with C2PA")
+async def create_speech(request: Request, svc: ServicesDep, principal: CanSpeak) -> Response:
+    if svc.speech_generator is None:
+        raise NotFound("speech is not enabled on this gateway", code="not_enabled")
+    body = _parse(await request.body())
+    job = _job(svc.settings, body)
+    trace: Trace = request.state.trace
+    note_request(trace, job)
+
+    outcome = await run_speech(svc, trace, principal, job)
+    if outcome.status != "released" or outcome.audio is None:
+        if outcome.http_status >= 500:
+            raise GatewayFault(
+                "An internal check failed, so nothing was released (fail closed).",
+                code="mamori_fault",
+                mamori=outcome.mamori,
+            )
+        raise PolicyRefusal(outcome.refusal_message or "Request refused by Mamori policy.", mamori=outcome.mamori)
+    headers = {
+        "x-mamori-request-id": trace.request_id,
+        "x-mamori-manifest-id": outcome.manifest_id or "",
+        "x-mamori-asset-id": outcome.asset_id or "",
+        "x-mamori-decision": outcome.mamori["decision"],
+    }
+    return Response(content=outcome.audio, media_type=MIME, headers=headers)
