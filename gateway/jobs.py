@@ -94,6 +94,7 @@ class JobQueue:
         self.ctx = ctx
         self.huey = make_huey(settings)
         self._consumer: _EmbeddedConsumer | None = None
+        self._replaced: JobQueue | None = None
         huey = self.huey
 
         def deliver_webhook(url: str, event: dict[str, Any], check_url: bool) -> int:
@@ -133,14 +134,20 @@ class JobQueue:
 
     # ------------------------------------------------------------------ attach to services
     def attach(self) -> JobQueue:
+        # Several apps may share one Services (tests, benchmarks): the newest queue serves, and
+        # detaching it gives the services back to the queue it replaced.
         with _QUEUES_LOCK:
+            self._replaced = _QUEUES.get(self.ctx.escalations)
             _QUEUES[self.ctx.escalations] = self
         return self
 
     def detach(self) -> None:
         with _QUEUES_LOCK:
             if _QUEUES.get(self.ctx.escalations) is self:
-                del _QUEUES[self.ctx.escalations]
+                if self._replaced is not None:
+                    _QUEUES[self.ctx.escalations] = self._replaced
+                else:
+                    del _QUEUES[self.ctx.escalations]
 
     # ------------------------------------------------------------------ enqueue
     def notify(self, event_type: str, data: dict[str, Any], *, callback_url: str | None = None) -> list[str]:

@@ -13,14 +13,11 @@ so any width and height that are multiples of 16 work (64×64, 64×128, 256×256
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from generators.build_once import build_once
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
@@ -37,8 +34,6 @@ _FORMAT = "1"
 """Bump when the configs below change, so old tiny models on disk are rebuilt."""
 
 _MAX_TOKENS = 32
-
-_BUILD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -58,42 +53,8 @@ def ensure_tiny_models(root: Path) -> TinyModelPaths:
     """
     root = Path(root)
     paths = TinyModelPaths(text2img=root / "text2img", edit=root / "edit", inpaint=root / "inpaint")
-    if _is_complete(root):
-        return paths
-    with _BUILD_LOCK:  # threads of one process share torch's RNG: build one at a time
-        if not _is_complete(root):
-            _build_into(root)
+    build_once(root, _build_all, marker=MARKER, version=_FORMAT)
     return paths
-
-
-def _build_into(root: Path) -> None:
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it 0700; the finished root should read like any folder
-        _build_all(staging)
-        (staging / MARKER).write_text(_FORMAT + "\n", encoding="utf-8")
-        if root.exists() and not _is_complete(root):
-            # A broken or outdated build: move it aside first (rename is atomic), then delete it.
-            trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.stale-", dir=root.parent))
-            with contextlib.suppress(OSError):  # someone else moved it already
-                os.replace(root, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.replace(staging, root)  # fails if another process installed a non-empty root first
-        except OSError:
-            if not _is_complete(root):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _is_complete(root: Path) -> bool:
-    marker = root / MARKER
-    try:
-        return marker.read_text(encoding="utf-8").strip() == _FORMAT
-    except OSError:
-        return False
 
 
 def build_tiny_tokenizer() -> CLIPTokenizer:

@@ -12,13 +12,10 @@ detector matches on word boundaries). The chat template is a plain one with role
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any
+
+from generators.build_once import build_once
 
 __all__ = ["CHAT_TEMPLATE", "INIT_SEED", "MARKER", "WORDS", "build_tiny_chat_tokenizer", "ensure_tiny_llm"]
 
@@ -71,8 +68,6 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
 )
 
-_BUILD_LOCK = threading.Lock()
-
 
 def ensure_tiny_llm(root: Path) -> Path:
     """Build the tiny chat model into `root` once; later calls only return `root`.
@@ -82,40 +77,8 @@ def ensure_tiny_llm(root: Path) -> Path:
     is written; a `root` without a current marker (half-written, older format) is replaced.
     """
     root = Path(root)
-    if _is_complete(root):
-        return root
-    with _BUILD_LOCK:  # threads of one process share torch's RNG: build one at a time
-        if not _is_complete(root):
-            _build_into(root)
+    build_once(root, _build, marker=MARKER, version=_FORMAT)
     return root
-
-
-def _is_complete(root: Path) -> bool:
-    try:
-        return (root / MARKER).read_text(encoding="utf-8").strip() == _FORMAT
-    except OSError:
-        return False
-
-
-def _build_into(root: Path) -> None:
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        staging.chmod(0o755)
-        _build(staging)
-        (staging / MARKER).write_text(_FORMAT + "\n", encoding="utf-8")
-        if root.exists() and not _is_complete(root):
-            trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.stale-", dir=root.parent))
-            with contextlib.suppress(OSError):  # someone else moved it already
-                os.replace(root, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.replace(staging, root)  # fails if another process installed a non-empty root first
-        except OSError:
-            if not _is_complete(root):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_tiny_chat_tokenizer() -> Any:
