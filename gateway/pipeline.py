@@ -24,6 +24,7 @@ from PIL.Image import Image
 from detectors.base import DetectionContext, Detector, Finding, ImageItem, Item, TextItem
 from gateway.keys import Principal
 from gateway.policy import Decision, PolicyError
+from gateway.provenance import Ingredient
 from gateway.redaction import redact_text
 from gateway.review import open_escalation
 from gateway.services import Services
@@ -49,6 +50,7 @@ class ImageJob:
     source: Image | None = None
     mask: Image | None = None
     callback_url: str | None = None  # the requester's webhook for the review decision (issue 5)
+    source_ingredient: Ingredient | None = None  # an edit's uploaded file, recorded in the manifest as parentOf
 
 
 @dataclass
@@ -332,6 +334,7 @@ def _seal(
                 title=f"{trace.request_id}-{i}.png",
                 decision=manifest_decisions[i],
                 action="c2pa.edited" if job.kind == "edit" else "c2pa.created",
+                ingredients=(job.source_ingredient,) if job.source_ingredient else (),
             )
         except Exception as exc:
             trace.fault("provenance", "sign", exc)

@@ -19,6 +19,7 @@ from gateway.api.deps import CanEdit, CanGenerate, ServicesDep, read_form
 from gateway.errors import BadRequest, GatewayFault, PayloadTooLarge, PolicyRefusal
 from gateway.keys import Principal
 from gateway.pipeline import ImageJob, ImageOutcome, b64, run_image_job
+from gateway.provenance import Ingredient, ProvenanceError
 from gateway.schemas import ImageGenerationRequest
 from gateway.services import Services
 from gateway.settings import Settings
@@ -189,6 +190,19 @@ def _int_field(form: dict[str, Any], name: str, default: int | None) -> int | No
         raise BadRequest(f"{name} must be an integer", code="invalid_request", param=name) from exc
 
 
+def _source_provenance(svc: Services, data: bytes) -> tuple[Ingredient | None, dict[str, Any]]:
+    """The upload's own C2PA manifest (read offline), and the upload as the edit's parent ingredient."""
+    mime = "image/png" if data.startswith(b"\x89PNG\r\n\x1a\n") else "image/jpeg" if data[:2] == b"\xff\xd8" else None
+    if mime is None:
+        return None, {"state": "unsupported_format"}
+    try:
+        report = svc.provenance.read(data, mime)
+    except ProvenanceError:
+        return Ingredient(data=data, mime=mime, title="source"), {"state": "unreadable"}
+    summary = {"state": report.validation_state, "manifest_id": report.manifest_id}
+    return Ingredient(data=data, mime=mime, title="source"), summary
+
+
 def _decode_edit_inputs(
     image: bytes, mask: bytes | None, size: tuple[int, int], max_pixels: int
 ) -> tuple[PILImage, PILImage | None]:
@@ -234,6 +248,7 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
         _decode_edit_inputs, image_bytes, mask_bytes, (width, height), settings.max_image_pixels
     )
     extra: dict[str, Any] = {"source_sha256": hashlib.sha256(image_bytes).hexdigest()}
+    ingredient, extra["source_manifest"] = await asyncio.to_thread(_source_provenance, svc, image_bytes)
     if mask_bytes is not None:
         extra["mask_sha256"] = hashlib.sha256(mask_bytes).hexdigest()
     job = ImageJob(
@@ -246,6 +261,7 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
         response_format=response_format,
         source=source,
         mask=mask_image,
+        source_ingredient=ingredient,
     )
     trace = _trace(request)
     _note_request(trace, job, str(fields["user"]) if fields.get("user") else None, extra)

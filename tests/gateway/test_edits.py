@@ -129,3 +129,30 @@ def test_chunked_bodies_over_the_limit_are_413(gateway: Any) -> None:
         headers={**gateway.auth("requester"), "content-type": "multipart/form-data; boundary=xyz"},
     )
     assert resp.status_code == 413
+
+
+def test_an_edited_upload_is_recorded_as_the_parent_ingredient(gateway: Any) -> None:
+    first = gateway.client.post(
+        "/v1/images/generations",
+        json={"prompt": "a teapot", "size": "64x64", "seed": 31},
+        headers=gateway.auth("requester"),
+    )
+    assert first.status_code == 200
+    signed_source = base64.b64decode(first.json()["data"][0]["b64_json"])
+    source_manifest = first.json()["mamori"]["manifest_ids"][0]
+
+    edited = _edit(gateway, signed_source)
+    assert edited.status_code == 200, edited.text
+    out = base64.b64decode(edited.json()["data"][0]["b64_json"])
+    report = gateway.services.provenance.read(out, "image/png")
+    assert report.validation_state == "Trusted"
+    active = report.raw["manifests"][report.raw["active_manifest"]]
+    parents = [i for i in active.get("ingredients", []) if i.get("relationship") == "parentOf"]
+    assert len(parents) == 1
+    assert parents[0].get("active_manifest") == source_manifest  # the source's own manifest travels along
+    record = gateway.services.audit.for_request(edited.json()["mamori"]["request_id"])[0]
+    assert record.payload["request"]["source_manifest"] == {"state": "Trusted", "manifest_id": source_manifest}
+
+    plain = _edit(gateway, _source())  # an unsigned upload: still the parent, with no manifest of its own
+    record = gateway.services.audit.for_request(plain.json()["mamori"]["request_id"])[0]
+    assert record.payload["request"]["source_manifest"]["manifest_id"] is None
