@@ -28,6 +28,7 @@ from gateway.api import (
     reports,
     requests,
     speech,
+    videos,
 )
 from gateway.bootstrap import build_services
 from gateway.errors import MamoriError, PayloadTooLarge
@@ -47,6 +48,7 @@ GOVERNED = {
     "/v1/images/edits": "images.edits",
     "/v1/chat/completions": "chat.completions",
     "/v1/audio/speech": "audio.speech",
+    "/v1/videos": "videos.create",
 }
 
 
@@ -198,6 +200,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         moderations.router,
         chat.router,
         speech.router,
+        videos.router,
         requests.router,
         escalations.router,
         policies.router,

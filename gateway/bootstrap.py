@@ -135,6 +135,21 @@ def load_speech_generator(settings: Settings) -> Any | None:
     return generator
 
 
+def load_video_generator(settings: Settings) -> Any:
+    """The text-to-video backend (issue 7); without `video_model`, the tiny random Wan 2.1 default."""
+    from gateway.video_pipeline import FPS
+    from generators.diffusers_video import DiffusersVideoGenerator
+
+    if settings.video_model is not None:
+        model: str | Path = settings.video_model
+    else:
+        from generators.tiny_video import ensure_tiny_wan
+
+        model = ensure_tiny_wan(settings.models_dir / "tiny-wan")
+        log.warning("video_generator.tiny_default", detail="random-weight tiny Wan 2.1 pipeline; configure video_model")
+    return DiffusersVideoGenerator(model, **{"fps": FPS, **settings.video_generator_options})
+
+
 def load_detectors(names: list[str], settings: Settings) -> list[Detector]:
     detectors = []
     for name in names:
@@ -170,6 +185,7 @@ def build_services(settings: Settings) -> Services:
         detector_pool=ThreadPoolExecutor(settings.detector_concurrency, thread_name_prefix="mamori-detect"),
         text_generator=load_text_generator(settings),
         speech_generator=load_speech_generator(settings),
+        video_generator=load_video_generator(settings),
     )
     services.ready.update(models=True, policy=True, database=True)
     return services

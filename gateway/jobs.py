@@ -121,6 +121,12 @@ class JobQueue:
 
             drop_blob(self.ctx, digest, request_id)
 
+        def generate_video(video_id: str, prompt: str, principal: dict[str, str]) -> None:
+            # issue 7: needs the full services (models, policy): the in-process consumer runs it
+            from gateway.video_pipeline import run_video_job
+
+            run_video_job(self.ctx, video_id, prompt, principal)
+
         # registered by name, so a separate `mamori worker` runs the same tasks from the same queue
         self.deliver_webhook: Any = huey.task(
             retries=settings.webhook_retries,
@@ -131,6 +137,7 @@ class JobQueue:
         self.check_escalation: Any = huey.task(name="mamori.check_escalation")(check_escalation)
         self.sweep_queue: Any = huey.periodic_task(crontab(minute="*"), name="mamori.sweep_queue")(sweep_queue)
         self.delete_held_blob: Any = huey.task(name="mamori.delete_held_blob")(delete_held_blob)
+        self.generate_video: Any = huey.task(name="mamori.generate_video")(generate_video)
 
     # ------------------------------------------------------------------ attach to services
     def attach(self) -> JobQueue:

@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 DECISION_LABEL: Final = "mamori.decision"
 TRAINED_ALGORITHMIC_MEDIA: Final = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-SUPPORTED_MIMES: Final = frozenset({"image/png", "image/jpeg", "audio/wav"})  # c2pa embeds in WAV too
+SUPPORTED_MIMES: Final = frozenset({"image/png", "image/jpeg", "audio/wav", "video/mp4"})  # also WAV, MP4
 NO_MANIFEST: Final = "Absent"
 """``ManifestReport.validation_state`` of an asset that carries no C2PA manifest at all."""
 

@@ -46,6 +46,7 @@ class Services:
     ready: dict[str, bool] = field(default_factory=dict)
     text_generator: TextGenerator | None = None  # chat completions (issue 7); None: the endpoint is off
     speech_generator: Any | None = None  # audio.speech (issue 7): a generators.transformers_speech.SpeechGenerator
+    video_generator: Any | None = None  # /v1/videos (issue 7): a generators.diffusers_video.DiffusersVideoGenerator
 
     def close(self) -> None:
         self.generator_pool.shutdown(wait=False, cancel_futures=True)

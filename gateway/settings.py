@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     speech_generator_options: dict[str, Any] = {}  # device, dtype, voices {name: speaker id}, noise_scale...
     max_speech_chars: int = Field(default=4096, ge=1, le=100_000)  # OpenAI's own limit on `input`
 
+    # video (issue 7, /v1/videos) -----------------------------------------------------------------
+    video_model: str | None = None  # local Wan 2.1 folder in diffusers layout; None: the tiny random default
+    video_generator_options: dict[str, Any] = {}  # steps, device
+
     @field_validator("text_output_terms")
     @classmethod
     def _output_terms_valid(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -8,7 +8,8 @@ from sqlalchemy import engine_from_config, pool
 import audit.checkpoint_models
 import audit.escalations
 import audit.models  # noqa: F401
-import gateway.models  # noqa: F401
+import gateway.models
+import gateway.video_models  # noqa: F401
 from audit.db import Base
 
 config = context.config

@@ -510,3 +510,17 @@ def test_tampered_wav_samples_are_invalid(provenance: Provenance) -> None:
     report = provenance.read(bytes(signed), "audio/wav")
     assert not report.trusted
     assert report.validation_state != "Trusted"
+
+
+def test_mp4_round_trip(provenance: Provenance) -> None:
+    import numpy as np
+
+    from generators.diffusers_video import encode_mp4
+
+    frames = np.random.default_rng(0).integers(0, 255, size=(5, 32, 32, 3), dtype=np.uint8)
+    mp4 = encode_mp4(frames, 2)
+    signed = provenance.sign(mp4, "video/mp4", title="clip.mp4", decision=DECISION)
+    report = provenance.read(signed.data, "video/mp4")
+    assert report.validation_state == "Trusted"
+    assert report.manifest_id == signed.manifest_id
+    assert report.assertions[DECISION_LABEL] == DECISION
