@@ -104,14 +104,14 @@ def _policy_finding(f: Finding) -> dict[str, Any]:
     return {"detector": f.detector, "category": f.category, "score": float(f.score), "evidence": dict(f.evidence)}
 
 
-def _revision(svc: Services) -> str:
+def policy_revision(svc: Services) -> str:
     try:
         return svc.policy.revision
     except Exception:
         return "unknown"
 
 
-async def _run_detector(
+async def run_detector(
     svc: Services, trace: Trace, detector: Detector, items: Sequence[Item], ctx: DetectionContext
 ) -> list[Finding]:
     """Run one detector over items on the detector pool, with a timeout; any failure is a StageFault."""
@@ -142,7 +142,7 @@ async def _run_detector(
     return findings
 
 
-async def _context(svc: Services, trace: Trace, stage: Literal["prescreen", "output"]) -> DetectionContext:
+async def detection_context(svc: Services, trace: Trace, stage: Literal["prescreen", "output"]) -> DetectionContext:
     data = svc.policy.data().get("mamori", {})
     tenant = trace.principal.tenant if trace.principal else ""
     index = await asyncio.to_thread(svc.protected.index)
@@ -177,7 +177,9 @@ async def decide(
     except PolicyError as exc:
         trace.fault("policy", stage, exc)
         svc.metrics.faults.labels("policy").inc()
-        decision = Decision.system_block("system.policy_error", "policy", "policy evaluation failed", _revision(svc))
+        decision = Decision.system_block(
+            "system.policy_error", "policy", "policy evaluation failed", policy_revision(svc)
+        )
     finally:
         elapsed = time.perf_counter() - start
         trace.add_timing(f"decide_{stage}", elapsed)
@@ -190,9 +192,9 @@ async def decide(
     return decision
 
 
-def _system_decision(svc: Services, trace: Trace, stage: str, fault: StageFault) -> Decision:
+def system_decision(svc: Services, trace: Trace, stage: str, fault: StageFault) -> Decision:
     svc.metrics.faults.labels(fault.component).inc()
-    decision = Decision.system_block(fault.code, fault.component, fault.message, _revision(svc))
+    decision = Decision.system_block(fault.code, fault.component, fault.message, policy_revision(svc))
     trace.decisions.append({"stage": stage, **decision.to_dict(), "input": None})
     return decision
 
@@ -213,15 +215,15 @@ def _request_doc(trace: Trace, job: ImageJob) -> dict[str, Any]:
 
 
 async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decision, list[Finding]]:
-    ctx = await _context(svc, trace, "prescreen")
+    ctx = await detection_context(svc, trace, "prescreen")
     findings: list[Finding] = []
     text = TextItem(job.prompt)
     for detector in svc.prescreen_detectors:
-        findings += await _run_detector(svc, trace, detector, [text], ctx)
+        findings += await run_detector(svc, trace, detector, [text], ctx)
     if job.source is not None:
         sources = [ImageItem(job.source, role="edit_source", index=0)]
         for detector in svc.image_detectors:
-            findings += await _run_detector(svc, trace, detector, sources, ctx)
+            findings += await run_detector(svc, trace, detector, sources, ctx)
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
     return await decide(svc, trace, "prescreen", findings, _request_doc(trace, job)), findings
 
@@ -264,11 +266,11 @@ async def generate(svc: Services, trace: Trace, job: ImageJob, prompt: str) -> l
 
 
 async def detect_outputs(svc: Services, trace: Trace, images: Sequence[GeneratedImage]) -> list[list[Finding]]:
-    ctx = await _context(svc, trace, "output")
+    ctx = await detection_context(svc, trace, "output")
     items = [ImageItem(g.image, role="output", index=i) for i, g in enumerate(images)]
     per_image: list[list[Finding]] = [[] for _ in images]
     for detector in svc.image_detectors:
-        for f in await _run_detector(svc, trace, detector, items, ctx):
+        for f in await run_detector(svc, trace, detector, items, ctx):
             index = f.evidence.get("index", 0 if len(images) == 1 else None)
             if not isinstance(index, int) or not 0 <= index < len(images):
                 # a finding that cannot be tied to its image could leave another image unvetted
@@ -354,7 +356,7 @@ def _seal(
 # ---------------------------------------------------------------- the whole path
 
 
-def _merge_reasons(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+def merge_reasons(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     seen: set[tuple[str, str]] = set()
     out: list[dict[str, Any]] = []
     for d in decisions:
@@ -389,10 +391,10 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
             "request_id": trace.request_id,
             "status": status,
             "decision": action,
-            "reasons": _merge_reasons(decisions),
+            "reasons": merge_reasons(decisions),
             "findings": summarize(all_findings),
             "manifest_ids": [a.manifest_id for a in assets if a.manifest_id],
-            "policy_revision": _revision(svc),
+            "policy_revision": policy_revision(svc),
         }
         if escalation_id:
             mamori["escalation_id"] = escalation_id
@@ -422,7 +424,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
     try:
         pre, pre_findings = await prescreen(svc, trace, job)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "prescreen", fault))
+        decisions.append(system_decision(svc, trace, "prescreen", fault))
         return await finish("refused", "block", http_status=503)
     decisions.append(pre)
     all_findings += pre_findings
@@ -439,7 +441,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
         images = await generate(svc, trace, job, prompt)
         per_image = await detect_outputs(svc, trace, images)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "output", fault))
+        decisions.append(system_decision(svc, trace, "output", fault))
         return await finish("refused", "block", http_status=503)
 
     # 3. decide per image; a prescreen escalation holds every output for review
@@ -460,7 +462,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
     statuses: list[Status] = [_STATUS_OF[a] for a in actions]
 
     # 4. sign released images, hold escalated ones ---------------------------
-    revision = _revision(svc)
+    revision = policy_revision(svc)
     final = "redact" if pre.action == "redact" else "allow"
     manifests = [
         manifest_decision(
@@ -475,7 +477,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
     try:
         sealed = await asyncio.to_thread(_seal, svc, trace, job, images, statuses, manifests)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "sign", fault))
+        decisions.append(system_decision(svc, trace, "sign", fault))
         trace.assets = [{"index": i, "status": "refused", "seed": g.seed} for i, g in enumerate(images)]
         return await finish("refused", "block", http_status=503)
     trace.assets = [s.entry for s in sealed]
@@ -494,7 +496,7 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
             svc,
             request_id=trace.request_id,
             principal=principal,
-            reasons=_merge_reasons(escalating),
+            reasons=merge_reasons(escalating),
             obligations=obligations,
             callback_url=job.callback_url,
             prompt_masked=masked,

@@ -29,15 +29,15 @@ from detectors.base import Finding, TextItem
 from gateway.keys import Principal
 from gateway.pipeline import (
     StageFault,
-    _context,
-    _merge_reasons,
-    _revision,
-    _run_detector,
-    _system_decision,
     decide,
+    detection_context,
     in_pool,
     manifest_decision,
+    merge_reasons,
+    policy_revision,
+    run_detector,
     summarize,
+    system_decision,
 )
 from gateway.policy import Decision
 from gateway.redaction import redact_text
@@ -106,11 +106,11 @@ def _request_doc(trace: Trace, job: SpeechJob) -> dict[str, Any]:
 
 
 async def prescreen(svc: Services, trace: Trace, job: SpeechJob) -> tuple[Decision, list[Finding]]:
-    ctx = await _context(svc, trace, "prescreen")
+    ctx = await detection_context(svc, trace, "prescreen")
     findings: list[Finding] = []
     item = TextItem(job.input)
     for detector in svc.prescreen_detectors:
-        findings += await _run_detector(svc, trace, detector, [item], ctx)
+        findings += await run_detector(svc, trace, detector, [item], ctx)
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
     return await decide(svc, trace, "prescreen", findings, _request_doc(trace, job)), findings
 
@@ -196,10 +196,10 @@ async def run_speech(svc: Services, trace: Trace, principal: Principal, job: Spe
             "request_id": trace.request_id,
             "status": status,
             "decision": action,
-            "reasons": _merge_reasons(decisions),
+            "reasons": merge_reasons(decisions),
             "findings": summarize(findings),
             "manifest_ids": [asset.manifest_id] if asset and asset.manifest_id else [],
-            "policy_revision": _revision(svc),
+            "policy_revision": policy_revision(svc),
         }
         trace.status, trace.decision = status, action
         message = None
@@ -231,7 +231,7 @@ async def run_speech(svc: Services, trace: Trace, principal: Principal, job: Spe
     try:
         pre, pre_findings = await prescreen(svc, trace, job)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "prescreen", fault))
+        decisions.append(system_decision(svc, trace, "prescreen", fault))
         return await finish("refused", "block", 503)
     decisions.append(pre)
     findings += pre_findings
@@ -247,7 +247,7 @@ async def run_speech(svc: Services, trace: Trace, principal: Principal, job: Spe
     try:
         wav = await synthesize(svc, trace, job, text)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "output", fault))
+        decisions.append(system_decision(svc, trace, "output", fault))
         return await finish("refused", "block", 503)
     out = await decide(svc, trace, "output", [], _request_doc(trace, job))
     decisions.append(out)
@@ -258,11 +258,11 @@ async def run_speech(svc: Services, trace: Trace, principal: Principal, job: Spe
 
     # 3. sign and store ---------------------------------------------------------
     reasons = [r.to_dict() for r in (*pre.reasons, *out.reasons)]
-    manifest = manifest_decision(trace, action, reasons, summarize(findings), _revision(svc))
+    manifest = manifest_decision(trace, action, reasons, summarize(findings), policy_revision(svc))
     try:
         asset, signed = await asyncio.to_thread(_seal, svc, trace, wav, manifest, job.seed)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "sign", fault))
+        decisions.append(system_decision(svc, trace, "sign", fault))
         trace.assets = [{"index": 0, "status": "refused", "mime": MIME, "seed": job.seed}]
         return await finish("refused", "block", 503)
     return await finish("released", action, 200, asset=asset, audio=signed)

@@ -34,14 +34,14 @@ from detectors.base import DetectionContext, Finding, TextItem
 from gateway.keys import Principal
 from gateway.pipeline import (
     StageFault,
-    _context,
-    _merge_reasons,
-    _revision,
-    _run_detector,
-    _system_decision,
     decide,
+    detection_context,
     in_pool,
+    merge_reasons,
+    policy_revision,
+    run_detector,
     summarize,
+    system_decision,
 )
 from gateway.policy import Decision
 from gateway.redaction import redact_text
@@ -149,14 +149,14 @@ def _final_action(decision: Decision) -> str:
 
 async def prescreen(svc: Services, trace: Trace, job: ChatJob) -> Prescreened:
     """Every system and user message through the text detectors, then one prescreen decision."""
-    ctx = await _context(svc, trace, "prescreen")
+    ctx = await detection_context(svc, trace, "prescreen")
     per_message: list[list[Finding]] = []
     for i, message in enumerate(job.messages):
         found: list[Finding] = []
         if message["role"] in SCREENED_ROLES and message["content"]:
             item = TextItem(message["content"])
             for detector in svc.prescreen_detectors:
-                found += await _run_detector(svc, trace, detector, [item], ctx)
+                found += await run_detector(svc, trace, detector, [item], ctx)
         trace.findings += [{**f.to_dict(), "stage": "prescreen", "message": i} for f in found]
         per_message.append(found)
     findings = [f for group in per_message for f in group]
@@ -195,7 +195,7 @@ class OutputRails:
 
     async def _context(self) -> DetectionContext:
         if self._ctx is None:
-            base = await _context(self.svc, self.trace, "output")
+            base = await detection_context(self.svc, self.trace, "output")
             terms = [*base.resources.get("terms", []), *self.svc.settings.text_output_terms]
             self._ctx = DetectionContext(
                 request_id=base.request_id,
@@ -211,7 +211,7 @@ class OutputRails:
         item = TextItem(text)
         findings: list[Finding] = []
         for detector in self.svc.prescreen_detectors:
-            findings += await _run_detector(self.svc, self.trace, detector, [item], ctx)
+            findings += await run_detector(self.svc, self.trace, detector, [item], ctx)
         doc = {**self.request_doc, "window": self.checks, "final": final, "output_chars": len(text)}
         decision = await decide(self.svc, self.trace, "output", findings, doc, index=self.checks)
         self.checks += 1
@@ -256,14 +256,14 @@ class _Ledger:
             "request_id": self.trace.request_id,
             "status": status,
             "decision": action,
-            "reasons": _merge_reasons(self.decisions),
+            "reasons": merge_reasons(self.decisions),
             "findings": summarize(self.findings),
             "manifest_ids": [],
-            "policy_revision": _revision(self.svc),
+            "policy_revision": policy_revision(self.svc),
         }
 
     def fault(self, stage: str, fault: StageFault) -> None:
-        self.decisions.append(_system_decision(self.svc, self.trace, stage, fault))
+        self.decisions.append(system_decision(self.svc, self.trace, stage, fault))
 
     async def finish(self, status: Status, action: str) -> dict[str, Any]:
         mamori = self.mamori(status, action)

@@ -32,15 +32,15 @@ from gateway.keys import Principal
 from gateway.logs import get_logger
 from gateway.pipeline import (
     StageFault,
-    _context,
-    _merge_reasons,
-    _revision,
-    _run_detector,
-    _system_decision,
     decide,
+    detection_context,
     in_pool,
     manifest_decision,
+    merge_reasons,
+    policy_revision,
+    run_detector,
     summarize,
+    system_decision,
 )
 from gateway.policy import Decision
 from gateway.services import Services
@@ -103,11 +103,11 @@ async def prescreen(svc: Services, trace: Trace, job: VideoJob) -> tuple[Decisio
     trace.detectors = svc.detector_versions()
     findings: list[Finding] = []
     try:
-        ctx = await _context(svc, trace, "prescreen")
+        ctx = await detection_context(svc, trace, "prescreen")
         for detector in svc.prescreen_detectors:
-            findings += await _run_detector(svc, trace, detector, [TextItem(job.prompt)], ctx)
+            findings += await run_detector(svc, trace, detector, [TextItem(job.prompt)], ctx)
     except StageFault as fault:
-        return _system_decision(svc, trace, "prescreen", fault), findings
+        return system_decision(svc, trace, "prescreen", fault), findings
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
     return await decide(svc, trace, "prescreen", findings, _request_doc(trace.request_id, job)), findings
 
@@ -119,10 +119,10 @@ def mamori_object(
         "request_id": request_id,
         "status": status,
         "decision": action,
-        "reasons": _merge_reasons(decisions),
+        "reasons": merge_reasons(decisions),
         "findings": summarize(findings),
         "manifest_ids": [],
-        "policy_revision": _revision(svc),
+        "policy_revision": policy_revision(svc),
     }
 
 
@@ -253,7 +253,7 @@ async def _run(svc: Services, video_id: str, prompt: str, principal: Principal) 
     except Exception as exc:
         trace.fault("video_generator", "generate", "timeout" if isinstance(exc, TimeoutError) else exc)
         backend_fault = StageFault("system.backend_error", "video_generator", "the video backend failed")
-        decisions.append(_system_decision(svc, trace, "output", backend_fault))
+        decisions.append(system_decision(svc, trace, "output", backend_fault))
         await finish("failed", "fault")
         return
     finally:
@@ -268,11 +268,11 @@ async def _run(svc: Services, video_id: str, prompt: str, principal: Principal) 
     picks = sorted({round(i * (n - 1) / max(SAMPLED_FRAMES - 1, 1)) for i in range(SAMPLED_FRAMES)})
     items = [ImageItem(Image.fromarray(frames[i]), role="output", index=k) for k, i in enumerate(picks)]
     try:
-        ctx = await _context(svc, trace, "output")
+        ctx = await detection_context(svc, trace, "output")
         for detector in svc.image_detectors:
-            findings += await _run_detector(svc, trace, detector, items, ctx)
+            findings += await run_detector(svc, trace, detector, items, ctx)
     except StageFault as fault:
-        decisions.append(_system_decision(svc, trace, "output", fault))
+        decisions.append(system_decision(svc, trace, "output", fault))
         await finish("failed", "fault")
         return
     trace.findings += [{**f.to_dict(), "stage": "output", "frames": picks} for f in findings]
@@ -288,14 +288,14 @@ async def _run(svc: Services, video_id: str, prompt: str, principal: Principal) 
     try:
         mp4 = await asyncio.to_thread(encode_mp4, frames, video.fps)
         reasons = [r.to_dict() for r in out.reasons]
-        manifest = manifest_decision(trace, out.action, reasons, summarize(findings), _revision(svc))
+        manifest = manifest_decision(trace, out.action, reasons, summarize(findings), policy_revision(svc))
         signed = await asyncio.to_thread(
             svc.provenance.sign, mp4, MIME, title=f"{video_id}.mp4", decision=manifest, action="c2pa.created"
         )
     except Exception as exc:
         trace.fault("provenance", "encode_sign", exc)
         sign_fault = StageFault("system.signing_error", "provenance", "encoding or signing the video failed")
-        decisions.append(_system_decision(svc, trace, "sign", sign_fault))
+        decisions.append(system_decision(svc, trace, "sign", sign_fault))
         await finish("failed", "fault")
         return
     digest = hashlib.sha256(signed.data).hexdigest()

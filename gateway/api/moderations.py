@@ -30,7 +30,7 @@ from detectors.base import Finding, ImageItem, Item, TextItem
 from gateway.api.deps import CanGenerate, ServicesDep
 from gateway.errors import BadRequest, GatewayFault
 from gateway.keys import Principal
-from gateway.pipeline import StageFault, _context, _run_detector, decide
+from gateway.pipeline import StageFault, decide, detection_context, run_detector
 from gateway.services import Services
 from gateway.trace import Trace
 from gateway.uploads import decode_image
@@ -146,7 +146,7 @@ def _openai_result(findings: list[Finding], types: set[str], flagged_by_policy: 
 async def _moderate_group(
     svc: Services, trace: Trace, parts: list[tuple[str, Any]]
 ) -> tuple[list[Finding], dict[str, Any]]:
-    ctx = await _context(svc, trace, "prescreen")
+    ctx = await detection_context(svc, trace, "prescreen")
     texts: list[Item] = [TextItem(v) for k, v in parts if k == "text" and v.strip()]
     images: list[Item] = []
     for i, (kind, value) in enumerate(p for p in parts if p[0] == "image"):
@@ -158,10 +158,10 @@ async def _moderate_group(
     findings: list[Finding] = []
     for detector in svc.prescreen_detectors:
         if texts:
-            findings += await _run_detector(svc, trace, detector, texts, ctx)
+            findings += await run_detector(svc, trace, detector, texts, ctx)
     for detector in svc.image_detectors:
         if images:
-            findings += await _run_detector(svc, trace, detector, images, ctx)
+            findings += await run_detector(svc, trace, detector, images, ctx)
     request_doc = {
         "id": trace.request_id,
         "endpoint": "moderations",
