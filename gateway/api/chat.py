@@ -17,8 +17,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api.bodies import parse_body
 from gateway.api.deps import ServicesDep, access
 from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
 from gateway.keys import Principal
@@ -87,21 +88,6 @@ class ChatCompletionRequest(BaseModel):
 
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-def _parse(raw: bytes) -> ChatCompletionRequest:
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object", code="invalid_json")
-    try:
-        return ChatCompletionRequest.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{param}: {first['msg']}", code="invalid_request", param=param) from exc
 
 
 def _content(message: ChatMessageIn, index: int) -> str:
@@ -178,7 +164,7 @@ def _completion_id(trace: Trace) -> str:
 async def create_chat_completion(request: Request, svc: ServicesDep, principal: CanChat) -> Response:
     if svc.text_generator is None:
         raise NotFound("chat completions are not enabled on this gateway", code="not_enabled")
-    body = _parse(await request.body())
+    body = parse_body(await request.body(), ChatCompletionRequest)
     job = _job(svc.settings, body)
     trace: Trace = request.state.trace
     model = body.model or DEFAULT_MODEL

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 import time
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from PIL.Image import Image as PILImage
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from gateway.api.bodies import load_json, validate_object
 from gateway.api.deps import CanEdit, CanGenerate, ServicesDep, read_form
 from gateway.errors import BadRequest, GatewayFault, PayloadTooLarge, PolicyRefusal
 from gateway.keys import Principal
@@ -126,19 +125,8 @@ def _seed(seed: int | None) -> int:
 
 @router.post("/generations", summary="Create images (OpenAI-compatible), governed")
 async def create_images(request: Request, svc: ServicesDep, principal: CanGenerate) -> JSONResponse:
-    raw = await request.body()
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object", code="invalid_json")
-    try:
-        body = ImageGenerationRequest.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{param}: {first['msg']}", code="invalid_request", param=param) from exc
+    payload = load_json(await request.body())
+    body = validate_object(ImageGenerationRequest, payload)
     settings = svc.settings
     _check_common(settings, body.prompt, body.n)
     width, height = _size(settings, body.size)

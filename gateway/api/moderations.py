@@ -17,7 +17,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import json
 import time
 import uuid
 from typing import Any
@@ -27,6 +26,7 @@ from fastapi.responses import JSONResponse
 from PIL.Image import Image as PILImage
 
 from detectors.base import Finding, ImageItem, Item, TextItem
+from gateway.api.bodies import load_json
 from gateway.api.deps import CanGenerate, ServicesDep
 from gateway.errors import BadRequest, GatewayFault
 from gateway.keys import Principal
@@ -177,10 +177,7 @@ async def _moderate_group(
 @router.post("/moderations", summary="Classify text and images (OpenAI-compatible); generates nothing")
 async def create_moderation(request: Request, svc: ServicesDep, principal: CanGenerate) -> JSONResponse:
     raw = await request.body()
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
+    payload = load_json(raw)
     groups = _groups(payload, svc.settings.max_prompt_chars, svc.settings.max_upload_bytes)
     request_id = getattr(request.state, "request_id", None) or "req_" + uuid.uuid4().hex
     trace = Trace(request_id=request_id, endpoint="moderations", client=request.client.host if request.client else None)

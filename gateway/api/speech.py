@@ -10,14 +10,14 @@ or 503 `mamori_fault` when an internal check failed).
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api.bodies import parse_body
 from gateway.api.deps import ServicesDep, access
 from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
 from gateway.keys import Principal
@@ -50,21 +50,6 @@ class SpeechRequest(BaseModel):
     instructions: str | None = Field(default=None, max_length=4096)
     stream_format: str | None = None
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-
-
-def _parse(raw: bytes) -> SpeechRequest:
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object", code="invalid_json")
-    try:
-        return SpeechRequest.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{param}: {first['msg']}", code="invalid_request", param=param) from exc
 
 
 def _job(settings: Settings, body: SpeechRequest) -> SpeechJob:
@@ -108,7 +93,7 @@ def _job(settings: Settings, body: SpeechRequest) -> SpeechJob:
 async def create_speech(request: Request, svc: ServicesDep, principal: CanSpeak) -> Response:
     if svc.speech_generator is None:
         raise NotFound("speech is not enabled on this gateway", code="not_enabled")
-    body = _parse(await request.body())
+    body = parse_body(await request.body(), SpeechRequest)
     job = _job(svc.settings, body)
     trace: Trace = request.state.trace
     note_request(trace, job)

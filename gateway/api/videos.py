@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import secrets
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api.bodies import load_json, validate_object
 from gateway.api.deps import ServicesDep, access
 from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
 from gateway.jobs import queue_for
@@ -63,18 +63,8 @@ async def _parse(request: Request) -> VideoRequest:
         form = await request.form(max_files=1, max_fields=16)
         payload = {k: v for k, v in form.items() if isinstance(v, str)}
     else:
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object", code="invalid_json")
-    try:
-        return VideoRequest.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{param}: {first['msg']}", code="invalid_request", param=param) from exc
+        payload = load_json(await request.body())
+    return validate_object(VideoRequest, payload)
 
 
 def _job(body: VideoRequest) -> VideoJob:
