@@ -23,6 +23,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from generators.base import EditRequest, GeneratedImage, GeneratorError, ImageRequest
+from generators.devices import describe, resolve_device, resolve_dtype_name
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -91,7 +92,7 @@ class DiffusersImageGenerator:
             except GeneratorError:
                 raise
             except Exception as exc:
-                raise GeneratorError(f"diffusers: loading the pipelines failed: {_describe(exc)}") from exc
+                raise GeneratorError(f"diffusers: loading the pipelines failed: {describe(exc)}") from exc
             self._loaded = True
 
     def _load(self) -> None:
@@ -102,13 +103,8 @@ class DiffusersImageGenerator:
             StableDiffusionPipeline,
         )
 
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype_name = self.dtype
-        if dtype_name == "auto":
-            dtype_name = "float16" if device.startswith("cuda") else "float32"
-        torch_dtype = getattr(torch, dtype_name)
+        device = resolve_device(self.device)
+        torch_dtype = getattr(torch, resolve_dtype_name(self.dtype, device, on_cuda="float16"))
         self._torch_device = device
 
         def load_one(pipeline_class: Any, source: str) -> Any:
@@ -216,7 +212,7 @@ class DiffusersImageGenerator:
                         output_type="pil",
                     )
             except Exception as exc:
-                raise GeneratorError(f"diffusers: {_ROLES[role]} failed: {_describe(exc)}") from exc
+                raise GeneratorError(f"diffusers: {_ROLES[role]} failed: {describe(exc)}") from exc
             images.append(_first_image(output, role))
         return images
 
@@ -259,8 +255,3 @@ def _binary_mask(mask: Image, size: tuple[int, int]) -> Image:
     if gray.size != size:
         gray = gray.resize(size, PILImage.Resampling.NEAREST)
     return gray.point(lambda p: 255 if p >= 128 else 0)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

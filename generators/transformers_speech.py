@@ -28,6 +28,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 from generators.base import GeneratorError
+from generators.devices import resolve_device, resolve_dtype_name
 
 __all__ = ["SpeechGenerator", "SynthesizedSpeech", "TransformersSpeechGenerator", "wav_bytes"]
 
@@ -120,10 +121,8 @@ class TransformersSpeechGenerator:
         import transformers
 
         t: Any = transformers  # loosely typed; keep mypy --strict quiet
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype_name = "float32" if self.dtype == "auto" else self.dtype
+        device = resolve_device(self.device)
+        dtype_name = resolve_dtype_name(self.dtype, device, on_cuda="float32")
         tokenizer = t.VitsTokenizer.from_pretrained(self.model, local_files_only=self.local_files_only)
         model = t.VitsModel.from_pretrained(
             self.model, dtype=getattr(torch, dtype_name), local_files_only=self.local_files_only

@@ -30,6 +30,7 @@ from importlib import metadata
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from generators.base import GeneratorError
+from generators.devices import describe, resolve_device, resolve_dtype_name
 
 __all__ = ["TextCompletion", "TextGenerator", "TextStream", "TransformersTextGenerator"]
 
@@ -82,7 +83,7 @@ class TextStream(Iterator[str]):
         except StopIteration:
             self._thread.join()
             if self._errors:
-                raise GeneratorError(f"transformers: generation failed: {_describe(self._errors[0])}") from None
+                raise GeneratorError(f"transformers: generation failed: {describe(self._errors[0])}") from None
             hit_limit = self._streamer.tokens >= self._max_tokens and not self._streamer.saw_eos
             self.finish_reason = "length" if hit_limit else "stop"
             raise
@@ -175,19 +176,15 @@ class TransformersTextGenerator:
             except GeneratorError:
                 raise
             except Exception as exc:
-                raise GeneratorError(f"transformers: loading {self.model!r} failed: {_describe(exc)}") from exc
+                raise GeneratorError(f"transformers: loading {self.model!r} failed: {describe(exc)}") from exc
             self._loaded = True
 
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype_name = self.dtype
-        if dtype_name == "auto":
-            dtype_name = "bfloat16" if device.startswith("cuda") else "float32"
+        device = resolve_device(self.device)
+        dtype_name = resolve_dtype_name(self.dtype, device, on_cuda="bfloat16")
         tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=self.local_files_only)
         if not getattr(tokenizer, "chat_template", None):
             raise GeneratorError(f"transformers: the tokenizer of {self.model!r} has no chat template")
@@ -215,7 +212,7 @@ class TransformersTextGenerator:
             with self._generate_lock, _seeded(seed, self._torch_device):
                 output = self._model.generate(**inputs, **self._sampling(max_tokens, temperature))
         except Exception as exc:
-            raise GeneratorError(f"transformers: generation failed: {_describe(exc)}") from exc
+            raise GeneratorError(f"transformers: generation failed: {describe(exc)}") from exc
         new = output[0, prompt_len:].tolist()
         eos = set(_as_list(self._model.generation_config.eos_token_id))
         finish: FinishReason = "stop" if (new and new[-1] in eos) or len(new) < max_tokens else "length"
@@ -272,7 +269,7 @@ class TransformersTextGenerator:
                 return_dict=True,
             )
         except Exception as exc:
-            raise GeneratorError(f"transformers: the chat template failed: {_describe(exc)}") from exc
+            raise GeneratorError(f"transformers: the chat template failed: {describe(exc)}") from exc
         return {k: v.to(self._torch_device) for k, v in encoded.items()}
 
     def _sampling(self, max_tokens: int, temperature: float) -> dict[str, Any]:
@@ -288,11 +285,6 @@ class TransformersTextGenerator:
             "top_k": 0,
             "pad_token_id": pad,
         }
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _as_list(value: Any) -> list[int]:
