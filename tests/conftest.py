@@ -79,6 +79,61 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, tiny_models: Any) -> Itera
     services.close()
 
 
+@dataclass
+class LiveServer:
+    """A uvicorn server on a loopback port sharing the session gateway's services (one per session)."""
+
+    url: str  # ends in /v1, as the openai client wants base_url
+    root: str
+    services: Any
+    keys: dict[str, str]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(gateway: Gateway) -> Iterator[LiveServer]:
+    """One live server per test session for real-client tests (openai, httpx, browsers).
+
+    It shares the session gateway's loaded models, database, policy and keys; its job queue runs in
+    Huey's immediate mode so the session's own consumer stays the only one on the queue storage.
+    """
+    import dataclasses
+    import threading
+    import time
+
+    import uvicorn
+
+    from gateway.app import create_app
+
+    base = gateway.services
+    settings = base.settings.model_copy(update={"jobs_backend": "memory"})
+    services = dataclasses.replace(base, settings=settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the live server did not start")
+        time.sleep(0.05)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        yield LiveServer(url=f"{root}/v1", root=root, services=services, keys=gateway.keys)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
 def png(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
