@@ -484,12 +484,12 @@ class RegoEngine:
     def run_tests(self) -> TestReport:
         """Run every rule named `test_*` in the bundle's `*_test.rego` files (like `opa test`).
 
-        Each test file is compiled on its own (the bundle's modules plus that file) with its
-        tests as entrypoints, then each test runs from that plan: rego-cpp 1.5 crashed when one
-        interpreter held every test module, and ad-hoc queries recompile (~1 s each).
+        Each test rule is compiled on its own (the bundle's modules plus its test file, the rule
+        as the only entrypoint), then run from that plan: rego-cpp 1.5 crashed when one
+        interpreter held every test module, ad-hoc queries recompile (~1 s each), and one plan
+        with a whole file's tests as entrypoints grew past 20 GB once decision.rego gained the
+        template waiver; a plan per rule stays small and is freed before the next.
         """
-        import regopy
-
         bundle = self._compiled.bundle
         report = TestReport()
         for name, source in sorted(bundle.tests.items()):
@@ -497,34 +497,40 @@ class RegoEngine:
             if match is None:  # load_bundle refuses such files already
                 raise PolicyError(f"{name}: no package declaration")
             package = match.group(1)
-            rules = list(dict.fromkeys(_TEST_RULE.findall(source)))
-            entrypoints = {rule: f"{package.replace('.', '/')}/{rule}" for rule in rules}
-            try:
-                interpreter = _new_interpreter(bundle, extra={name: source})
-                plan = interpreter.build(None, list(entrypoints.values()))
-            except (PolicyError, regopy.RegoError) as exc:
-                for rule in rules:
-                    report.failed.append(f"{package}.{rule}")
-                    report.errors[f"{package}.{rule}"] = (
-                        str(exc) if isinstance(exc, PolicyError) else _error_text(str(exc), {name: source})
-                    )
-                continue
-            runner = regopy.Interpreter()
-            for rule in rules:
-                test_id = f"{package}.{rule}"
-                try:
-                    output = _query_entrypoint(runner, plan, entrypoints[rule])
-                    defined, value = _single_value(output, test_id)
-                except (PolicyError, regopy.RegoError, ValueError) as exc:
-                    report.failed.append(test_id)
-                    report.errors[test_id] = str(exc)
-                    continue
-                if defined and value is True:
-                    report.passed.append(test_id)
-                else:
-                    report.failed.append(test_id)
-                    report.errors[test_id] = "undefined" if not defined else f"evaluated to {value!r}"
+            for rule in dict.fromkeys(_TEST_RULE.findall(source)):
+                self._run_test_rules(report, name, source, package, [rule])
         return report
+
+    def _run_test_rules(self, report: TestReport, name: str, source: str, package: str, rules: list[str]) -> None:
+        import regopy
+
+        bundle = self._compiled.bundle
+        entrypoints = {rule: f"{package.replace('.', '/')}/{rule}" for rule in rules}
+        try:
+            interpreter = _new_interpreter(bundle, extra={name: source})
+            plan = interpreter.build(None, list(entrypoints.values()))
+        except (PolicyError, regopy.RegoError) as exc:
+            for rule in rules:
+                report.failed.append(f"{package}.{rule}")
+                report.errors[f"{package}.{rule}"] = (
+                    str(exc) if isinstance(exc, PolicyError) else _error_text(str(exc), {name: source})
+                )
+            return
+        runner = regopy.Interpreter()
+        for rule in rules:
+            test_id = f"{package}.{rule}"
+            try:
+                output = _query_entrypoint(runner, plan, entrypoints[rule])
+                defined, value = _single_value(output, test_id)
+            except (PolicyError, regopy.RegoError, ValueError) as exc:
+                report.failed.append(test_id)
+                report.errors[test_id] = str(exc)
+                continue
+            if defined and value is True:
+                report.passed.append(test_id)
+            else:
+                report.failed.append(test_id)
+                report.errors[test_id] = "undefined" if not defined else f"evaluated to {value!r}"
 
 
 class OpaServerEngine:
