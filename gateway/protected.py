@@ -66,7 +66,8 @@ class ProtectedRegistry:
                     variant=h.variant,
                     value=_to_signed(h.value),
                 )
-                for h in hashes
+                for whole in hashes
+                for h in whole.words()  # a 256-bit PDQ hash is stored as four BIGINT words ("pdq:0".."pdq:3")
             )
         return ProtectedWork(id=work_id, tenant=tenant, name=name, sha256=digest, hashes=len(hashes))
 

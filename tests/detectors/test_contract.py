@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from detectors.copyright import ProtectedIndex, work_hashes
@@ -21,12 +23,17 @@ def test_builtin_detectors_are_registered() -> None:
     assert set(available_detectors()) >= EXPECTED
 
 
+@pytest.fixture(scope="module")
+def index() -> ProtectedIndex:
+    return ProtectedIndex.from_hashes(work_hashes("sample-work", None, synthetic_image(0)))
+
+
 @pytest.mark.parametrize("name", available_detectors())
-def test_detector_contract(name: str) -> None:
-    detector = load_detector(name, {})
+def test_detector_contract(name: str, index: ProtectedIndex, tiny_clip: Path) -> None:
+    # bias_image needs a CLIP folder (off by default); the others load with no options
+    detector = load_detector(name, {"model": str(tiny_clip)} if name == "bias_image" else {})
     assert detector.name == name
     detector.load()
-    index = ProtectedIndex.from_hashes(work_hashes("sample-work", None, synthetic_image(0)))
     ctx = make_context(
         terms=[{"term": "card number", "category": "financial"}],
         protected_index=index,

@@ -1,0 +1,15 @@
+"""Shared fixtures of the detector tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight CLIP folder (built once per session), loaded back through from_pretrained."""
+    from detectors.bias_image import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
