@@ -1,33 +1,38 @@
 """OpenAI-compatible text to speech: `POST /v1/audio/speech`, governed.
 
 The body is OpenAI's `audio.speech.create` (model, input, voice, response_format, speed), plus an
-optional `seed`. Only `response_format: "wav"` is served (omitted means wav); mp3, opus, aac, flac
-and pcm answer 400 `unsupported_response_format`. The answer is the C2PA-signed WAV itself
-(`content-type: audio/wav`) with the headers `x-mamori-request-id` and `x-mamori-manifest-id`. A
+optional `seed`. `response_format` "wav" (the default here) and "mp3" are served, the formats
+Mamori can sign with C2PA; opus, aac, flac and pcm answer 400 `unsupported_response_format`. The
+answer is the C2PA-signed file itself (`content-type: audio/wav` or `audio/mpeg`) with the headers
+`x-mamori-request-id`, `x-mamori-manifest-id`, `x-mamori-asset-id` and `x-mamori-decision`. A
 refusal answers in OpenAI's error shape with the `mamori` object (400 `content_policy_violation`,
-or 503 `mamori_fault` when an internal check failed).
+or 503 `mamori_fault` when an internal check failed). Held for review: 202 with
+`{"created", "data": [], "mamori": {..., "escalation_id", "poll_url"}}`; after a supervisor's
+approval, `GET /v1/requests/{id}` returns the signed file as `data[0].b64_json`.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.bodies import parse_body
 from gateway.api.deps import ServicesDep, access
+from gateway.audio_pipeline import MIMES, AudioOutcome
 from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
 from gateway.keys import Principal
 from gateway.settings import Settings
-from gateway.speech_pipeline import ENDPOINT, MIME, SpeechJob, note_request, run_speech
+from gateway.speech_pipeline import ENDPOINT, SpeechJob, note_request, run_speech
 from gateway.trace import Trace
 
 router = APIRouter(prefix="/v1/audio", tags=["audio"])
 CanSpeak = Annotated[Principal, access(ENDPOINT)]
-SUPPORTED_FORMATS = ("wav",)
+SUPPORTED_FORMATS = tuple(MIMES)
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
 
@@ -58,7 +63,7 @@ def _job(settings: Settings, body: SpeechRequest) -> SpeechJob:
         known = "a format OpenAI offers, but" if response_format in OPENAI_FORMATS else "not a known format;"
         raise BadRequest(
             f"response_format {body.response_format!r} is {known} this gateway serves only "
-            f"{', '.join(SUPPORTED_FORMATS)} (the format it can sign with C2PA)",
+            f"{', '.join(SUPPORTED_FORMATS)} (the formats it can sign with C2PA)",
             code="unsupported_response_format",
             param="response_format",
         )
@@ -99,6 +104,15 @@ async def create_speech(request: Request, svc: ServicesDep, principal: CanSpeak)
     note_request(trace, job)
 
     outcome = await run_speech(svc, trace, principal, job)
+    return audio_answer(trace, outcome)
+
+
+def audio_answer(trace: Trace, outcome: AudioOutcome) -> Response:
+    """The signed audio file (200), the held answer (202, JSON), or an error in OpenAI's shape."""
+    headers = {"x-mamori-request-id": trace.request_id, "x-mamori-decision": outcome.mamori["decision"]}
+    if outcome.status == "held":
+        body = {"created": int(time.time()), "data": [], "mamori": outcome.mamori}
+        return JSONResponse(body, status_code=202, headers=headers)
     if outcome.status != "released" or outcome.audio is None:
         if outcome.http_status >= 500:
             raise GatewayFault(
@@ -107,10 +121,5 @@ async def create_speech(request: Request, svc: ServicesDep, principal: CanSpeak)
                 mamori=outcome.mamori,
             )
         raise PolicyRefusal(outcome.refusal_message or "Request refused by Mamori policy.", mamori=outcome.mamori)
-    headers = {
-        "x-mamori-request-id": trace.request_id,
-        "x-mamori-manifest-id": outcome.manifest_id or "",
-        "x-mamori-asset-id": outcome.asset_id or "",
-        "x-mamori-decision": outcome.mamori["decision"],
-    }
-    return Response(content=outcome.audio, media_type=MIME, headers=headers)
+    headers.update({"x-mamori-manifest-id": outcome.manifest_id or "", "x-mamori-asset-id": outcome.asset_id or ""})
+    return Response(content=outcome.audio, media_type=outcome.mime, headers=headers)

@@ -42,5 +42,5 @@ def test_openai_client_speech_is_a_signed_wav(live: tuple[str, str, Any]) -> Non
     assert "Mamori policy" in refused.value.message
 
     with pytest.raises(openai.BadRequestError) as unsupported:
-        client.audio.speech.create(model="mamori-tts", voice="alloy", input="hello", response_format="mp3")
+        client.audio.speech.create(model="mamori-tts", voice="alloy", input="hello", response_format="opus")
     assert unsupported.value.code == "unsupported_response_format"
