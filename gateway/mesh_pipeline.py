@@ -1,0 +1,341 @@
+"""The governed 3D path (`/v1/3d`, issue 7): prescreen at create, then a job on the queue.
+
+At create (synchronous): the prompt goes through the text detectors at stage "prescreen" and the
+policy decides; a block or escalate refuses with 400 (the middleware writes the `request` record).
+An allowed request becomes a `meshes` row (status "queued") and a `mamori.generate_mesh` task.
+
+In the job (`run_mesh_job`, on a consumer thread): generate a GLB with the 3D backend (Shap-E),
+draw it from several directions (`generators.diffusers_3d.render_views`) and run the image
+detectors on those views, ask the policy at stage "output" with the findings, then sign a sidecar
+C2PA manifest bound to the GLB by hash (`gateway.provenance_sidecar`: c2pa cannot embed into GLB),
+store both blobs and mark the row "completed". Output escalate or block → "failed" with the reasons
+in `mamori`: nothing is released (3D assets are not held for review yet). Every fault fails closed:
+"failed", nothing downloadable. Either way one `mesh.completed` / `mesh.failed` audit record is
+written with the GLB's hash and the manifest id; if that write fails nothing is released.
+
+The prompt travels sealed in the task's arguments (`JobQueue.seal_text`) and is never written to
+the `meshes` table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from detectors.base import Finding, ImageItem, TextItem
+from gateway.keys import Principal
+from gateway.logs import get_logger
+from gateway.mesh_models import MeshRow
+from gateway.pipeline import (
+    StageFault,
+    decide,
+    detection_context,
+    in_pool,
+    manifest_decision,
+    merge_reasons,
+    policy_revision,
+    run_detector,
+    summarize,
+    system_decision,
+)
+from gateway.policy import Decision
+from gateway.services import Services
+from gateway.trace import Trace
+
+log = get_logger("mamori.meshes")
+
+ENDPOINT = "meshes.create"
+READ_ENDPOINT = "meshes.read"
+MIME = "model/gltf-binary"
+VIEWS = 4  # rendered views screened by the image detectors
+VIEW_SIZE = 256
+TERMINAL = ("completed", "failed")
+
+
+@dataclass
+class MeshJob:
+    prompt: str
+    model: str
+    seed: int
+    guidance: float | None = None
+
+
+def mesh_generator(svc: Services) -> Any:
+    """The 3D backend of these services (built at startup by gateway.bootstrap.load_mesh_generator)."""
+    if svc.mesh_generator is None:
+        raise RuntimeError("no 3D generator is configured")
+    return svc.mesh_generator
+
+
+def _request_doc(request_id: str, job: MeshJob) -> dict[str, Any]:
+    return {"id": request_id, "endpoint": ENDPOINT, "modality": "3d", "model": job.model}
+
+
+def note_request(trace: Trace, job: MeshJob) -> None:
+    trace.request.update(
+        kind="mesh",
+        model=job.model,
+        seed=job.seed,
+        guidance=job.guidance,
+        prompt_chars=len(job.prompt),
+        prompt_sha256=hashlib.sha256(job.prompt.encode("utf-8")).hexdigest(),
+    )
+
+
+async def prescreen(svc: Services, trace: Trace, job: MeshJob) -> tuple[Decision, list[Finding]]:
+    """Text detectors on the prompt, then the policy at stage "prescreen" (a fault is a system block)."""
+    trace.prompt_encrypted = svc.audit.seal_prompt(job.prompt)
+    trace.detectors = svc.detector_versions()
+    findings: list[Finding] = []
+    try:
+        ctx = await detection_context(svc, trace, "prescreen")
+        for detector in svc.prescreen_detectors:
+            findings += await run_detector(svc, trace, detector, [TextItem(job.prompt)], ctx)
+    except StageFault as fault:
+        return system_decision(svc, trace, "prescreen", fault), findings
+    trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
+    return await decide(svc, trace, "prescreen", findings, _request_doc(trace.request_id, job)), findings
+
+
+def mamori_object(
+    svc: Services, request_id: str, status: str, action: str, decisions: list[Decision], findings: list[Finding]
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "status": status,
+        "decision": action,
+        "reasons": merge_reasons(decisions),
+        "findings": summarize(findings),
+        "manifest_ids": [],
+        "policy_revision": policy_revision(svc),
+    }
+
+
+# ---------------------------------------------------------------------- state
+def create_row(svc: Services, mesh_id: str, request_id: str, principal: Principal, job: MeshJob, mamori: Any) -> None:
+    with svc.sessions() as session, session.begin():
+        session.add(
+            MeshRow(
+                id=mesh_id,
+                request_id=request_id,
+                tenant=principal.tenant,
+                key_id=principal.key_id,
+                status="queued",
+                model=job.model,
+                seed=job.seed,
+                guidance=job.guidance,
+                mamori_json=json.dumps(mamori),
+                created_at=datetime.now(UTC),
+            )
+        )
+
+
+def get_row(svc: Any, mesh_id: str) -> MeshRow | None:
+    with svc.sessions() as session:
+        row: MeshRow | None = session.get(MeshRow, mesh_id)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def _update(svc: Any, mesh_id: str, **values: Any) -> None:
+    with svc.sessions() as session, session.begin():
+        row = session.execute(select(MeshRow).where(MeshRow.id == mesh_id)).scalar_one()
+        for key, value in values.items():
+            setattr(row, key, value)
+
+
+def _update_if(svc: Any, mesh_id: str, only_if: str, **values: Any) -> bool:
+    """Update the row only while its status is `only_if` (several consumers may race); True if this call did."""
+    with svc.sessions() as session, session.begin():
+        stmt = update(MeshRow).where(MeshRow.id == mesh_id, MeshRow.status == only_if).values(**values)
+        return bool(session.execute(stmt).rowcount)
+
+
+def mesh_object(row: MeshRow) -> dict[str, Any]:
+    """The 3D job object (shaped like OpenAI's video object), plus `mamori`."""
+    mamori = json.loads(row.mamori_json or "{}")
+    failed = row.status == "failed"
+    return {
+        "id": row.id,
+        "object": "mesh",
+        "status": row.status,
+        "created_at": int(row.created_at.timestamp()),
+        "completed_at": int(row.completed_at.timestamp()) if row.completed_at else None,
+        "model": row.model,
+        "seed": row.seed,
+        "format": "glb",
+        "content_url": f"/v1/3d/{row.id}/content" if row.status == "completed" else None,
+        "manifest_url": f"/v1/3d/{row.id}/manifest" if row.status == "completed" else None,
+        "error": {
+            "code": "content_policy_violation" if mamori.get("decision") not in ("fault",) else "mamori_fault",
+            "message": "the 3D asset was not released",
+        }
+        if failed
+        else None,
+        "mamori": mamori,
+    }
+
+
+def fail_mesh(ctx: Any, mesh_id: str, code: str, message: str) -> None:
+    """Fail a job that cannot run or crashed (fail closed), with one `mesh.failed` record. Needs sessions and audit."""
+    row = get_row(ctx, mesh_id)
+    if row is None or row.status in TERMINAL:
+        return
+    mamori = json.loads(row.mamori_json or "{}")
+    reason = {"code": code, "detector": "jobs", "message": message}
+    mamori.update(status="failed", decision="fault", reasons=[*mamori.get("reasons", []), reason])
+    payload = {"request_id": row.request_id, "endpoint": ENDPOINT, "mesh_id": mesh_id, "status": "failed",
+               "mamori": mamori}  # fmt: skip
+    try:
+        ctx.audit.append("mesh.failed", payload, request_id=row.request_id, tenant=row.tenant)
+    finally:
+        _update_if(ctx, mesh_id, row.status, status="failed", blob_digest=None, manifest_digest=None,
+                   mamori_json=json.dumps(mamori), completed_at=datetime.now(UTC))  # fmt: skip
+
+
+# ---------------------------------------------------------------------- the job
+def run_mesh_job(svc: Any, mesh_id: str, prompt: str, principal: dict[str, str]) -> None:
+    """The queue task's body (blocking; runs on a consumer thread)."""
+    try:
+        asyncio.run(_run(svc, mesh_id, prompt, Principal(**principal)))
+    except Exception as exc:  # fail closed: whatever happened, nothing is downloadable
+        log.exception("mesh.job_failed", mesh_id=mesh_id, error=type(exc).__name__)
+        try:
+            fail_mesh(svc, mesh_id, "system.job_error", "the 3D job failed")
+        except Exception:
+            log.exception("mesh.mark_failed_failed", mesh_id=mesh_id)
+
+
+async def _run(svc: Services, mesh_id: str, prompt: str, principal: Principal) -> None:
+    row = await asyncio.to_thread(get_row, svc, mesh_id)
+    if row is None or not await asyncio.to_thread(_update_if, svc, mesh_id, "queued", status="in_progress"):
+        return  # unknown, or already taken (a retried or duplicated task): idempotent
+    job = MeshJob(prompt, row.model, row.seed, row.guidance)
+    trace = Trace(request_id=row.request_id, endpoint=ENDPOINT, client=None, principal=principal)
+    trace.detectors = svc.detector_versions()
+    note_request(trace, job)
+    prior = json.loads(row.mamori_json or "{}")
+    decisions: list[Decision] = []
+    findings: list[Finding] = []
+
+    async def finish(status: str, action: str, glb: bytes | None = None, sidecar: Any = None) -> None:
+        mamori = mamori_object(svc, row.request_id, status, action, decisions, findings)
+        mamori["reasons"] = prior.get("reasons", []) + mamori["reasons"]
+        mamori["mesh_id"] = mesh_id
+        blobs: tuple[str, str] | None = None
+        if glb is not None and sidecar is not None:
+            mamori["manifest_ids"] = [sidecar.manifest_id]
+            blobs = (
+                await asyncio.to_thread(svc.blobs.put, glb),
+                await asyncio.to_thread(svc.blobs.put, sidecar.manifest),
+            )
+        trace.status, trace.decision = status, action
+        payload = {**trace.audit_payload(), "mesh_id": mesh_id, "mamori": mamori}
+        event = "mesh.completed" if status == "completed" else "mesh.failed"
+        try:
+            await asyncio.to_thread(svc.audit.append, event, payload, request_id=row.request_id, tenant=row.tenant)
+        except Exception:  # no record, no release
+            log.exception("mesh.audit_failed", mesh_id=mesh_id)
+            status, blobs, mamori["status"], mamori["decision"] = "failed", None, "failed", "fault"
+            mamori["manifest_ids"] = []
+            mamori["reasons"] = mamori["reasons"] + [
+                {"code": "system.audit_error", "source": "audit", "message": "the audit record could not be written"}
+            ]
+        values: dict[str, Any] = dict(status=status, mamori_json=json.dumps(mamori), completed_at=datetime.now(UTC))
+        if blobs is not None:
+            values.update(
+                blob_digest=blobs[0],
+                manifest_digest=blobs[1],
+                sha256=sidecar.asset_sha256,
+                manifest_id=sidecar.manifest_id,
+            )
+        await asyncio.to_thread(_update, svc, mesh_id, **values)
+
+    async def fault(stage: str, code: str, source: str, message: str) -> None:
+        decisions.append(system_decision(svc, trace, stage, StageFault(code, source, message)))
+        await finish("failed", "fault")
+
+    # 1. generate ---------------------------------------------------------------
+    generator = mesh_generator(svc)
+    trace.generator = {"name": generator.name, "version": generator.version, "kind": "mesh"}
+    start = time.perf_counter()
+    try:
+        mesh = await in_pool(
+            svc.generator_pool,
+            lambda: generator.generate(prompt, seed=job.seed, guidance_scale=job.guidance),
+            svc.settings.generation_timeout_s,
+        )
+    except Exception as exc:
+        trace.fault("mesh_generator", "generate", "timeout" if isinstance(exc, TimeoutError) else exc)
+        await fault("output", "system.backend_error", "mesh_generator", "the 3D backend failed")
+        return
+    finally:
+        trace.add_timing("generate", time.perf_counter() - start)
+
+    # 2. draw views of the GLB, screen them, then the output decision ----------
+    from generators.diffusers_3d import render_views
+
+    start = time.perf_counter()
+    try:
+        views = await asyncio.to_thread(render_views, mesh.glb, size=VIEW_SIZE, views=VIEWS)
+    except Exception as exc:
+        trace.fault("mesh_renderer", "render", exc)
+        await fault("output", "system.detector_error", "mesh_renderer", "the 3D asset could not be drawn for screening")
+        return
+    finally:
+        trace.add_timing("render_views", time.perf_counter() - start)
+    items = [ImageItem(view, role="output", index=k) for k, view in enumerate(views)]
+    try:
+        ctx = await detection_context(svc, trace, "output")
+        for detector in svc.image_detectors:
+            findings += await run_detector(svc, trace, detector, items, ctx)
+    except StageFault as stage_fault:
+        decisions.append(system_decision(svc, trace, "output", stage_fault))
+        await finish("failed", "fault")
+        return
+    trace.findings += [{**f.to_dict(), "stage": "output", "views": VIEWS} for f in findings]
+    out = await decide(svc, trace, "output", findings, _request_doc(row.request_id, job))
+    decisions.append(out)
+    if out.action in ("block", "escalate"):  # 3D assets cannot be held for review yet: nothing is released
+        await finish("failed", out.action)
+        return
+
+    # 3. sign a sidecar manifest bound to the GLB ----------------------------------
+    from gateway.provenance_sidecar import sign_sidecar
+
+    start = time.perf_counter()
+    try:
+        reasons = [r.to_dict() for r in out.reasons]
+        manifest = manifest_decision(trace, out.action, reasons, summarize(findings), policy_revision(svc))
+        sidecar = await asyncio.to_thread(
+            sign_sidecar, svc.provenance, mesh.glb, MIME, title=f"{mesh_id}.glb", decision=manifest
+        )
+    except Exception as exc:
+        trace.fault("provenance", "sign_sidecar", exc)
+        await fault("sign", "system.signing_error", "provenance", "signing the 3D asset's manifest failed")
+        return
+    finally:
+        trace.add_timing("sign", time.perf_counter() - start)
+    trace.assets = [
+        {
+            "index": 0,
+            "status": "released",
+            "mime": MIME,
+            "seed": job.seed,
+            "sha256": sidecar.asset_sha256,
+            "manifest_id": sidecar.manifest_id,
+            "manifest_sha256": hashlib.sha256(sidecar.manifest).hexdigest(),
+            "manifest_binding": "sidecar",
+            "vertices": mesh.vertices,
+            "faces": mesh.faces,
+        }
+    ]
+    await finish("completed", out.action, mesh.glb, sidecar)
