@@ -1,9 +1,11 @@
-"""Decoding uploaded images safely: size limits, decompression bombs, non-images → clear 4xx errors."""
+"""Uploaded images: safe decoding (size limits, decompression bombs, non-images → clear 4xx errors), and what
+an upload's own C2PA manifest says, for the policy to judge an edit by (issue 7)."""
 
 from __future__ import annotations
 
 import io
 import warnings
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -43,3 +45,35 @@ def to_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
     else:
         out = mask.convert("L")
     return out.resize(size, Image.Resampling.NEAREST)
+
+
+# C2PA assertion labels that carry a "may this asset be used by AI" statement (c2pa 1.x and the CAWG one).
+TRAINING_MINING_LABELS = ("c2pa.training-mining", "cawg.training-mining")
+
+
+def source_manifest_summary(report: Any) -> dict[str, Any]:
+    """What the policy may judge an edit's upload by, from its C2PA manifest (a `ManifestReport`).
+
+    `state` (Trusted, Valid, Invalid, NO_MANIFEST), `manifest_id`, `labels` (the assertion labels of
+    the active manifest), `mamori_decision` (the decision a Mamori gateway recorded, if any) and
+    `training_mining` ({entry: use}, e.g. {"c2pa.ai_inference": "notAllowed"}). Only labels and short
+    values are passed on: never assertion contents that could carry personal data.
+    """
+    assertions: dict[str, Any] = dict(getattr(report, "assertions", {}) or {})
+    decision = assertions.get("mamori.decision")
+    mining: dict[str, str] = {}
+    for label in TRAINING_MINING_LABELS:
+        entries = assertions.get(label)
+        entries = entries.get("entries") if isinstance(entries, dict) else None
+        if isinstance(entries, dict):
+            for name, entry in entries.items():
+                use = entry.get("use") if isinstance(entry, dict) else None
+                if isinstance(name, str) and isinstance(use, str):
+                    mining[name[:100]] = use[:40]
+    return {
+        "state": report.validation_state,
+        "manifest_id": report.manifest_id,
+        "labels": sorted(str(label)[:200] for label in assertions)[:64],
+        "mamori_decision": str(decision.get("decision"))[:40] if isinstance(decision, dict) else None,
+        "training_mining": mining,
+    }

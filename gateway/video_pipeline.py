@@ -4,15 +4,26 @@ At create (synchronous): the prompt goes through the text detectors at stage "pr
 policy decides; a block or escalate refuses with 400 (the middleware writes the `request` record).
 An allowed request becomes a `videos` row (status "queued") and a `mamori.generate_video` task.
 
-In the job (`run_video_job`, on the queue's consumer threads): generate with the video backend,
-run the image detectors on sampled frames, ask the policy at stage "output" with those findings,
-encode MP4, sign it with C2PA, store the blob and mark the row "completed". Output escalate or
-block → "failed" with the reasons in `mamori` (videos cannot be held for review yet). Every fault
-fails closed: "failed", nothing downloadable. Either way one `video.completed` / `video.failed`
-audit record is written; if that write fails the blob is withheld and the row fails.
+At create (synchronous): the prompt goes through the text detectors at stage "prescreen" and the
+policy decides; a block refuses with 400 (the middleware writes the `request` record). An allowed
+or escalated request becomes a `videos` row (status "queued") and a `mamori.generate_video` task.
 
-The prompt travels in the task's arguments (the queue's storage) and is never written to the
-`videos` table.
+In the job (`run_video_job`, on a consumer thread of the gateway or of `mamori worker`): generate
+with the video backend, run the image detectors on sampled frames, ask the policy at stage "output"
+with those findings, encode MP4, sign it with C2PA, store the blob and mark the row "completed".
+Output block → "failed" with the reasons in `mamori`. Every fault fails closed: "failed", nothing
+downloadable. Either way one `video.completed` / `video.failed` audit record is written; if that
+write fails the blob is withheld and the row fails.
+
+Held for review (a prescreen or output escalate): the MP4 is stored unsigned as a held asset of the
+request (`gateway.state`, the same store held images use), an escalation is opened, a `video.held`
+record is written, and the video stays `in_progress` with `mamori.status = "held"`,
+`mamori.escalation_id` and `mamori.poll_url`. A supervisor decides through `/v1/escalations`; on
+approval the review signs the MP4 (its manifest records the review) and any read of the video
+(`current_row`) completes it; a rejection or expiry fails it.
+
+The prompt travels sealed in the task's arguments (`JobQueue.seal_text`) and is never written to
+the `videos` table.
 """
 
 from __future__ import annotations
@@ -21,11 +32,12 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from detectors.base import Finding, ImageItem, TextItem
 from gateway.keys import Principal
@@ -43,7 +55,9 @@ from gateway.pipeline import (
     system_decision,
 )
 from gateway.policy import Decision
+from gateway.review import open_escalation
 from gateway.services import Services
+from gateway.state import NewAsset
 from gateway.trace import Trace
 from gateway.video_models import VideoRow
 
@@ -54,6 +68,8 @@ READ_ENDPOINT = "videos.read"
 MIME = "video/mp4"
 FPS = 2  # frames = FPS × seconds + 1 (Wan's VAE needs 4k + 1 frames)
 SAMPLED_FRAMES = 3
+TERMINAL = ("completed", "failed")
+JOB_KEY = "_job"  # in mamori_json: what the job needs from create (prescreen action, obligations); never shown
 
 
 @dataclass
@@ -147,24 +163,83 @@ def create_row(svc: Services, video_id: str, request_id: str, principal: Princip
         )
 
 
-def get_row(svc: Services, video_id: str) -> VideoRow | None:
+def get_row(svc: Any, video_id: str) -> VideoRow | None:
     with svc.sessions() as session:
-        row = session.get(VideoRow, video_id)
+        row: VideoRow | None = session.get(VideoRow, video_id)
         if row is not None:
             session.expunge(row)
         return row
 
 
-def _update(svc: Services, video_id: str, **values: Any) -> None:
+def _update(svc: Any, video_id: str, **values: Any) -> None:
     with svc.sessions() as session, session.begin():
         row = session.execute(select(VideoRow).where(VideoRow.id == video_id)).scalar_one()
         for key, value in values.items():
             setattr(row, key, value)
 
 
-def video_object(row: VideoRow) -> dict[str, Any]:
-    """OpenAI's video object, plus `mamori`."""
+def _update_if(svc: Any, video_id: str, only_if: str, **values: Any) -> bool:
+    """Update the row only while its status is `only_if` (several processes may race); True if this call did."""
+    with svc.sessions() as session, session.begin():
+        stmt = update(VideoRow).where(VideoRow.id == video_id, VideoRow.status == only_if).values(**values)
+        return bool(session.execute(stmt).rowcount)
+
+
+def current_row(svc: Services, video_id: str) -> VideoRow | None:
+    """The row, with a held video's review outcome applied (approved → completed, refused → failed).
+
+    The review (gateway.review) resolves the held request; whichever process reads the video next
+    moves the row on. Idempotent: only a row still `in_progress` and held is changed.
+    """
+    row = get_row(svc, video_id)
+    if row is None or row.status != "in_progress":
+        return row
     mamori = json.loads(row.mamori_json or "{}")
+    if mamori.get("status") != "held":
+        return row
+    state = svc.requests.get(row.request_id)
+    if state is None or state.status == "held":
+        return row
+    mamori.update(
+        status="completed" if state.status == "released" else "failed",
+        decision=state.mamori.get("decision", "block"),
+        reasons=state.mamori.get("reasons", mamori.get("reasons", [])),
+        manifest_ids=state.mamori.get("manifest_ids", []),
+        review=state.mamori.get("review"),
+    )
+    values: dict[str, Any] = {"progress": 100, "completed_at": datetime.now(UTC)}
+    asset = next((a for a in state.assets if a.status == "released" and a.blob), None)
+    if state.status == "released" and asset is not None:
+        values.update(status="completed", blob_digest=asset.blob, sha256=asset.sha256, manifest_id=asset.manifest_id)
+    else:
+        mamori.update(status="failed", decision="block")
+        values.update(status="failed", blob_digest=None)
+    values["mamori_json"] = json.dumps(mamori)
+    _update_if(svc, video_id, "in_progress", **values)
+    return get_row(svc, video_id)
+
+
+def fail_video(ctx: Any, video_id: str, code: str, message: str) -> None:
+    """Fail a queued job that cannot run (fail closed), with one `video.failed` record. Needs sessions and audit."""
+    row = get_row(ctx, video_id)
+    if row is None or row.status in TERMINAL:
+        return
+    mamori = json.loads(row.mamori_json or "{}")
+    reason = {"code": code, "detector": "jobs", "message": message}
+    mamori.update(status="failed", decision="fault", reasons=[*mamori.get("reasons", []), reason])
+    payload = {"request_id": row.request_id, "endpoint": ENDPOINT, "video_id": video_id, "status": "failed",
+               "mamori": {k: v for k, v in mamori.items() if k != JOB_KEY}}  # fmt: skip
+    try:
+        ctx.audit.append("video.failed", payload, request_id=row.request_id, tenant=row.tenant)
+    finally:
+        _update_if(ctx, video_id, row.status, status="failed", progress=100, blob_digest=None,
+                   mamori_json=json.dumps(mamori), completed_at=datetime.now(UTC))  # fmt: skip
+
+
+def video_object(row: VideoRow) -> dict[str, Any]:
+    """OpenAI's video object (`openai.types.Video`), plus `mamori`. The prompt is never stored, so never shown."""
+    mamori = json.loads(row.mamori_json or "{}")
+    mamori.pop(JOB_KEY, None)
     failed = row.status == "failed"
     return {
         "id": row.id,
@@ -174,6 +249,7 @@ def video_object(row: VideoRow) -> dict[str, Any]:
         "completed_at": int(row.completed_at.timestamp()) if row.completed_at else None,
         "expires_at": None,
         "model": row.model,
+        "prompt": None,
         "seconds": row.seconds,
         "size": row.size,
         "progress": row.progress,
@@ -196,24 +272,26 @@ def run_video_job(svc: Any, video_id: str, prompt: str, principal: dict[str, str
     except Exception as exc:  # fail closed: whatever happened, nothing is downloadable
         log.exception("video.job_failed", video_id=video_id, error=type(exc).__name__)
         try:
-            _update(svc, video_id, status="failed", blob_digest=None, completed_at=datetime.now(UTC))
+            fail_video(svc, video_id, "system.job_error", "the video job failed")
         except Exception:
             log.exception("video.mark_failed_failed", video_id=video_id)
 
 
 async def _run(svc: Services, video_id: str, prompt: str, principal: Principal) -> None:
     row = await asyncio.to_thread(get_row, svc, video_id)
-    if row is None or row.status != "queued":
-        return  # already run (a retried or duplicated task): idempotent
+    if row is None or not await asyncio.to_thread(
+        _update_if, svc, video_id, "queued", status="in_progress", progress=10
+    ):
+        return  # unknown, or already taken (a retried or duplicated task): idempotent
     width, height = (int(v) for v in row.size.split("x"))
     job = VideoJob(prompt, row.model, int(row.seconds), width, height, row.seed)
     trace = Trace(request_id=row.request_id, endpoint=ENDPOINT, client=None, principal=principal)
     trace.detectors = svc.detector_versions()
     note_request(trace, job)
     prior = json.loads(row.mamori_json or "{}")
+    at_create = prior.get(JOB_KEY) or {}
     decisions: list[Decision] = []
     findings: list[Finding] = []
-    await asyncio.to_thread(_update, svc, video_id, status="in_progress", progress=10)
 
     async def finish(status: str, action: str, signed: Any = None, digest: str | None = None) -> None:
         mamori = mamori_object(svc, row.request_id, status, action, decisions, findings)
@@ -278,15 +356,28 @@ async def _run(svc: Services, video_id: str, prompt: str, principal: Principal) 
     trace.findings += [{**f.to_dict(), "stage": "output", "frames": picks} for f in findings]
     out = await decide(svc, trace, "output", findings, _request_doc(row.request_id, job))
     decisions.append(out)
-    if out.action in ("block", "escalate"):  # videos cannot be held for review yet
+    floor = "escalate" if at_create.get("action") == "escalate" else "allow"  # a prescreen escalation holds it
+    overall = "block" if out.action == "block" else "escalate" if "escalate" in (out.action, floor) else out.action
+    if overall == "block":
         await finish("failed", out.action)
         return
+    await asyncio.to_thread(_update, svc, video_id, progress=80)
 
-    # 3. encode, sign ------------------------------------------------------------
+    # 3. encode, then hold for review or sign ----------------------------------
     from generators.diffusers_video import encode_mp4
 
     try:
         mp4 = await asyncio.to_thread(encode_mp4, frames, video.fps)
+    except Exception as exc:
+        trace.fault("video_encoder", "encode", exc)
+        decisions.append(system_decision(svc, trace, "sign", StageFault(
+            "system.signing_error", "video_encoder", "encoding the video failed")))  # fmt: skip
+        await finish("failed", "fault")
+        return
+    if overall == "escalate":
+        await _hold(svc, trace, row, video_id, job, mp4, prior, at_create, decisions, findings)
+        return
+    try:
         reasons = [r.to_dict() for r in out.reasons]
         manifest = manifest_decision(trace, out.action, reasons, summarize(findings), policy_revision(svc))
         signed = await asyncio.to_thread(
@@ -312,3 +403,69 @@ async def _run(svc: Services, video_id: str, prompt: str, principal: Principal) 
         }
     ]
     await finish("completed", out.action, signed, digest)
+
+
+async def _hold(
+    svc: Services,
+    trace: Trace,
+    row: VideoRow,
+    video_id: str,
+    job: VideoJob,
+    mp4: bytes,
+    prior: dict[str, Any],
+    at_create: dict[str, Any],
+    decisions: list[Decision],
+    findings: list[Finding],
+) -> None:
+    """Keep the unsigned MP4 as a held asset of the request, open the review item, write `video.held`."""
+    principal = trace.principal
+    assert principal is not None
+    escalating = [d for d in decisions if d.action == "escalate"]
+    obligations: dict[str, Any] = dict(at_create.get("obligations") or {})
+    for d in escalating:
+        obligations.update(d.to_dict()["obligations"])
+    reasons = [*(r for r in prior.get("reasons", []) if at_create.get("action") == "escalate"),
+               *merge_reasons(escalating)]  # fmt: skip
+    mamori = mamori_object(svc, row.request_id, "held", "escalate", decisions, findings)
+    mamori["reasons"] = prior.get("reasons", []) + mamori["reasons"]
+    mamori.update(video_id=video_id, poll_url=f"/v1/requests/{row.request_id}")
+    held = await asyncio.to_thread(svc.blobs.put, mp4)
+    asset_id = "asset_" + uuid.uuid4().hex
+    digest = hashlib.sha256(mp4).hexdigest()
+    trace.assets = [{"index": 0, "asset_id": asset_id, "status": "held", "mime": MIME, "seed": job.seed,
+                     "held_sha256": digest}]  # fmt: skip
+    try:
+        await asyncio.to_thread(
+            svc.requests.save,
+            request_id=row.request_id,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+            endpoint=ENDPOINT,
+            status="held",
+            response_format="url",
+            mamori=mamori,
+            assets=[NewAsset(asset_id, 0, "held", MIME, job.seed, None, held)],
+        )
+        escalation = await asyncio.to_thread(
+            open_escalation,
+            svc,
+            request_id=row.request_id,
+            principal=principal,
+            reasons=reasons,
+            obligations=obligations,
+            prompt_masked=job.prompt,  # the generation prompt: PII the policy found was redacted at create
+        )
+        mamori["escalation_id"] = escalation.id
+        trace.status, trace.decision, trace.escalation_id = "held", "escalate", escalation.id
+        payload = {**trace.audit_payload(), "video_id": video_id, "mamori": mamori}
+        await asyncio.to_thread(svc.audit.append, "video.held", payload, request_id=row.request_id, tenant=row.tenant)
+    except Exception as exc:  # fail closed: nothing held for release, the request withdrawn
+        log.exception("video.hold_failed", video_id=video_id, error=type(exc).__name__)
+        try:
+            await asyncio.to_thread(svc.requests.withdraw, row.request_id, code="system.hold_error",
+                                    message="holding the video for review failed")  # fmt: skip
+        finally:
+            await asyncio.to_thread(fail_video, svc, video_id, "system.hold_error", "holding the video failed")
+        return
+    keep = {JOB_KEY: prior[JOB_KEY]} if JOB_KEY in prior else {}
+    await asyncio.to_thread(_update, svc, video_id, progress=90, mamori_json=json.dumps({**mamori, **keep}))

@@ -24,7 +24,7 @@ from gateway.services import Services
 from gateway.settings import Settings
 from gateway.text_pipeline import expand_image_prompt
 from gateway.trace import Trace
-from gateway.uploads import decode_image, to_mask
+from gateway.uploads import decode_image, source_manifest_summary, to_mask
 from gateway.webhooks import callback_or_400
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -187,8 +187,7 @@ def _source_provenance(svc: Services, data: bytes) -> tuple[Ingredient | None, d
         report = svc.provenance.read(data, mime)
     except ProvenanceError:
         return Ingredient(data=data, mime=mime, title="source"), {"state": "unreadable"}
-    summary = {"state": report.validation_state, "manifest_id": report.manifest_id}
-    return Ingredient(data=data, mime=mime, title="source"), summary
+    return Ingredient(data=data, mime=mime, title="source"), source_manifest_summary(report)
 
 
 def _decode_edit_inputs(
@@ -250,6 +249,7 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
         source=source,
         mask=mask_image,
         source_ingredient=ingredient,
+        source_manifest=extra["source_manifest"],  # issue 7: the policy may refuse to edit it
     )
     trace = _trace(request)
     _note_request(trace, job, str(fields["user"]) if fields.get("user") else None, extra)

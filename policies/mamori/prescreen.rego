@@ -182,3 +182,62 @@ default review_part := {}
 review_part := {"review": lib.review_obligation(review_categories)} if count(review_categories) > 0
 
 obligations := object.union(redact_part, review_part)
+
+# Edits of uploaded assets (issue 7): the gateway reads the upload's own C2PA manifest and passes
+# a summary as input.request.source_manifest {state, manifest_id, labels, mamori_decision,
+# training_mining}. What refuses an edit is data (data.mamori.edit_sources); absent data refuses nothing.
+default edit_sources := {}
+
+edit_sources := data.mamori.edit_sources
+
+default source_manifest := {}
+
+source_manifest := input.request.source_manifest
+
+edit_strings(name) := {s | some s in object.get(edit_sources, name, []); is_string(s)}
+
+# The manifest does not validate (state Invalid): the file was changed after it was signed.
+hits contains {
+	"action": "block",
+	"code": "prescreen.source_manifest_invalid",
+	"detector": "provenance",
+	"message": concat("", ["the uploaded image's C2PA manifest does not validate (", lib.label(source_manifest.state), ")"]),
+} if {
+	source_manifest.state in edit_strings("refuse_states")
+}
+
+# A Mamori gateway recorded a refusing decision for the upload.
+hits contains {
+	"action": "block",
+	"code": "prescreen.source_decision",
+	"detector": "provenance",
+	"message": concat("", [
+		"the uploaded image's manifest records a Mamori decision of ",
+		lib.label(source_manifest.mamori_decision),
+	]),
+} if {
+	source_manifest.mamori_decision in edit_strings("refuse_decisions")
+}
+
+# A "do not edit" assertion (by label).
+hits contains {
+	"action": "block",
+	"code": "prescreen.source_no_edit",
+	"detector": "provenance",
+	"message": concat("", ["the uploaded image's manifest forbids editing (", label, ")"]),
+} if {
+	some label in source_manifest.labels
+	label in edit_strings("refuse_assertions")
+}
+
+# A training-and-mining assertion that does not allow AI use of the asset (editing is AI inference).
+hits contains {
+	"action": "block",
+	"code": "prescreen.source_no_ai_use",
+	"detector": "provenance",
+	"message": concat("", ["the uploaded image's manifest does not allow AI use (", entry, ": notAllowed)"]),
+} if {
+	some entry, use in source_manifest.training_mining
+	entry in edit_strings("refuse_ai_uses")
+	use == "notAllowed"
+}

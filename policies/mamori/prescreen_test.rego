@@ -155,3 +155,56 @@ test_pii_and_review_obligations_merge if {
 	o.redact == ["EMAIL_ADDRESS"]
 	o.review.category == "protected_name"
 }
+
+# --- edits of uploaded assets: the upload's own C2PA manifest (issue 7) -------------------------
+
+edit_codes(manifest) := codes if {
+	found := prescreen.hits with input.principal as principal
+		with input.stage as "prescreen"
+		with input.request as {"id": "r1", "endpoint": "images.edits", "source_manifest": manifest}
+		with input.findings as []
+	codes := {h.code | some h in found}
+}
+
+trusted_source := {
+	"state": "Trusted", "manifest_id": "urn:c2pa:1", "labels": ["c2pa.actions.v2", "mamori.decision"],
+	"mamori_decision": "allow", "training_mining": {},
+}
+
+test_trusted_allowed_source_can_be_edited if {
+	edit_codes(trusted_source) == set()
+}
+
+test_source_without_manifest_can_be_edited if {
+	edit_codes({"state": "NO_MANIFEST", "manifest_id": null, "labels": [], "training_mining": {}}) == set()
+}
+
+test_invalid_source_manifest_blocks if {
+	edit_codes(object.union(trusted_source, {"state": "Invalid"})) == {"prescreen.source_manifest_invalid"}
+}
+
+test_source_with_mamori_block_decision_blocks if {
+	edit_codes(object.union(trusted_source, {"mamori_decision": "block"})) == {"prescreen.source_decision"}
+}
+
+test_source_with_no_edit_assertion_blocks if {
+	manifest := object.union(trusted_source, {"labels": ["c2pa.actions.v2", "mamori.no-edit"]})
+	edit_codes(manifest) == {"prescreen.source_no_edit"}
+}
+
+test_source_that_does_not_allow_ai_inference_blocks if {
+	manifest := object.union(trusted_source, {"training_mining": {
+		"c2pa.ai_inference": "notAllowed",
+		"c2pa.ai_generative_training": "notAllowed",
+	}})
+	edit_codes(manifest) == {"prescreen.source_no_ai_use"}
+}
+
+test_source_that_allows_ai_inference_can_be_edited if {
+	manifest := object.union(trusted_source, {"training_mining": {"c2pa.ai_inference": "allowed"}})
+	edit_codes(manifest) == set()
+}
+
+test_generation_requests_have_no_source_manifest_hits if {
+	codes([]) == set()
+}

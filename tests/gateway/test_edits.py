@@ -151,8 +151,81 @@ def test_an_edited_upload_is_recorded_as_the_parent_ingredient(gateway: Any) -> 
     assert len(parents) == 1
     assert parents[0].get("active_manifest") == source_manifest  # the source's own manifest travels along
     record = gateway.services.audit.for_request(edited.json()["mamori"]["request_id"])[0]
-    assert record.payload["request"]["source_manifest"] == {"state": "Trusted", "manifest_id": source_manifest}
+    recorded = record.payload["request"]["source_manifest"]
+    assert recorded["state"] == "Trusted" and recorded["manifest_id"] == source_manifest
+    assert recorded["mamori_decision"] == "allow" and "mamori.decision" in recorded["labels"]
 
     plain = _edit(gateway, _source())  # an unsigned upload: still the parent, with no manifest of its own
     record = gateway.services.audit.for_request(plain.json()["mamori"]["request_id"])[0]
     assert record.payload["request"]["source_manifest"]["manifest_id"] is None
+
+
+# ---------------------------------------------------------------- the upload's own manifest (issue 7)
+
+
+def _signed_source(gateway: Any, extra_assertions: list[dict[str, Any]], decision: str = "allow") -> bytes:
+    """A PNG signed under the gateway's trust anchor with extra assertions (as another C2PA tool would)."""
+    import json
+
+    import c2pa
+
+    from gateway.provenance import ensure_local_ca
+
+    paths = ensure_local_ca(gateway.settings.pki_dir)
+    info = c2pa.C2paSignerInfo(
+        c2pa.C2paSigningAlg.ES256, paths.signer_chain.read_bytes(), paths.signer_key.read_bytes(), None
+    )
+    created = {
+        "action": "c2pa.created",
+        "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture",
+    }
+    manifest = {
+        "claim_generator_info": [{"name": "camera-app", "version": "1.0"}],
+        "title": "source.png",
+        "assertions": [
+            {"label": "c2pa.actions.v2", "data": {"actions": [created]}},
+            {"label": "mamori.decision", "data": {"request_id": "req_other", "decision": decision}},
+            *extra_assertions,
+        ],
+    }
+    out = io.BytesIO()
+    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(json.dumps(manifest)) as builder:
+        builder.sign(signer, "image/png", io.BytesIO(_source()), out)
+    return out.getvalue()
+
+
+def _refusal_codes(resp: Any) -> set[str]:
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["error"]["code"] == "content_policy_violation"
+    return {r["code"] for r in body["mamori"]["reasons"]}
+
+
+def test_the_policy_refuses_to_edit_uploads_whose_manifest_forbids_it(gateway: Any) -> None:
+    plain = _signed_source(gateway, [])
+    assert gateway.services.provenance.read(plain, "image/png").validation_state == "Trusted"
+    assert _edit(gateway, plain).status_code == 200  # the control: a trusted, allowed source is edited
+
+    blocked = _signed_source(gateway, [], decision="block")
+    assert "prescreen.source_decision" in _refusal_codes(_edit(gateway, blocked))
+
+    no_edit = _signed_source(gateway, [{"label": "mamori.no-edit", "data": {"reason": "contract"}}])
+    assert "prescreen.source_no_edit" in _refusal_codes(_edit(gateway, no_edit))
+
+    mining = {"entries": {"c2pa.ai_inference": {"use": "notAllowed"}, "c2pa.data_mining": {"use": "allowed"}}}
+    no_ai = _signed_source(gateway, [{"label": "c2pa.training-mining", "data": mining}])
+    resp = _edit(gateway, no_ai)
+    assert "prescreen.source_no_ai_use" in _refusal_codes(resp)
+    record = gateway.services.audit.for_request(resp.json()["mamori"]["request_id"])[0]
+    assert record.payload["request"]["source_manifest"]["training_mining"]["c2pa.ai_inference"] == "notAllowed"
+    assert record.payload["status"] == "refused"
+
+    # changed after signing: a PNG text chunk inserted before IEND; the pixels still decode
+    end = plain.rindex(b"IEND") - 4
+    chunk = b"tEXt" + b"Comment\x00changed"
+    tampered = (
+        plain[:end] + len(chunk[4:]).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big") + plain[end:]
+    )
+    assert Image.open(io.BytesIO(tampered)).size == (64, 64)
+    assert gateway.services.provenance.read(tampered, "image/png").validation_state == "Invalid"
+    assert "prescreen.source_manifest_invalid" in _refusal_codes(_edit(gateway, tampered))
