@@ -114,6 +114,7 @@ class _Ctx:
                 ("web.supervisor", "/ui/queue", "nav_queue"),
                 ("web.legal", "/ui/audit", "nav_audit"),
                 ("reports.read", "/ui/summary", "nav_summary"),
+                ("web.staff", "/ui/staff", "nav_staff"),
             ):
                 if self.can(endpoint):
                     nav.append((href, self.t(label)))
@@ -264,6 +265,7 @@ async def home(request: Request) -> Response:
         ("web.supervisor", "/ui/queue"),
         ("web.legal", "/ui/audit"),
         ("reports.read", "/ui/summary"),
+        ("web.staff", "/ui/staff"),
     ):
         if ctx.can(endpoint):
             return RedirectResponse(href, status_code=303)

@@ -50,8 +50,37 @@ stage_obligations := data.mamori.output.obligations if input.stage == "output"
 
 stage_obligations := data.mamori.release.obligations if input.stage == "release"
 
+# Issue 8: an approved template waives the escalations it rules out, never a block (template.rego).
+# Set operations, not a function called per hit: rego-cpp's plan for the latter took ~20 GB to build.
+waived_hits := {h |
+	some h in stage_hits
+	h.action == "escalate"
+	h.review_category in data.mamori.template.waived_categories
+}
+
+kept_hits := stage_hits - waived_hits
+
+waiver_hits := {{
+	"action": "allow",
+	"code": "template.review_waived",
+	"detector": "policy",
+	"message": concat("", [
+		"review for ", h.review_category, " is waived by the approved template ",
+		lib.label(object.get(input.request.template, "name", "unnamed")),
+	]),
+} |
+	some h in waived_hits
+}
+
+hits := kept_hits | waiver_hits
+
+escalating if {
+	some h in hits
+	h.action == "escalate"
+}
+
 action := a if {
-	top := max({severity[h.action] | some h in stage_hits} | {0})
+	top := max({severity[h.action] | some h in hits} | {0})
 	some a, s in severity
 	s == top
 }
@@ -59,17 +88,26 @@ action := a if {
 # Reasons in precedence order, then sorted by code, detector and message (stable on every engine).
 reason_key(h) := concat("\n", [h.code, h.detector, h.message])
 
-hits_by_key := {reason_key(h): h | some h in stage_hits}
+hits_by_key := {reason_key(h): h | some h in hits}
 
 reasons := [{"code": h.code, "detector": h.detector, "message": h.message} |
 	some a in precedence
-	some k in sort({reason_key(h) | some h in stage_hits; h.action == a})
+	some k in sort({reason_key(h) | some h in hits; h.action == a})
 	h := hits_by_key[k]
 ]
 
 obligations := {} if action == "block"
 
-obligations := stage_obligations if action != "block"
+obligations := stage_obligations if {
+	action != "block"
+	escalating
+}
+
+# nothing escalates (or every escalation was waived by a template): no review obligation
+obligations := object.remove(stage_obligations, {"review"}) if {
+	action != "block"
+	not escalating
+}
 
 block(code, message) := {
 	"action": "block",
