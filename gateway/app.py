@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,13 +22,17 @@ from gateway.api import (
     escalations,
     health,
     images,
+    jobs,
+    meshes,
     moderations,
     policies,
     protected,
     provenance,
     reports,
     requests,
+    sound,
     speech,
+    templates,
     videos,
 )
 from gateway.bootstrap import build_services
@@ -48,8 +53,24 @@ GOVERNED = {
     "/v1/images/edits": "images.edits",
     "/v1/chat/completions": "chat.completions",
     "/v1/audio/speech": "audio.speech",
+    "/v1/audio/generations": "audio.generations",
     "/v1/videos": "videos.create",
+    "/v1/3d": "meshes.create",
+    "/v1/jobs": "jobs.create",
 }
+
+# Governed paths with an id in them (issue 8): the template fill, from the API and from the staff page.
+GOVERNED_PATTERNS = [
+    (re.compile(r"/v1/templates/[A-Za-z0-9_-]{1,64}/generate"), "templates.generate"),
+    (re.compile(r"/ui/staff/templates/[A-Za-z0-9_-]{1,64}/generate"), "templates.generate"),
+]
+
+
+def governed_endpoint(path: str) -> str | None:
+    """The endpoint of a governed path (one `request` audit record per call), or None."""
+    if path in GOVERNED:
+        return GOVERNED[path]
+    return next((endpoint for pattern, endpoint in GOVERNED_PATTERNS if pattern.fullmatch(path)), None)
 
 
 class BodyLimit:
@@ -123,7 +144,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         request_id = "req_" + uuid.uuid4().hex
         request.state.request_id = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        endpoint = GOVERNED.get(request.url.path) if request.method == "POST" else None
+        endpoint = governed_endpoint(request.url.path) if request.method == "POST" else None
         trace = None
         if endpoint:
             client = request.client.host if request.client else None
@@ -200,7 +221,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         moderations.router,
         chat.router,
         speech.router,
+        sound.router,
         videos.router,
+        meshes.router,
+        jobs.router,
+        templates.router,
         requests.router,
         escalations.router,
         policies.router,

@@ -150,6 +150,85 @@ def load_video_generator(settings: Settings) -> Any:
     return DiffusersVideoGenerator(model, **{"fps": FPS, **settings.video_generator_options})
 
 
+def load_mesh_generator(settings: Settings) -> Any:
+    """The text-to-3D backend (issue 7); without `mesh_model`, the tiny random Shap-E default."""
+    from generators.diffusers_3d import DiffusersMeshGenerator
+
+    options: dict[str, Any] = dict(settings.mesh_generator_options)
+    if settings.mesh_model is not None:
+        model: str | Path = settings.mesh_model
+    else:
+        from generators.tiny_3d import GRID_SIZE, ensure_tiny_shap_e
+
+        model = ensure_tiny_shap_e(settings.models_dir / "tiny-shap-e")
+        options = {"steps": 2, "grid_size": GRID_SIZE, **options}
+        log.warning("mesh_generator.tiny_default", detail="random-weight tiny Shap-E pipeline; configure mesh_model")
+    return DiffusersMeshGenerator(model, **options)
+
+
+def load_sound_generator(settings: Settings) -> Any | None:
+    """The text-to-sound backend (issue 7), by entry-point name; without `sound_model`, the tiny random MusicGen.
+
+    `auto` picks `diffusers_audio` for a folder with a `model_index.json` (a diffusers pipeline such
+    as AudioLDM 2; that backend is not shipped yet, so such a folder is refused at startup with the
+    list of available backends) and `transformers_music` (MusicGen) otherwise.
+    """
+    from importlib.metadata import entry_points
+
+    name = settings.sound_generator
+    if name is None:
+        return None
+    options: dict[str, Any] = dict(settings.sound_generator_options)
+    if settings.sound_model is not None:
+        options["model"] = settings.sound_model
+    elif "model" not in options:
+        from generators.tiny_music import ensure_tiny_musicgen
+
+        options["model"] = str(ensure_tiny_musicgen(settings.models_dir / "tiny-musicgen"))
+        log.warning("sound_generator.tiny_default", detail="random-weight tiny MusicGen model; configure sound_model")
+    if name == "auto":
+        name = "diffusers_audio" if (Path(options["model"]) / "model_index.json").is_file() else "transformers_music"
+    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
+    if name not in found:
+        raise ValueError(f"unknown sound generator {name!r}; available: {', '.join(sorted(found))}")
+    generator = found[name].load()(**{"max_seconds": settings.max_sound_seconds, **options})
+    generator.load()
+    return generator
+
+
+def load_asr(settings: Settings) -> Any | None:
+    """The speech recognizer that screens audio outputs (issue 7); None unless `asr_model` is set."""
+    if settings.asr_model is None:
+        return None
+    from generators.transformers_asr import TransformersASR
+
+    asr = TransformersASR(model=settings.asr_model, **settings.asr_options)
+    asr.load()
+    return asr
+
+
+def load_planner(settings: Settings) -> Any | None:
+    """The job planner (issue 8), by entry-point name; `planner_model`, else `text_model`, else the tiny default."""
+    from importlib.metadata import entry_points
+
+    if settings.planner_generator is None:
+        return None
+    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
+    if settings.planner_generator not in found:
+        raise ValueError(f"unknown planner {settings.planner_generator!r}; available: {', '.join(sorted(found))}")
+    options: dict[str, Any] = dict(settings.planner_options)
+    if settings.planner_model is not None or settings.text_model is not None:
+        options["model"] = settings.planner_model or settings.text_model
+    elif "model" not in options:
+        from generators.tiny_planner import ensure_tiny_planner
+
+        options["model"] = str(ensure_tiny_planner(settings.models_dir / "tiny-planner"))
+        log.warning("planner.tiny_default", detail="random-weight tiny planner; configure planner_model")
+    planner = found[settings.planner_generator].load()(**options)
+    planner.load()
+    return planner
+
+
 def load_detectors(names: list[str], settings: Settings) -> list[Detector]:
     detectors = []
     for name in names:
@@ -186,6 +265,10 @@ def build_services(settings: Settings) -> Services:
         text_generator=load_text_generator(settings),
         speech_generator=load_speech_generator(settings),
         video_generator=load_video_generator(settings),
+        mesh_generator=load_mesh_generator(settings),
+        sound_generator=load_sound_generator(settings),
+        asr=load_asr(settings),
+        planner=load_planner(settings),
     )
     services.ready.update(models=True, policy=True, database=True)
     return services

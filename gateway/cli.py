@@ -206,6 +206,10 @@ def _mount_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(policy_app, name="policy")
 
+    from gateway.cli_templates import templates_app  # issue 8
+
+    app.add_typer(templates_app, name="templates")
+
 
 _mount_subcommands()
 

@@ -8,11 +8,20 @@ delayed deletion of a rejected asset's pixels.
 The consumer runs as threads inside the gateway process (``jobs_consumer = "thread"``) or as its
 own process (``mamori worker``), against the same storage. ``jobs_backend = "memory"`` runs every
 task at once in the caller (Huey's immediate mode), for tests and single-shot tools.
+
+Media jobs (``mamori.generate_video``) need the models, detectors, policy and signer. In the gateway
+the queue runs them with the gateway's own services; a separate worker builds the same services
+from the same settings on the first media job (:meth:`JobQueue.media_services`). Their prompt never
+sits in the queue's storage in clear: :meth:`JobQueue.seal_text` encrypts it (AES-256-GCM, the key
+the audit store uses for raw prompts, ``prompt_encryption_key`` or ``<data_dir>/audit/prompt.key``;
+several machines must share that key file) bound to the job's id, and the task opens it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +29,10 @@ from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from sqlalchemy.orm import Session, sessionmaker
 
 from audit.blobs import BlobStore, LocalBlobStore
+from audit.crypto import PromptCipher
 from audit.db import create_db_engine, session_factory
 from audit.escalations import EscalationStore
 from audit.store import AuditStore
@@ -51,6 +62,7 @@ class WorkerContext:
     requests: RequestStore
     audit: AuditStore
     blobs: BlobStore
+    sessions: sessionmaker[Session] | None = None  # the database (media jobs mark a video failed with it)
 
 
 def worker_context(settings: Settings) -> WorkerContext:
@@ -66,7 +78,17 @@ def worker_context(settings: Settings) -> WorkerContext:
         requests=RequestStore(sessions),
         audit=AuditStore(sessions),
         blobs=LocalBlobStore(settings.blob_dir),
+        sessions=sessions,
     )
+
+
+class SealedTextError(Exception):
+    """A queued task's sealed text cannot be opened (other key, changed, or sealed for another job)."""
+
+
+def task_cipher(settings: Settings) -> PromptCipher:
+    """The AES-GCM key for text in task arguments: the audit store's raw-prompt key (created 0600 if missing)."""
+    return PromptCipher.load_or_create(settings.prompt_encryption_key or settings.audit_dir / "prompt.key")
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -95,6 +117,9 @@ class JobQueue:
         self.huey = make_huey(settings)
         self._consumer: _EmbeddedConsumer | None = None
         self._replaced: JobQueue | None = None
+        self._cipher: PromptCipher | None = None
+        self._media: Any = None  # the services media jobs run with (see media_services)
+        self._media_lock = threading.Lock()
         huey = self.huey
 
         def deliver_webhook(url: str, event: dict[str, Any], check_url: bool) -> int:
@@ -121,11 +146,31 @@ class JobQueue:
 
             drop_blob(self.ctx, digest, request_id)
 
-        def generate_video(video_id: str, prompt: str, principal: dict[str, str]) -> None:
-            # issue 7: needs the full services (models, policy): the in-process consumer runs it
-            from gateway.video_pipeline import run_video_job
+        def generate_video(video_id: str, sealed_prompt: dict[str, str], principal: dict[str, str]) -> None:
+            # issue 7: needs the full services (models, policy, signer): see media_services
+            from gateway.video_pipeline import fail_video, run_video_job
 
-            run_video_job(self.ctx, video_id, prompt, principal)
+            try:
+                prompt = self.open_text(video_id, sealed_prompt)
+                services = self.media_services()
+            except Exception as exc:  # fail closed: the job cannot run, nothing is generated
+                log.exception("jobs.video_setup_failed", video_id=video_id, error=type(exc).__name__)
+                fail_video(self.ctx, video_id, "system.job_setup_error", "the job could not be started")
+                return
+            run_video_job(services, video_id, prompt, principal)
+
+        def generate_mesh(mesh_id: str, sealed_prompt: dict[str, str], principal: dict[str, str]) -> None:
+            # issue 7 (3D): like generate_video
+            from gateway.mesh_pipeline import fail_mesh, run_mesh_job
+
+            try:
+                prompt = self.open_text(mesh_id, sealed_prompt)
+                services = self.media_services()
+            except Exception as exc:  # fail closed: the job cannot run, nothing is generated
+                log.exception("jobs.mesh_setup_failed", mesh_id=mesh_id, error=type(exc).__name__)
+                fail_mesh(self.ctx, mesh_id, "system.job_setup_error", "the job could not be started")
+                return
+            run_mesh_job(services, mesh_id, prompt, principal)
 
         # registered by name, so a separate `mamori worker` runs the same tasks from the same queue
         self.deliver_webhook: Any = huey.task(
@@ -138,6 +183,23 @@ class JobQueue:
         self.sweep_queue: Any = huey.periodic_task(crontab(minute="*"), name="mamori.sweep_queue")(sweep_queue)
         self.delete_held_blob: Any = huey.task(name="mamori.delete_held_blob")(delete_held_blob)
         self.generate_video: Any = huey.task(name="mamori.generate_video")(generate_video)
+        self.generate_mesh: Any = huey.task(name="mamori.generate_mesh")(generate_mesh)
+
+        def run_job(job_id: str, sealed_instruction: dict[str, str] | None, principal: dict[str, str]) -> None:
+            # issue 8: an orchestrated job (plan, then governed steps); needs the full services
+            from gateway.orchestration import fail_job
+            from gateway.orchestration import run_job as run
+
+            try:
+                instruction = None if sealed_instruction is None else self.open_text(job_id, sealed_instruction)
+                services = self.media_services()
+            except Exception as exc:  # fail closed: the job cannot run, nothing is generated
+                log.exception("jobs.job_setup_failed", job_id=job_id, error=type(exc).__name__)
+                fail_job(self.ctx, job_id, "system.job_setup_error", "the job could not be started")
+                return
+            run(services, job_id, instruction, principal)
+
+        self.run_job: Any = huey.task(name="mamori.run_job")(run_job)
 
     # ------------------------------------------------------------------ attach to services
     def attach(self) -> JobQueue:
@@ -155,6 +217,60 @@ class JobQueue:
                     _QUEUES[self.ctx.escalations] = self._replaced
                 else:
                     del _QUEUES[self.ctx.escalations]
+
+    # ------------------------------------------------------------------ media jobs
+    def media_services(self) -> Any:
+        """The services media jobs need: the gateway's own, or (in `mamori worker`) built once from settings.
+
+        The worker builds them with :func:`gateway.bootstrap.build_services`, so a job runs with the
+        same detectors, policy, signer, audit and backends as in the gateway (an orchestrated job may
+        call any modality, so nothing is left out). This queue also serves those services
+        (escalations opened by a job are announced and scheduled).
+        """
+        from gateway.services import Services
+
+        if isinstance(self.ctx, Services):
+            return self.ctx
+        with self._media_lock:
+            if self._media is None:
+                from gateway.bootstrap import build_services
+
+                started = time.perf_counter()
+                services = build_services(self.settings)
+                with _QUEUES_LOCK:
+                    _QUEUES.setdefault(services.escalations, self)
+                log.info("jobs.media_services_built", seconds=round(time.perf_counter() - started, 2))
+                self._media = services
+            return self._media
+
+    def seal_text(self, job_id: str, text: str) -> dict[str, str]:
+        """Encrypt `text` (a prompt) for a task's arguments, bound to `job_id`."""
+        return self._task_cipher().encrypt(json.dumps({"job": job_id, "text": text}, ensure_ascii=False))
+
+    def open_text(self, job_id: str, sealed: dict[str, str]) -> str:
+        """The text :meth:`seal_text` sealed for `job_id`; SealedTextError if it was not."""
+        from audit.crypto import DecryptionError
+
+        try:
+            opened = json.loads(self._task_cipher().decrypt(sealed))
+        except (DecryptionError, ValueError, TypeError) as exc:
+            raise SealedTextError(f"the task's sealed text cannot be opened: {exc}") from exc
+        if not isinstance(opened, dict) or opened.get("job") != job_id or not isinstance(opened.get("text"), str):
+            raise SealedTextError("the task's sealed text belongs to another job")
+        return str(opened["text"])
+
+    def _task_cipher(self) -> PromptCipher:
+        if self._cipher is None:
+            self._cipher = task_cipher(self.settings)
+        return self._cipher
+
+    def submit_video(self, video_id: str, prompt: str, principal: dict[str, str]) -> None:
+        """Queue a video job; the prompt travels sealed."""
+        self.generate_video(video_id, self.seal_text(video_id, prompt), principal)
+
+    def submit_mesh(self, mesh_id: str, prompt: str, principal: dict[str, str]) -> None:
+        """Queue a 3D job; the prompt travels sealed."""
+        self.generate_mesh(mesh_id, self.seal_text(mesh_id, prompt), principal)
 
     # ------------------------------------------------------------------ enqueue
     def notify(self, event_type: str, data: dict[str, Any], *, callback_url: str | None = None) -> list[str]:
@@ -208,6 +324,12 @@ class JobQueue:
         if self._consumer is not None:
             self._consumer.stop(graceful=True)
             self._consumer = None
+        if self._media is not None and self._media is not self.ctx:
+            with _QUEUES_LOCK:
+                if _QUEUES.get(self._media.escalations) is self:
+                    del _QUEUES[self._media.escalations]
+            self._media.close()
+            self._media = None
         try:
             self.huey.storage.close()
         except Exception:  # pragma: no cover - closing is best effort

@@ -51,6 +51,8 @@ class ImageJob:
     mask: Image | None = None
     callback_url: str | None = None  # the requester's webhook for the review decision (issue 5)
     source_ingredient: Ingredient | None = None  # an edit's uploaded file, recorded in the manifest as parentOf
+    source_manifest: dict[str, Any] | None = None  # what the upload's own C2PA manifest says (policy input)
+    steps: int | None = None  # issue 8: a template's step count; None: settings.default_steps
 
 
 @dataclass
@@ -165,6 +167,8 @@ async def decide(
 ) -> Decision:
     """Ask the policy; a policy failure becomes a block with a system reason (fail closed)."""
     assert trace.principal is not None
+    if trace.template is not None:  # issue 8: a request filled from a template says which one
+        request_doc = {**request_doc, "template": trace.template}
     doc = {
         "principal": trace.principal.to_policy(),
         "stage": stage,
@@ -208,6 +212,7 @@ def _request_doc(trace: Trace, job: ImageJob) -> dict[str, Any]:
         "prompt_chars": len(job.prompt),
         "has_source": job.source is not None,
         "has_mask": job.mask is not None,
+        **({"source_manifest": job.source_manifest} if job.source_manifest is not None else {}),
     }
 
 
@@ -230,7 +235,7 @@ async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decisio
 
 async def generate(svc: Services, trace: Trace, job: ImageJob, prompt: str) -> list[GeneratedImage]:
     generator = svc.generator
-    steps = svc.settings.default_steps
+    steps = job.steps or svc.settings.default_steps
 
     def work() -> list[GeneratedImage]:
         if job.kind == "edit":

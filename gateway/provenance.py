@@ -55,7 +55,9 @@ logger = logging.getLogger(__name__)
 
 DECISION_LABEL: Final = "mamori.decision"
 TRAINED_ALGORITHMIC_MEDIA: Final = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-SUPPORTED_MIMES: Final = frozenset({"image/png", "image/jpeg", "audio/wav", "video/mp4"})  # also WAV, MP4
+SUPPORTED_MIMES: Final = frozenset(
+    {"image/png", "image/jpeg", "audio/wav", "audio/mpeg", "video/mp4"}  # MP3 (audio/mpeg): an ID3 tag, issue 7
+)
 NO_MANIFEST: Final = "Absent"
 """``ManifestReport.validation_state`` of an asset that carries no C2PA manifest at all."""
 
@@ -415,8 +417,12 @@ class Provenance:
         decision: Mapping[str, Any],
         action: str = "c2pa.created",
         ingredients: Sequence[Ingredient] = (),
+        assertions: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> SignedAsset:
         """Embed a signed manifest in ``data`` and return the new bytes with the manifest's label.
+
+        ``assertions`` adds custom assertions by label (for example ``mamori.job``, issue 8); the
+        labels Mamori itself writes (actions, ``mamori.decision``) cannot be replaced.
 
         ``action`` is ``c2pa.created`` or ``c2pa.edited``. For an edit, pass the source image as one
         ``parentOf`` ingredient: the actions are then ``c2pa.opened`` (the parent) and ``c2pa.edited``, and
@@ -427,6 +433,13 @@ class Provenance:
         """
         _check_mime(mime)
         manifest = self._manifest(title=title, decision=decision, action=action, ingredients=ingredients)
+        for label, content in (assertions or {}).items():
+            if label in (_ACTIONS_LABEL, DECISION_LABEL) or not label.strip():
+                raise ProvenanceError(f"assertion label {label!r} is reserved or empty")
+            try:
+                manifest["assertions"].append({"label": label, "data": json.loads(json.dumps(dict(content)))})
+            except (TypeError, ValueError) as exc:
+                raise ProvenanceError(f"assertion {label!r} is not JSON-safe: {exc}") from exc
         try:
             builder = c2pa.Builder(manifest, context=self._context)
             for index, ingredient in enumerate(ingredients):

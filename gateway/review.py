@@ -41,6 +41,7 @@ from gateway.state import RequestStore
 log = get_logger("mamori.review")
 T = TypeVar("T")
 DECIDER_ROLES = ("supervisor", "compliance", "admin")
+_SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "video/mp4": "mp4", "audio/wav": "wav", "audio/mpeg": "mp3"}
 
 
 class QueueContext(Protocol):
@@ -369,10 +370,12 @@ def decide_escalation(
             "findings": state.mamori.get("findings", []),
         }
         try:
-            signed = svc.provenance.sign(
+            from gateway.orchestration import job_provenance  # issue 8: a job step's asset names its job
+
+            signed = job_provenance(svc, state.id).sign(
                 png,
                 asset.mime,
-                title=f"{state.id}-{asset.position}.png",
+                title=f"{state.id}-{asset.position}.{_SUFFIX.get(asset.mime, 'png')}",  # held videos too (issue 7)
                 decision=decision,
                 action="c2pa.edited" if state.endpoint == "images.edits" else "c2pa.created",
             )
@@ -468,6 +471,12 @@ def drop_blob(ctx: QueueContext, digest: str, request_id: str) -> None:
 
 
 def _announce_decision(ctx: QueueContext, e: Escalation) -> None:
+    from gateway.orchestration import escalation_decided
+
+    try:  # issue 8: a job paused on this request goes on (approved) or fails (rejected, expired)
+        escalation_decided(ctx, e.request_id)
+    except Exception as exc:  # the decision stands; the job stays paused (and says so) until cancelled
+        log.error("jobs.resume_failed", error=type(exc).__name__, escalation_id=e.id)
     jobs = _jobs(ctx)
     if jobs is None:
         return

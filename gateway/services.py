@@ -47,6 +47,10 @@ class Services:
     text_generator: TextGenerator | None = None  # chat completions (issue 7); None: the endpoint is off
     speech_generator: Any | None = None  # audio.speech (issue 7): a generators.transformers_speech.SpeechGenerator
     video_generator: Any | None = None  # /v1/videos (issue 7): a generators.diffusers_video.DiffusersVideoGenerator
+    mesh_generator: Any | None = None  # /v1/3d (issue 7): a generators.diffusers_3d.DiffusersMeshGenerator
+    sound_generator: Any | None = None  # audio.generations (issue 7): a generators.transformers_music.SoundGenerator
+    asr: Any | None = None  # issue 7: a generators.transformers_asr.SpeechRecognizer; set: audio outputs are screened
+    planner: Any | None = None  # /v1/jobs (issue 8): a generators.transformers_planner.TransformersPlanner
 
     def close(self) -> None:
         self.generator_pool.shutdown(wait=False, cancel_futures=True)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     detector_options: dict[str, dict[str, Any]] = {}
     detector_timeout_s: float = Field(default=30.0, gt=0)
     detector_concurrency: int = Field(default=4, ge=1, le=64)
+    # issue 4: a local CLIP folder; when set, the image-bias detector "bias_image" runs on output batches
+    clip_model: Path | None = None
 
     # generation
     generator: str = "diffusers"
@@ -89,6 +91,18 @@ class Settings(BaseSettings):
     # video (issue 7, /v1/videos) -----------------------------------------------------------------
     video_model: str | None = None  # local Wan 2.1 folder in diffusers layout; None: the tiny random default
     video_generator_options: dict[str, Any] = {}  # steps, device
+
+    # 3D (issue 7, /v1/3d) ------------------------------------------------------------------------
+    mesh_model: str | None = None  # local Shap-E folder in diffusers layout; None: the tiny random default
+    mesh_generator_options: dict[str, Any] = {}  # steps, guidance_scale, grid_size, device, dtype
+
+    # sound and music (issue 7, audio.generations) and ASR screening of audio outputs ----------
+    sound_generator: str | None = "auto"  # entry point in mamori.generators; auto: by sound_model; None: off
+    sound_model: str | None = None  # local MusicGen folder (or hub id with local files); None: tiny MusicGen
+    sound_generator_options: dict[str, Any] = {}  # device, dtype, guidance_scale, steps...
+    max_sound_seconds: float = Field(default=30.0, gt=0, le=300)  # bound on a request's duration_s
+    asr_model: str | None = None  # local Whisper folder; set: speech and sound outputs are transcribed and screened
+    asr_options: dict[str, Any] = {}  # device, dtype, language, max_new_tokens, batch_size
 
     @field_validator("text_output_terms")
     @classmethod
@@ -130,7 +144,18 @@ class Settings(BaseSettings):
     web_languages: list[str] = ["en", "ja"]
     # end of issue 5 settings ----------------------------------------------------------------
 
-    @field_validator("extra_sizes")
+    # orchestrated jobs (issue 8, /v1/jobs) ------------------------------------------------------
+    planner_generator: str | None = "transformers_planner"  # entry point in mamori.generators; None: /v1/jobs off
+    planner_model: str | None = None  # local causal-LM folder; None: text_model if set, else the tiny default
+    planner_options: dict[str, Any] = {}  # device, dtype, local_files_only, system_prompt
+    planner_max_new_tokens: int = Field(default=1024, ge=8, le=16384)  # the plan's token budget
+    job_max_steps: int = Field(default=4, ge=1, le=16)  # cap on a plan's steps (a request may ask for fewer)
+    job_prompt_chars: int = Field(default=240, ge=16, le=4000)  # cap on each planned step's prompt
+    job_instruction_chars: int = Field(default=2000, ge=1, le=32000)
+    job_sizes: list[str] = []  # sizes a plan may pick for images and videos; empty: the gateway's sizes
+    # end of issue 8 job settings ----------------------------------------------------------------
+
+    @field_validator("extra_sizes", "job_sizes")
     @classmethod
     def _sizes_valid(cls, value: list[str]) -> list[str]:
         for size in value:
@@ -145,6 +170,16 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("host must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _clip_enables_bias_image(self) -> Settings:
+        """A configured CLIP folder turns the image-bias detector on (off by default: no weights ship)."""
+        if self.clip_model is not None:
+            if "bias_image" not in self.image_detectors:
+                self.image_detectors = [*self.image_detectors, "bias_image"]
+            options = self.detector_options.get("bias_image", {})
+            self.detector_options = {**self.detector_options, "bias_image": {"model": str(self.clip_model), **options}}
+        return self
 
     @model_validator(mode="after")
     def _signing_complete(self) -> Settings:

@@ -30,6 +30,7 @@ class Trace:
     http_status: int | None = None
     error: dict[str, Any] | None = None
     prompt_encrypted: dict[str, str] | None = None  # the raw prompt, AES-GCM sealed (settings.prompt_storage)
+    template: dict[str, Any] | None = None  # issue 8: the approved template a request was filled from (policy input)
     audited: bool = False
 
     def add_timing(self, stage: str, seconds: float) -> None:

@@ -8,7 +8,10 @@ from sqlalchemy import engine_from_config, pool
 import audit.checkpoint_models
 import audit.escalations
 import audit.models  # noqa: F401
+import gateway.job_store  # issue 8: /v1/jobs
+import gateway.mesh_models  # issue 7: /v1/3d
 import gateway.models
+import gateway.template_store
 import gateway.video_models  # noqa: F401
 from audit.db import Base
 
