@@ -67,7 +67,8 @@ __all__ = [
 ]
 
 EXPORT_FORMAT = "mamori.audit.export.v1"
-ManifestReader = Callable[[bytes, str], dict[str, Any] | None]
+# (asset bytes, media type, its sidecar manifest store or None) -> the manifest as JSON, or None
+ManifestReader = Callable[[bytes, str, bytes | None], dict[str, Any] | None]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _CSV_COLUMNS = (
     "seq",
@@ -82,7 +83,34 @@ _CSV_COLUMNS = (
     "record_hash",
     "payload",
 )
-_MIME_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+_MIME_EXT = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "video/mp4": "mp4",
+    "model/gltf-binary": "glb",
+}
+
+
+def _sniff_mime(blob: bytes) -> str:
+    """The asset's type from its first bytes, for records that do not name it (older image records)."""
+    if blob.startswith(b"\x89PNG"):
+        return "image/png"
+    if blob.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if blob[:4] == b"RIFF" and blob[8:12] == b"WAVE":
+        return "audio/wav"
+    if blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
+        return "image/webp"
+    if blob.startswith(b"ID3") or blob[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if blob[4:8] == b"ftyp":
+        return "video/mp4"
+    if blob.startswith(b"glTF"):
+        return "model/gltf-binary"
+    return "image/png"
 
 
 @dataclass(frozen=True)
@@ -320,12 +348,22 @@ def write_export(
             except (KeyError, ValueError, OSError):
                 missing.append(digest)
                 continue
-            mime = str(entry.get("mime") or "image/png")
+            mime = str(entry.get("mime") or _sniff_mime(blob))
             archive.add(f"assets/{digest}.{_MIME_EXT.get(mime, 'bin')}", blob)
+            sidecar: bytes | None = None
+            sidecar_digest = entry.get("manifest_sha256")
+            if entry.get("manifest_binding") == "sidecar" and isinstance(sidecar_digest, str):
+                # a format C2PA cannot embed into (GLB): its manifest store travels beside it
+                try:
+                    sidecar = blobs.get(sidecar_digest)
+                except (KeyError, ValueError, OSError):
+                    missing.append(sidecar_digest)
+                else:
+                    archive.add(f"assets/{digest}.c2pa", sidecar)
             if manifest_reader is not None:
                 manifest: dict[str, Any] | None
                 try:
-                    manifest = manifest_reader(blob, mime)
+                    manifest = manifest_reader(blob, mime, sidecar)
                 except Exception as exc:  # a manifest that cannot be read is noted, not fatal
                     manifest = {"error": f"cannot read the C2PA manifest: {exc}"}
                 if manifest is not None:
@@ -624,7 +662,7 @@ def _verify(handle: zipfile.ZipFile, report: ExportReport, trusted: Mapping[str,
 
     # 6. assets
     for name, data in contents.items():
-        if not name.startswith("assets/") or name.endswith(".manifest.json"):
+        if not name.startswith("assets/") or name.endswith((".manifest.json", ".c2pa")):
             continue
         digest = name.removeprefix("assets/").split(".", 1)[0]
         if hashlib.sha256(data).hexdigest() != digest:

@@ -42,8 +42,13 @@ def trusted_keys(settings: Settings, extra: list[Path] | None = None) -> dict[st
 
 
 def provenance_reader(provenance: Provenance) -> ManifestReader:
-    def read(data: bytes, mime: str) -> dict[str, Any] | None:
-        report = provenance.read(data, mime)
+    def read(data: bytes, mime: str, sidecar: bytes | None) -> dict[str, Any] | None:
+        if sidecar is not None:
+            from gateway.provenance_sidecar import read_sidecar
+
+            report = read_sidecar(provenance, data, mime, sidecar)
+        else:
+            report = provenance.read(data, mime)
         if report.manifest_id is None:
             return None
         return {"active_manifest": report.manifest_id, "validation_state": report.validation_state, **report.raw}

@@ -101,10 +101,10 @@ def _free_port() -> int:
 def live_server(gateway: Gateway) -> Iterator[LiveServer]:
     """One live server per test session for real-client tests (openai, httpx, browsers).
 
-    It shares the session gateway's loaded models, database, policy and keys; its job queue runs in
-    Huey's immediate mode so the session's own consumer stays the only one on the queue storage.
+    It shares the session gateway's settings and services (loaded models, database, policy, keys and
+    the queue storage): its lifespan attaches a queue over the same settings, so a test that changes
+    a setting on `gateway.settings` changes it for both, whichever consumer runs the task.
     """
-    import dataclasses
     import threading
     import time
 
@@ -112,9 +112,8 @@ def live_server(gateway: Gateway) -> Iterator[LiveServer]:
 
     from gateway.app import create_app
 
-    base = gateway.services
-    settings = base.settings.model_copy(update={"jobs_backend": "memory"})
-    services = dataclasses.replace(base, settings=settings)
+    services = gateway.services
+    settings = services.settings
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")

@@ -107,6 +107,14 @@ class _Ctx:
             return False
         return True
 
+    def _here(self) -> str:
+        """Where the language switch returns to: this page, or for a form post (an action URL that
+        answers POST only) the page the form lives on, one path segment up."""
+        url = self.request.url
+        if self.request.method != "GET":
+            return url.path.rsplit("/", 1)[0] or "/ui"
+        return url.path + (f"?{url.query}" if url.query else "")
+
     def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         nav = []
         if self.principal is not None:
@@ -128,7 +136,7 @@ class _Ctx:
                 principal=self.principal,
                 csrf=sessions.csrf_token(self.key, self.sid) if self.sid else "",
                 nav=nav,
-                here=str(self.request.url.path) + (f"?{self.request.url.query}" if self.request.url.query else ""),
+                here=self._here(),
                 **values,
             )
         )

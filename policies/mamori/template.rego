@@ -1,7 +1,7 @@
 # Issue 8: requests filled from an approved template. The gateway puts the template in the input
 # as request.template = {id, version, name, approved, rules_out: [categories]}. An approved template
 # may rule out review categories listed in data.mamori.template_waivable: an escalation in such a
-# category is waived (the decision package drops it and records a template.review_waived reason).
+# category is waived (decision.rego's waived_hits drops it and records a template.review_waived reason).
 # A block is never waived, the floor is never waived, and the filled-in slots are screened as always.
 package mamori.template
 
@@ -22,10 +22,4 @@ waived_categories contains c if {
 	is_string(c)
 	c in waivable_data
 	not c in {"csam", "sexual_minors"}
-}
-
-# An escalation hit waived by the template.
-waived(h) if {
-	h.action == "escalate"
-	h.review_category in waived_categories
 }

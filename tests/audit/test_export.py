@@ -98,7 +98,7 @@ def test_export_includes_assets_and_policy(signed: Any, tmp_path: Path) -> None:
     (bundle_dir / "data.yaml").write_text("mamori: {}\n")
     (bundle_dir / "mamori" / "decision.rego").write_text("package mamori\n")
 
-    def reader(data: bytes, mime: str) -> dict[str, Any]:
+    def reader(data: bytes, mime: str, sidecar: bytes | None) -> dict[str, Any]:
         return {"active_manifest": "urn:x", "mime": mime}
 
     _export(signed, tmp_path / "a.zip", blobs=blobs, manifest_reader=reader, bundle=PolicyBundle("rev-9", bundle_dir))

@@ -14,9 +14,9 @@ def test_available_is_sorted_and_complete() -> None:
 
 
 def test_load_detector_passes_options() -> None:
-    detector = load_detector("copyright", {"max_distance": 8})
+    detector = load_detector("copyright", {"max_distance": 0.2})
     assert isinstance(detector, Detector)
-    assert detector.max_distance == 8  # type: ignore[attr-defined]
+    assert detector.max_distance == 0.2  # type: ignore[attr-defined]
     assert isinstance(load_detector("denylist", {}), DenyList)
 
 
