@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generators.base import GeneratorError
-from generators.devices import describe, resolve_device, resolve_dtype_name
+from generators.devices import describe, load_once, resolve_device, resolve_dtype_name
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -177,14 +177,9 @@ class DiffusersMeshGenerator:
         self._lock = threading.Lock()  # one generation at a time: the renderer's MLP holds the latent
 
     def load(self) -> None:
-        if self._pipe is not None:
-            return
-        with self._load_lock:
-            if self._pipe is None:
-                try:
-                    self._load()
-                except Exception as exc:
-                    raise GeneratorError(f"diffusers_3d: cannot load {self.model!r}: {describe(exc)}") from exc
+        load_once(
+            self._load_lock, lambda: self._pipe is not None, self._load, f"diffusers_3d: cannot load {self.model!r}"
+        )
 
     def _load(self) -> None:
         import diffusers

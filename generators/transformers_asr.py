@@ -27,7 +27,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 from generators.base import GeneratorError
-from generators.devices import describe, resolve_device, resolve_dtype_name
+from generators.devices import load_once, resolve_device, resolve_dtype_name
 
 __all__ = ["SpeechRecognizer", "Transcript", "TransformersASR", "read_wav"]
 
@@ -125,16 +125,12 @@ class TransformersASR:
         self._dtype: Any = None
 
     def load(self) -> None:
-        if self._model is not None:
-            return
-        with self._load_lock:
-            if self._model is None:
-                try:
-                    self._load()
-                except GeneratorError:
-                    raise
-                except Exception as exc:
-                    raise GeneratorError(f"transformers_asr: cannot load {self.model!r}: {describe(exc)}") from exc
+        load_once(
+            self._load_lock,
+            lambda: self._model is not None,
+            self._load,
+            f"transformers_asr: cannot load {self.model!r}",
+        )
 
     def _load(self) -> None:
         import torch

@@ -28,7 +28,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 from generators.base import GeneratorError
-from generators.devices import resolve_device, resolve_dtype_name
+from generators.devices import load_once, resolve_device, resolve_dtype_name
 
 __all__ = ["SpeechGenerator", "SynthesizedSpeech", "TransformersSpeechGenerator", "wav_bytes"]
 
@@ -105,16 +105,12 @@ class TransformersSpeechGenerator:
         self._torch_device = "cpu"
 
     def load(self) -> None:
-        if self._model is not None:
-            return
-        with self._load_lock:
-            if self._model is None:
-                try:
-                    self._load()
-                except GeneratorError:
-                    raise
-                except Exception as exc:
-                    raise GeneratorError(f"transformers_speech: cannot load {self.model!r}: {exc}") from exc
+        load_once(
+            self._load_lock,
+            lambda: self._model is not None,
+            self._load,
+            f"transformers_speech: cannot load {self.model!r}",
+        )
 
     def _load(self) -> None:
         import torch
