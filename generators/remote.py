@@ -22,18 +22,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import threading
 from typing import TYPE_CHECKING, Any
 
 from generators.base import EditRequest, GeneratedImage, GeneratorError, ImageRequest
+from generators.openai_http import OpenAIHTTP
 
 if TYPE_CHECKING:
-    import httpx
     from PIL.Image import Image
 
 __all__ = ["RemoteImageGenerator"]
-
-_BODY_EXCERPT = 300
 
 
 class RemoteImageGenerator:
@@ -49,17 +46,11 @@ class RemoteImageGenerator:
         model: str | None = None,
         timeout_s: float = 120.0,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        if timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
-        self.base_url = base_url.rstrip("/")
+        self._api = OpenAIHTTP(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
+        self.base_url = self._api.base_url
         self.model = model
         self.timeout_s = timeout_s
         self.version = f"openai-images-api/{model or 'default'}"
-        self._api_key = api_key
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return f"RemoteImageGenerator(base_url={self.base_url!r}, model={self.model!r})"
@@ -68,29 +59,10 @@ class RemoteImageGenerator:
 
     def load(self) -> None:
         """Create the HTTP client (connection pool); no request is sent."""
-        self._http()
+        self._api.client()
 
     def close(self) -> None:
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    def _http(self) -> httpx.Client:
-        import httpx
-
-        with self._client_lock:
-            if self._client is None:
-                headers = {"Accept": "application/json"}
-                if self._api_key:
-                    headers["Authorization"] = f"Bearer {self._api_key}"
-                self._client = httpx.Client(
-                    base_url=self.base_url,
-                    headers=headers,
-                    timeout=httpx.Timeout(self.timeout_s),
-                    follow_redirects=False,
-                )
-            return self._client
+        self._api.close()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -127,25 +99,7 @@ class RemoteImageGenerator:
         return self._results(payload, request.n, request.seed)
 
     def _post(self, path: str, **kwargs: Any) -> Any:
-        import httpx
-
-        url = self.base_url + path
-        try:
-            response = self._http().post(path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise GeneratorError(self._scrub(f"remote: {url} timed out after {self.timeout_s:g} s")) from exc
-        except httpx.HTTPError as exc:
-            raise GeneratorError(self._scrub(f"remote: {url} failed: {type(exc).__name__}: {exc}")) from exc
-        if response.status_code >= 400:
-            raise GeneratorError(
-                self._scrub(f"remote: {url} answered HTTP {response.status_code}: {_error_text(response)}")
-            )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise GeneratorError(
-                self._scrub(f"remote: {url} answered with a body that is not JSON: {_excerpt(response.text)}")
-            ) from exc
+        return self._api.post_json(path, **kwargs)
 
     def _results(self, payload: Any, n: int, seed: int) -> list[GeneratedImage]:
         from PIL import Image as PILImage
@@ -169,36 +123,6 @@ class RemoteImageGenerator:
                 raise GeneratorError(f"remote: image {i} of the response does not decode: {exc}") from exc
             results.append(GeneratedImage(image=image.convert("RGB"), seed=seed + i))
         return results
-
-    def _scrub(self, message: str) -> str:
-        """Remove the API key from a message (servers sometimes echo the request headers)."""
-        if self._api_key:
-            message = message.replace(self._api_key, "***")
-        return message
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The `error.message` of an OpenAI-style error body, else an excerpt of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return _excerpt(response.text)
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return _excerpt(error["message"])
-        if isinstance(error, str):
-            return _excerpt(error)
-        if isinstance(body.get("detail"), str):
-            return _excerpt(body["detail"])
-    return _excerpt(response.text)
-
-
-def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
-    if not text:
-        return "(empty body)"
-    return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"
 
 
 def _fit(image: Image, size: tuple[int, int]) -> Image:
