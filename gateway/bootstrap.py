@@ -70,11 +70,7 @@ def load_audit_store(settings: Settings, sessions: sessionmaker[Session]) -> Aud
 
 
 def load_generator(settings: Settings) -> ImageGenerator:
-    from importlib.metadata import entry_points
-
-    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
-    if settings.generator not in found:
-        raise ValueError(f"unknown generator {settings.generator!r}; available: {', '.join(sorted(found))}")
+    cls = _backend("generator", settings.generator)
     options: dict[str, Any] = dict(settings.generator_options)
     if settings.generator == "diffusers" and "model" not in options:
         from generators.tiny import ensure_tiny_models
@@ -82,72 +78,78 @@ def load_generator(settings: Settings) -> ImageGenerator:
         tiny = ensure_tiny_models(settings.models_dir)
         options.update(model=str(tiny.text2img), edit_model=str(tiny.edit), inpaint_model=str(tiny.inpaint))
         log.warning("generator.tiny_default", detail="random-weight tiny pipeline; configure real weights")
-    generator: ImageGenerator = found[settings.generator].load()(**options)
+    generator: ImageGenerator = cls(**options)
     generator.load()
     if getattr(generator, "safety_checker_disabled", False):
         log.warning("generator.safety_checker_disabled", backend=generator.name)
     return generator
 
 
-def load_text_generator(settings: Settings) -> TextGenerator | None:
-    """The chat backend (issue 7), by entry-point name; without `text_model`, the tiny random-weight default."""
+def _backend(kind: str, name: str) -> Any:
+    """The class behind entry point `name` in `mamori.generators`; a clear error names what exists."""
     from importlib.metadata import entry_points
 
+    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
+    if name not in found:
+        raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(sorted(found))}")
+    return found[name].load()
+
+
+def _is_remote(name: str) -> bool:
+    """A remote backend names its upstream's model: it never falls back to a tiny local one."""
+    return name.startswith("remote")
+
+
+def load_text_generator(settings: Settings) -> TextGenerator | None:
+    """The chat backend (issue 7), by entry-point name; without `text_model`, the tiny random-weight default."""
     if settings.text_generator is None:
         return None
-    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
-    if settings.text_generator not in found:
-        raise ValueError(f"unknown text generator {settings.text_generator!r}; available: {', '.join(sorted(found))}")
+    cls = _backend("text generator", settings.text_generator)
     options: dict[str, Any] = dict(settings.text_generator_options)
     if settings.text_model is not None:
         options["model"] = settings.text_model
-    elif "model" not in options:
+    elif "model" not in options and not _is_remote(settings.text_generator):
         from generators.tiny_text import ensure_tiny_llm
 
         options["model"] = str(ensure_tiny_llm(settings.models_dir / "tiny-llm"))
         log.warning("text_generator.tiny_default", detail="random-weight tiny language model; configure text_model")
-    generator: TextGenerator = found[settings.text_generator].load()(**options)
+    generator: TextGenerator = cls(**options)
     generator.load()
     return generator
 
 
 def load_speech_generator(settings: Settings) -> Any | None:
     """The text-to-speech backend (issue 7), by entry-point name; without `speech_model`, the tiny random default."""
-    from importlib.metadata import entry_points
-
     if settings.speech_generator is None:
         return None
-    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
-    if settings.speech_generator not in found:
-        raise ValueError(
-            f"unknown speech generator {settings.speech_generator!r}; available: {', '.join(sorted(found))}"
-        )
+    cls = _backend("speech generator", settings.speech_generator)
     options: dict[str, Any] = dict(settings.speech_generator_options)
     if settings.speech_model is not None:
         options["model"] = settings.speech_model
-    elif "model" not in options:
+    elif "model" not in options and not _is_remote(settings.speech_generator):
         from generators.tiny_speech import ensure_tiny_tts
 
         options["model"] = str(ensure_tiny_tts(settings.models_dir / "tiny-tts"))
         log.warning("speech_generator.tiny_default", detail="random-weight tiny TTS model; configure speech_model")
-    generator = found[settings.speech_generator].load()(**options)
+    generator = cls(**options)
     generator.load()
     return generator
 
 
 def load_video_generator(settings: Settings) -> Any:
-    """The text-to-video backend (issue 7); without `video_model`, the tiny random Wan 2.1 default."""
+    """The text-to-video backend (issue 7), by entry-point name; without `video_model`, the tiny random Wan 2.1."""
     from gateway.video_pipeline import FPS
-    from generators.diffusers_video import DiffusersVideoGenerator
 
+    cls = _backend("video generator", settings.video_generator)
+    options: dict[str, Any] = {"fps": FPS, **settings.video_generator_options}
     if settings.video_model is not None:
-        model: str | Path = settings.video_model
-    else:
+        options["model"] = settings.video_model
+    elif "model" not in options and not _is_remote(settings.video_generator):
         from generators.tiny_video import ensure_tiny_wan
 
-        model = ensure_tiny_wan(settings.models_dir / "tiny-wan")
+        options["model"] = ensure_tiny_wan(settings.models_dir / "tiny-wan")
         log.warning("video_generator.tiny_default", detail="random-weight tiny Wan 2.1 pipeline; configure video_model")
-    return DiffusersVideoGenerator(model, **{"fps": FPS, **settings.video_generator_options})
+    return cls(**options)
 
 
 def load_mesh_generator(settings: Settings) -> Any:
@@ -173,7 +175,6 @@ def load_sound_generator(settings: Settings) -> Any | None:
     as AudioLDM 2; that backend is not shipped yet, so such a folder is refused at startup with the
     list of available backends) and `transformers_music` (MusicGen) otherwise.
     """
-    from importlib.metadata import entry_points
 
     name = settings.sound_generator
     if name is None:
@@ -188,10 +189,7 @@ def load_sound_generator(settings: Settings) -> Any | None:
         log.warning("sound_generator.tiny_default", detail="random-weight tiny MusicGen model; configure sound_model")
     if name == "auto":
         name = "diffusers_audio" if (Path(options["model"]) / "model_index.json").is_file() else "transformers_music"
-    found = {ep.name: ep for ep in entry_points(group="mamori.generators")}
-    if name not in found:
-        raise ValueError(f"unknown sound generator {name!r}; available: {', '.join(sorted(found))}")
-    generator = found[name].load()(**{"max_seconds": settings.max_sound_seconds, **options})
+    generator = _backend("sound generator", name)(**{"max_seconds": settings.max_sound_seconds, **options})
     generator.load()
     return generator
 

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     max_speech_chars: int = Field(default=4096, ge=1, le=100_000)  # OpenAI's own limit on `input`
 
     # video (issue 7, /v1/videos) -----------------------------------------------------------------
+    video_generator: str = "diffusers_video"  # entry point in mamori.generators; "remote_video" for an upstream
     video_model: str | None = None  # local Wan 2.1 folder in diffusers layout; None: the tiny random default
     video_generator_options: dict[str, Any] = {}  # steps, device
 

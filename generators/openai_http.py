@@ -66,7 +66,20 @@ class OpenAIHTTP:
 
     def post_json(self, path: str, **kwargs: Any) -> Any:
         """POST and return the decoded JSON body."""
-        response = self.post(path, **kwargs)
+        return self._json(path, self.post(path, **kwargs))
+
+    def get_json(self, path: str) -> Any:
+        """GET and return the decoded JSON body."""
+        return self._json(path, self.get(path))
+
+    def get(self, path: str) -> httpx.Response:
+        """GET and return the (successful) response."""
+        with self._failures(path):
+            response = self.client().get(path)
+        self._check(path, response)
+        return response
+
+    def _json(self, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError as exc:
