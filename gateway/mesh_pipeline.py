@@ -1,17 +1,26 @@
 """The governed 3D path (`/v1/3d`, issue 7): prescreen at create, then a job on the queue.
 
 At create (synchronous): the prompt goes through the text detectors at stage "prescreen" and the
-policy decides; a block or escalate refuses with 400 (the middleware writes the `request` record).
-An allowed request becomes a `meshes` row (status "queued") and a `mamori.generate_mesh` task.
+policy decides; a block refuses with 400 (the middleware writes the `request` record). An allowed
+or escalated request becomes a `meshes` row (status "queued") and a `mamori.generate_mesh` task.
 
 In the job (`run_mesh_job`, on a consumer thread): generate a GLB with the 3D backend (Shap-E),
 draw it from several directions (`generators.diffusers_3d.render_views`) and run the image
 detectors on those views, ask the policy at stage "output" with the findings, then sign a sidecar
 C2PA manifest bound to the GLB by hash (`gateway.provenance_sidecar`: c2pa cannot embed into GLB),
-store both blobs and mark the row "completed". Output escalate or block → "failed" with the reasons
-in `mamori`: nothing is released (3D assets are not held for review yet). Every fault fails closed:
-"failed", nothing downloadable. Either way one `mesh.completed` / `mesh.failed` audit record is
-written with the GLB's hash and the manifest id; if that write fails nothing is released.
+store both blobs and mark the row "completed". Output block → "failed" with the reasons in
+`mamori`. Every fault fails closed: "failed", nothing downloadable. Either way one `mesh.completed`
+/ `mesh.failed` audit record is written with the GLB's hash and the manifest id; if that write
+fails nothing is released.
+
+Held for review (a prescreen or output escalate), as held videos are: the GLB is stored unsigned as
+a held asset of the request (`gateway.state`), an escalation is opened, a `mesh.held` record is
+written, and the mesh stays `in_progress` with `mamori.status = "held"`, `mamori.escalation_id` and
+`mamori.poll_url`; nothing is downloadable. A supervisor decides through `/v1/escalations` (or the
+review page). On approval the review (`gateway.review`) signs a sidecar manifest recording the
+review and keeps it with this job (`attach_sidecar`); the next read of the mesh (`current_row`)
+completes it, and `/content` and `/manifest` serve the GLB and that manifest. A rejection or expiry
+fails it: nothing downloadable.
 
 The prompt travels sealed in the task's arguments (`JobQueue.seal_text`) and is never written to
 the `meshes` table.
@@ -23,6 +32,7 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +56,9 @@ from gateway.pipeline import (
     system_decision,
 )
 from gateway.policy import Decision
+from gateway.review import open_escalation
 from gateway.services import Services
+from gateway.state import NewAsset
 from gateway.trace import Trace
 
 log = get_logger("mamori.meshes")
@@ -57,6 +69,7 @@ MIME = "model/gltf-binary"
 VIEWS = 4  # rendered views screened by the image detectors
 VIEW_SIZE = 256
 TERMINAL = ("completed", "failed")
+JOB_KEY = "_job"  # in mamori_json: what the job needs from create (prescreen action, obligations); never shown
 
 
 @dataclass
@@ -159,9 +172,66 @@ def _update_if(svc: Any, mesh_id: str, only_if: str, **values: Any) -> bool:
         return bool(session.execute(stmt).rowcount)
 
 
-def mesh_object(row: MeshRow) -> dict[str, Any]:
-    """The 3D job object (shaped like OpenAI's video object), plus `mamori`."""
+def current_row(svc: Any, mesh_id: str) -> MeshRow | None:
+    """The row, with a held mesh's review outcome applied (approved → completed, refused → failed).
+
+    The review (gateway.review) resolves the held request and keeps the approved GLB's sidecar
+    manifest on this row (`attach_sidecar`); whichever process reads the mesh next moves the row on.
+    Idempotent: only a row still `in_progress` and held is changed.
+    """
+    row = get_row(svc, mesh_id)
+    if row is None or row.status != "in_progress":
+        return row
     mamori = json.loads(row.mamori_json or "{}")
+    if mamori.get("status") != "held":
+        return row
+    state = svc.requests.get(row.request_id)
+    if state is None or state.status == "held":
+        return row
+    mamori.update(
+        status="completed" if state.status == "released" else "failed",
+        decision=state.mamori.get("decision", "block"),
+        reasons=state.mamori.get("reasons", mamori.get("reasons", [])),
+        manifest_ids=state.mamori.get("manifest_ids", []),
+        review=state.mamori.get("review"),
+    )
+    values: dict[str, Any] = {"completed_at": datetime.now(UTC)}
+    asset = next((a for a in state.assets if a.status == "released" and a.blob), None)
+    if state.status == "released" and asset is not None and row.manifest_digest:
+        values.update(status="completed", blob_digest=asset.blob, sha256=asset.sha256, manifest_id=asset.manifest_id)
+    else:
+        if state.status == "released":  # approved, yet no sidecar manifest was kept: fail closed
+            reason = {"code": "system.sidecar_missing", "detector": "review", "message": "the manifest is missing"}
+            mamori["reasons"] = [*mamori["reasons"], reason]
+        mamori.update(status="failed", decision="block")
+        values.update(status="failed", blob_digest=None, manifest_digest=None)
+    values["mamori_json"] = json.dumps(mamori)
+    _update_if(svc, mesh_id, "in_progress", **values)
+    return get_row(svc, mesh_id)
+
+
+def attach_sidecar(ctx: Any, request_id: str, manifest_digest: str) -> bool:
+    """Keep the sidecar manifest of a held mesh that a reviewer approves (called by `gateway.review`).
+
+    Nothing is served from it until the request is released and the row completed (`current_row`).
+    False when no held 3D job belongs to `request_id`.
+    """
+    with ctx.sessions() as session, session.begin():
+        stmt = (
+            update(MeshRow)
+            .where(MeshRow.request_id == request_id, MeshRow.status == "in_progress")
+            .values(manifest_digest=manifest_digest)
+        )
+        return bool(session.execute(stmt).rowcount)
+
+
+def mesh_object(row: MeshRow) -> dict[str, Any]:
+    """The 3D job object (shaped like OpenAI's video object), plus `mamori`.
+
+    A mesh held for review stays `in_progress` with `mamori.status = "held"` (as videos do).
+    """
+    mamori = json.loads(row.mamori_json or "{}")
+    mamori.pop(JOB_KEY, None)
     failed = row.status == "failed"
     return {
         "id": row.id,
@@ -193,7 +263,7 @@ def fail_mesh(ctx: Any, mesh_id: str, code: str, message: str) -> None:
     reason = {"code": code, "detector": "jobs", "message": message}
     mamori.update(status="failed", decision="fault", reasons=[*mamori.get("reasons", []), reason])
     payload = {"request_id": row.request_id, "endpoint": ENDPOINT, "mesh_id": mesh_id, "status": "failed",
-               "mamori": mamori}  # fmt: skip
+               "mamori": {k: v for k, v in mamori.items() if k != JOB_KEY}}  # fmt: skip
     try:
         ctx.audit.append("mesh.failed", payload, request_id=row.request_id, tenant=row.tenant)
     finally:
@@ -223,6 +293,7 @@ async def _run(svc: Services, mesh_id: str, prompt: str, principal: Principal) -
     trace.detectors = svc.detector_versions()
     note_request(trace, job)
     prior = json.loads(row.mamori_json or "{}")
+    at_create = prior.pop(JOB_KEY, None) or {}
     decisions: list[Decision] = []
     findings: list[Finding] = []
 
@@ -304,8 +375,11 @@ async def _run(svc: Services, mesh_id: str, prompt: str, principal: Principal) -
     trace.findings += [{**f.to_dict(), "stage": "output", "views": VIEWS} for f in findings]
     out = await decide(svc, trace, "output", findings, _request_doc(row.request_id, job))
     decisions.append(out)
-    if out.action in ("block", "escalate"):  # 3D assets cannot be held for review yet: nothing is released
+    if out.action == "block":
         await finish("failed", out.action)
+        return
+    if "escalate" in (out.action, at_create.get("action")):  # a prescreen escalation holds it too
+        await _hold(svc, trace, row, mesh_id, job, mesh, prior, at_create, decisions, findings)
         return
 
     # 3. sign a sidecar manifest bound to the GLB ----------------------------------
@@ -339,3 +413,77 @@ async def _run(svc: Services, mesh_id: str, prompt: str, principal: Principal) -
         }
     ]
     await finish("completed", out.action, mesh.glb, sidecar)
+
+
+async def _hold(
+    svc: Services,
+    trace: Trace,
+    row: MeshRow,
+    mesh_id: str,
+    job: MeshJob,
+    mesh: Any,
+    prior: dict[str, Any],
+    at_create: dict[str, Any],
+    decisions: list[Decision],
+    findings: list[Finding],
+) -> None:
+    """Keep the unsigned GLB as a held asset of the request, open the review item, write `mesh.held`."""
+    principal = trace.principal
+    assert principal is not None
+    escalating = [d for d in decisions if d.action == "escalate"]
+    obligations: dict[str, Any] = dict(at_create.get("obligations") or {})
+    for d in escalating:
+        obligations.update(d.to_dict()["obligations"])
+    reasons = [*(r for r in prior.get("reasons", []) if at_create.get("action") == "escalate"),
+               *merge_reasons(escalating)]  # fmt: skip
+    mamori = mamori_object(svc, row.request_id, "held", "escalate", decisions, findings)
+    mamori["reasons"] = prior.get("reasons", []) + mamori["reasons"]
+    mamori.update(mesh_id=mesh_id, poll_url=f"/v1/requests/{row.request_id}")
+    asset_id = "asset_" + uuid.uuid4().hex
+    trace.assets = [
+        {
+            "index": 0,
+            "asset_id": asset_id,
+            "status": "held",
+            "mime": MIME,
+            "seed": job.seed,
+            "held_sha256": hashlib.sha256(mesh.glb).hexdigest(),
+            "vertices": mesh.vertices,
+            "faces": mesh.faces,
+        }
+    ]
+    try:
+        held = await asyncio.to_thread(svc.blobs.put, mesh.glb)
+        await asyncio.to_thread(
+            svc.requests.save,
+            request_id=row.request_id,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+            endpoint=ENDPOINT,
+            status="held",
+            response_format="b64_json",
+            mamori=mamori,
+            assets=[NewAsset(asset_id, 0, "held", MIME, job.seed, None, held)],
+        )
+        escalation = await asyncio.to_thread(
+            open_escalation,
+            svc,
+            request_id=row.request_id,
+            principal=principal,
+            reasons=reasons,
+            obligations=obligations,
+            prompt_masked=job.prompt,  # the generation prompt: PII the policy found was redacted at create
+        )
+        mamori["escalation_id"] = escalation.id
+        trace.status, trace.decision, trace.escalation_id = "held", "escalate", escalation.id
+        payload = {**trace.audit_payload(), "mesh_id": mesh_id, "mamori": mamori}
+        await asyncio.to_thread(svc.audit.append, "mesh.held", payload, request_id=row.request_id, tenant=row.tenant)
+    except Exception as exc:  # fail closed: nothing held for release, the request withdrawn
+        log.exception("mesh.hold_failed", mesh_id=mesh_id, error=type(exc).__name__)
+        try:
+            await asyncio.to_thread(svc.requests.withdraw, row.request_id, code="system.hold_error",
+                                    message="holding the 3D asset for review failed")  # fmt: skip
+        finally:
+            await asyncio.to_thread(fail_mesh, svc, mesh_id, "system.hold_error", "holding the 3D asset failed")
+        return
+    await asyncio.to_thread(_update, svc, mesh_id, mamori_json=json.dumps(mamori))

@@ -3,9 +3,18 @@
 Approve: once enough distinct reviewers approved (the policy's ``approvals``, none of them the
 requester), the held assets are signed with a ``review`` section in the ``mamori.decision`` C2PA
 assertion (the reviewers' role and the decision, never their names), a ``review`` audit record is
-written *before* anything is released, and the request resolves to released. Reject, or expiry:
-the request is refused, the held pixels are deleted (after ``rejected_retention_s``) and the audit
-records stay. Each decision also goes out as a webhook through the job queue.
+written *before* anything is released, and the request resolves to released. How an asset is
+signed depends on its format:
+
+- images, WAV/MP3 and MP4: the manifest is embedded (the released bytes differ from the held ones);
+- GLB (3D): c2pa cannot embed into it, so a sidecar manifest bound to the GLB by hash is signed
+  (``gateway.provenance_sidecar``); the GLB is released unchanged and the manifest store is kept
+  beside it, where ``GET /v1/3d/{id}/manifest`` serves it (``gateway.mesh_pipeline.attach_sidecar``);
+- text (chat): text carries no C2PA; it is released unchanged and the review record holds its hash.
+
+Reject, or expiry: the request is refused, the held content is deleted (after
+``rejected_retention_s``; not while another request still holds or has released the same bytes)
+and the audit records stay. Each decision also goes out as a webhook through the job queue.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import select
 
 from audit.blobs import BlobStore
 from audit.escalations import (
@@ -34,6 +45,7 @@ from gateway.errors import BadRequest, Conflict, Forbidden, GatewayFault, Mamori
 from gateway.keys import Principal
 from gateway.logs import get_logger
 from gateway.provenance import ProvenanceError
+from gateway.provenance_sidecar import SIDECAR_MIMES, sign_sidecar
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.state import RequestStore
@@ -41,7 +53,17 @@ from gateway.state import RequestStore
 log = get_logger("mamori.review")
 T = TypeVar("T")
 DECIDER_ROLES = ("supervisor", "compliance", "admin")
-_SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "video/mp4": "mp4", "audio/wav": "wav", "audio/mpeg": "mp3"}
+_SUFFIX = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "video/mp4": "mp4",
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "model/gltf-binary": "glb",
+    "text/plain": "txt",
+}
+UNSIGNED_MIMES = frozenset({"text/plain"})
+"""Held formats released without C2PA (text): the review record holds their hash."""
 
 
 class QueueContext(Protocol):
@@ -57,6 +79,16 @@ class QueueContext(Protocol):
     def audit(self) -> AuditStore: ...
     @property
     def blobs(self) -> BlobStore: ...
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    """An approved asset ready to release: its bytes, their hash, and how its provenance travels."""
+
+    data: bytes
+    sha256: str
+    manifest_id: str | None  # None: text, which carries no manifest
+    sidecar: bytes | None = None  # the manifest store of a format c2pa cannot embed into (GLB)
 
 
 @dataclass(frozen=True)
@@ -354,13 +386,14 @@ def decide_escalation(
     if len(all_approvers) > 1:
         review["approvals"] = len(all_approvers)
         review["reviewer_roles"] = [a.role for a in all_approvers]
-    released: dict[str, tuple[str, str, str]] = {}
-    signed_blobs: dict[str, bytes] = {}
+    sealed: dict[str, _Sealed] = {}
+    mimes: dict[str, str] = {}
+    sidecar_digests: dict[str, str] = {}
     revision = svc.policy.revision
     for asset in state.assets:
         if asset.status != "held" or asset.held_blob is None:
             continue
-        png = svc.blobs.get(asset.held_blob)
+        data = svc.blobs.get(asset.held_blob)
         decision = {
             "request_id": state.id,
             "decision": "allow",
@@ -370,10 +403,10 @@ def decide_escalation(
             "findings": state.mamori.get("findings", []),
         }
         try:
-            from gateway.orchestration import job_provenance  # issue 8: a job step's asset names its job
-
-            signed = job_provenance(svc, state.id).sign(
-                png,
+            sealed[asset.id] = _seal(
+                svc,
+                state.id,
+                data,
                 asset.mime,
                 title=f"{state.id}-{asset.position}.{_SUFFIX.get(asset.mime, 'png')}",  # held videos too (issue 7)
                 decision=decision,
@@ -381,16 +414,20 @@ def decide_escalation(
             )
         except ProvenanceError as exc:
             raise GatewayFault("signing the approved asset failed; it stays held", code="signing_error") from exc
-        signed_blobs[asset.id] = signed.data
-        released[asset.id] = ("", hashlib.sha256(signed.data).hexdigest(), signed.manifest_id)
+        mimes[asset.id] = asset.mime
+        sidecar = sealed[asset.id].sidecar
+        if sidecar is not None:
+            # kept beside the asset before the decision is final (nothing is served until the request is
+            # released): no sidecar stored, no approval
+            sidecar_digests[asset.id] = svc.blobs.put(sidecar)
+            _attach_sidecar(svc, state.id, sidecar_digests[asset.id])
 
     decided, _ = translate(
         lambda: svc.escalations.approve(escalation_id, who, reason=reason, expect_final=True, nonce=nonce)
     )
-    for asset_id, data in signed_blobs.items():
-        blob = svc.blobs.put(data)
-        _, digest, manifest_id = released[asset_id]
-        released[asset_id] = (blob, digest, manifest_id)
+    released: dict[str, tuple[str, str, str]] = {}
+    for asset_id, item in sealed.items():
+        released[asset_id] = (svc.blobs.put(item.data), item.sha256, item.manifest_id or "")
 
     mamori = dict(state.mamori)
     mamori["review"] = {"action": "approved", "reviewer_role": principal.role}
@@ -399,21 +436,60 @@ def decide_escalation(
     mamori["decision"] = "allow"
     mamori["manifest_ids"] = [
         *(a.manifest_id for a in state.assets if a.manifest_id),
-        *(m for (_, _, m) in released.values()),
+        *(item.manifest_id for item in sealed.values() if item.manifest_id),
     ]
     payload = _review_payload(decided, state.id, who, "approved", reason, revision)
-    payload["assets"] = [
-        {"asset_id": aid, "sha256": digest, "manifest_id": mid} for aid, (_, digest, mid) in released.items()
-    ]
+    payload["assets"] = [_asset_entry(aid, item, mimes[aid], sidecar_digests.get(aid)) for aid, item in sealed.items()]
     payload["approvals"] = {"given": len(decided.approvals), "required": decided.approvals_required}
     # the review record is written before anything is released: no record, no release
     svc.audit.append("review", payload, request_id=state.id, tenant=state.tenant)
     svc.requests.resolve(state.id, status=mamori["status"], mamori=mamori, released=released, drop_held=False)
     for asset in state.assets:
-        if asset.held_blob is not None and not svc.requests.held_blob_shared(asset.held_blob, other_than=state.id):
-            svc.blobs.delete(asset.held_blob)
+        if asset.held_blob is not None:  # text and GLB are released as held: their blob stays in use
+            drop_blob(svc, asset.held_blob, state.id)
     _announce_decision(svc, decided)
     return payload
+
+
+def _seal(
+    svc: Services,
+    request_id: str,
+    data: bytes,
+    mime: str,
+    *,
+    title: str,
+    decision: dict[str, Any],
+    action: str,
+) -> _Sealed:
+    """Sign one approved asset the way its format allows (embedded, sidecar, or not at all for text)."""
+    if mime in UNSIGNED_MIMES:
+        return _Sealed(data, hashlib.sha256(data).hexdigest(), None)
+    from gateway.orchestration import job_provenance  # issue 8: a job step's asset names its job
+
+    provenance = job_provenance(svc, request_id)
+    if mime in SIDECAR_MIMES:
+        sidecar = sign_sidecar(provenance, data, mime, title=title, decision=decision, action=action)
+        return _Sealed(data, sidecar.asset_sha256, sidecar.manifest_id, sidecar.manifest)
+    signed = provenance.sign(data, mime, title=title, decision=decision, action=action)
+    return _Sealed(signed.data, hashlib.sha256(signed.data).hexdigest(), signed.manifest_id)
+
+
+def _attach_sidecar(svc: Services, request_id: str, manifest_digest: str) -> None:
+    """Keep an approved GLB's sidecar manifest with its 3D job, which serves it once released."""
+    from gateway.mesh_pipeline import attach_sidecar
+
+    if not attach_sidecar(svc, request_id, manifest_digest):
+        raise GatewayFault("the held 3D asset has no job to release it to; it stays held", code="state_missing")
+
+
+def _asset_entry(asset_id: str, item: _Sealed, mime: str, sidecar_digest: str | None) -> dict[str, Any]:
+    """An approved asset in the `review` record: hashes and manifest ids (the evidence export reads these)."""
+    entry: dict[str, Any] = {"asset_id": asset_id, "sha256": item.sha256, "manifest_id": item.manifest_id, "mime": mime}
+    if sidecar_digest is not None:
+        entry.update(manifest_sha256=sidecar_digest, manifest_binding="sidecar")
+    elif item.manifest_id is None:
+        entry["manifest_binding"] = "none"  # text: no C2PA, the hash is the record
+    return entry
 
 
 def _review_payload(
@@ -465,9 +541,33 @@ def _finish_refusal(
 
 
 def drop_blob(ctx: QueueContext, digest: str, request_id: str) -> None:
-    """Delete a refused request's held pixels unless another held request still points at them."""
-    if not ctx.requests.held_blob_shared(digest, other_than=request_id):
+    """Delete a held blob unless something still needs it (see `blob_in_use`)."""
+    if not blob_in_use(ctx, digest, request_id):
         ctx.blobs.delete(digest)
+
+
+def blob_in_use(ctx: QueueContext, digest: str, request_id: str) -> bool:
+    """Whether a content-addressed blob is still held by another request, or released by any.
+
+    Held images, audio and video are signed on release, so their released bytes differ from the held
+    ones; text and GLB are released unchanged (same bytes, same digest), and the same prompt and seed
+    make the same bytes, so one request's held copy may be another's released asset or 3D job.
+    Without a database session to ask, the blob is kept: an unreferenced blob is never served.
+    """
+    if ctx.requests.held_blob_shared(digest, other_than=request_id):
+        return True
+    sessions = getattr(ctx, "sessions", None)
+    if sessions is None:
+        return True
+    from gateway.mesh_models import MeshRow
+    from gateway.models import AssetRow
+
+    with sessions() as session:
+        released = select(AssetRow.id).where(AssetRow.blob == digest, AssetRow.status == "released").limit(1)
+        if session.scalars(released).first() is not None:
+            return True
+        mesh = select(MeshRow.id).where(MeshRow.blob_digest == digest).limit(1)
+        return session.scalars(mesh).first() is not None
 
 
 def _announce_decision(ctx: QueueContext, e: Escalation) -> None:

@@ -4,8 +4,16 @@ Like the image path (`gateway.pipeline`), every fault fails closed and the trace
 record. Text carries no C2PA manifest: the record holds the SHA-256 of what the client received
 (and of what the model generated), never the text itself.
 
-Output rails are the text detectors (`svc.prescreen_detectors`: deny-list and PII) run at stage
-"output", with the policy bundle's terms plus `settings.text_output_terms`, and the policy decides.
+Output rails are the text detectors (`svc.prescreen_detectors`: deny-list, PII, unsafe text,
+jailbreak and toxicity) run at stage "output", with the policy bundle's terms plus
+`settings.text_output_terms`, and the policy decides.
+
+Held for review (a whole answer only): when the prescreen or the output decision escalates, the
+generated text (redacted where the policy said so) is stored unsigned in the blob store as the
+request's held asset and an escalation is opened; the answer is 202 with `mamori.escalation_id` and
+`mamori.poll_url`. Text carries no C2PA: a supervisor's approval (`gateway.review`) releases it
+unchanged and the `review` audit record holds its hash; a rejection or expiry refuses it. The
+requester polls `GET /v1/requests/{id}` or `GET /v1/chat/completions/{completion_id}`.
 
 Streaming: generation runs on the generator pool and feeds an asyncio queue one token at a time.
 Mamori holds back a window of `settings.stream_window_tokens` tokens; when the window is full the
@@ -14,6 +22,9 @@ policy allows, the vetted text is released up to its last word boundary (a trail
 waits, so half a term or half an e-mail address is not sent on its own). When the policy blocks,
 or anything fails, the stream ends with `finish_reason: "content_filter"` and nothing unvetted has
 left. The audit record is written once, when the stream ends (also when the client goes away).
+A stream cannot wait for a human: an escalation refuses it like a block (at the prescreen a 400 before
+the stream starts, midway `finish_reason: "content_filter"`), with the reason `review.stream_not_held`
+saying that the same request without `stream` would be held for review instead.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,7 +57,9 @@ from gateway.pipeline import (
 )
 from gateway.policy import Decision
 from gateway.redaction import redact_text
+from gateway.review import open_escalation
 from gateway.services import Services
+from gateway.state import NewAsset
 from gateway.trace import Trace
 from generators.transformers_text import TextCompletion, TextGenerator
 
@@ -53,7 +67,13 @@ ENDPOINT = "chat.completions"
 SCREENED_ROLES = frozenset({"system", "user"})
 """Roles whose messages are prescreened. Assistant turns are earlier model outputs, not instructions."""
 
-Status = Literal["released", "refused"]
+Status = Literal["released", "held", "refused"]
+MIME = "text/plain"
+STREAM_NOT_HELD = {
+    "code": "review.stream_not_held",
+    "detector": "gateway",
+    "message": "the policy asks for review, and a stream cannot wait for it: send the request without stream",
+}
 _BOUNDARY = frozenset(" \t\r\n\u3000\u3001\u3002\uff01\uff1f")
 """Where a vetted stream may be cut: whitespace and CJK sentence punctuation."""
 
@@ -84,6 +104,7 @@ class Prescreened:
     decision: Decision
     findings: list[Finding]
     messages: list[dict[str, str]]  # redacted where the policy said so
+    per_message: list[list[Finding]] = field(default_factory=list)  # the findings of each message
 
 
 # ---------------------------------------------------------------- helpers
@@ -139,8 +160,10 @@ def _request_doc(trace: Trace, job: ChatJob) -> dict[str, Any]:
     }
 
 
-def _final_action(decision: Decision) -> str:
-    """Text cannot be held for review yet: an escalation refuses, like a block."""
+def _final_action(decision: Decision, *, hold: bool = False) -> str:
+    """The action taken: an escalation holds a whole answer for review (`hold`); elsewhere it refuses."""
+    if decision.action == "escalate" and hold:
+        return "escalate"
     return "block" if decision.action in ("block", "escalate") else decision.action
 
 
@@ -162,8 +185,9 @@ async def prescreen(svc: Services, trace: Trace, job: ChatJob) -> Prescreened:
     findings = [f for group in per_message for f in group]
     decision = await decide(svc, trace, "prescreen", findings, _request_doc(trace, job))
     messages = job.messages
-    if decision.action == "redact":
-        entities = decision.to_dict()["obligations"].get("redact", [])
+    entities = decision.to_dict()["obligations"].get("redact") or []
+    if decision.action == "redact" or (decision.action == "escalate" and entities):
+        # a redaction obligation also rides along with an escalation: the held answer is made without the PII
 
         def redact_all() -> list[dict[str, str]]:
             return [
@@ -173,7 +197,7 @@ async def prescreen(svc: Services, trace: Trace, job: ChatJob) -> Prescreened:
 
         messages = await asyncio.to_thread(redact_all)
         trace.request["prompt_redacted_for_generation"] = True
-    return Prescreened(decision, findings, messages)
+    return Prescreened(decision, findings, messages, per_message)
 
 
 @dataclass
@@ -184,12 +208,17 @@ class RailVerdict:
 
 
 class OutputRails:
-    """The text detectors at stage "output", then the policy; one call per window (or once)."""
+    """The text detectors at stage "output", then the policy; one call per window (or once).
 
-    def __init__(self, svc: Services, trace: Trace, job: ChatJob) -> None:
+    With `hold` (a whole answer) an escalation passes the text on, to be held for review; without
+    it (a stream) an escalation stops the text like a block.
+    """
+
+    def __init__(self, svc: Services, trace: Trace, job: ChatJob, *, hold: bool = False) -> None:
         self.svc = svc
         self.trace = trace
         self.request_doc = _request_doc(trace, job)
+        self.hold = hold
         self.checks = 0
         self._ctx: DetectionContext | None = None
 
@@ -215,11 +244,11 @@ class OutputRails:
         doc = {**self.request_doc, "window": self.checks, "final": final, "output_chars": len(text)}
         decision = await decide(self.svc, self.trace, "output", findings, doc, index=self.checks)
         self.checks += 1
-        action = _final_action(decision)
+        action = _final_action(decision, hold=self.hold)
         if action == "block":
             return RailVerdict(decision, findings, None)
-        if action == "redact":
-            entities = decision.to_dict()["obligations"].get("redact")
+        entities = decision.to_dict()["obligations"].get("redact")
+        if entities:  # a redaction obligation also rides along with an escalation
             view = await asyncio.to_thread(redact_text, text, findings, entities)
             return RailVerdict(decision, findings, view)
         return RailVerdict(decision, findings, text)
@@ -250,24 +279,38 @@ class _Ledger:
         self.principal = principal
         self.decisions: list[Decision] = []
         self.findings: list[Finding] = []
+        self.notes: list[dict[str, Any]] = []  # reasons that come from the gateway, not the policy
 
-    def mamori(self, status: str, action: str) -> dict[str, Any]:
-        return {
+    def mamori(self, status: str, action: str, escalation_id: str | None = None) -> dict[str, Any]:
+        mamori: dict[str, Any] = {
             "request_id": self.trace.request_id,
             "status": status,
             "decision": action,
-            "reasons": merge_reasons(self.decisions),
+            "reasons": [*merge_reasons(self.decisions), *self.notes],
             "findings": summarize(self.findings),
             "manifest_ids": [],
             "policy_revision": policy_revision(self.svc),
         }
+        if escalation_id is not None:
+            mamori["escalation_id"] = escalation_id
+            mamori["poll_url"] = f"/v1/requests/{self.trace.request_id}"
+        return mamori
+
+    def not_held(self) -> None:
+        """An escalation that refuses (a stream, which cannot wait for a reviewer): say why."""
+        if STREAM_NOT_HELD not in self.notes:
+            self.notes.append(STREAM_NOT_HELD)
+            self.trace.request["escalation_not_held"] = "stream"
 
     def fault(self, stage: str, fault: StageFault) -> None:
         self.decisions.append(system_decision(self.svc, self.trace, stage, fault))
 
-    async def finish(self, status: Status, action: str) -> dict[str, Any]:
-        mamori = self.mamori(status, action)
+    async def finish(
+        self, status: Status, action: str, *, asset: NewAsset | None = None, escalation_id: str | None = None
+    ) -> dict[str, Any]:
+        mamori = self.mamori(status, action, escalation_id)
         self.trace.status, self.trace.decision = status, action
+        self.trace.escalation_id = escalation_id
         await asyncio.to_thread(
             self.svc.requests.save,
             request_id=self.trace.request_id,
@@ -277,7 +320,7 @@ class _Ledger:
             status=status,
             response_format="text",
             mamori=mamori,
-            assets=[],
+            assets=[asset] if asset else [],
         )
         return mamori
 
@@ -304,7 +347,9 @@ async def screen_request(svc: Services, trace: Trace, principal: Principal, job:
         return ChatOutcome("refused", 503, mamori, refusal_message=_refusal(mamori))
     ledger.decisions.append(pre.decision)
     ledger.findings += pre.findings
-    if _final_action(pre.decision) == "block":
+    if _final_action(pre.decision, hold=not job.stream) == "block":
+        if pre.decision.action == "escalate":
+            ledger.not_held()
         mamori = await ledger.finish("refused", "block")
         return ChatOutcome("refused", 400, mamori, refusal_message=_refusal(mamori))
     return pre
@@ -314,7 +359,7 @@ async def screen_request(svc: Services, trace: Trace, principal: Principal, job:
 
 
 async def run_chat(svc: Services, trace: Trace, principal: Principal, job: ChatJob, pre: Prescreened) -> ChatOutcome:
-    """Generate the whole answer, run the output rails once, decide."""
+    """Generate the whole answer, run the output rails once, decide: release, hold for review, or refuse."""
     ledger = _Ledger(svc, trace, principal)
     ledger.decisions.append(pre.decision)
     ledger.findings += pre.findings
@@ -326,7 +371,7 @@ async def run_chat(svc: Services, trace: Trace, principal: Principal, job: ChatJ
     completion: TextCompletion | None = None
     try:
         completion = await _generate(svc, trace, work)
-        verdict = await OutputRails(svc, trace, job).check(completion.text, final=True)
+        verdict = await OutputRails(svc, trace, job, hold=True).check(completion.text, final=True)
     except StageFault as fault:
         ledger.fault("output", fault)
         generated = completion.text if completion else ""
@@ -357,6 +402,8 @@ async def run_chat(svc: Services, trace: Trace, principal: Principal, job: ChatJ
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
         )
+    if "escalate" in (pre.decision.action, verdict.decision.action):
+        return await _hold(svc, trace, principal, ledger, job, pre, completion, verdict.view)
     action = "redact" if "redact" in (pre.decision.action, verdict.decision.action) else "allow"
     trace.assets = [
         _text_asset(
@@ -377,6 +424,85 @@ async def run_chat(svc: Services, trace: Trace, principal: Principal, job: ChatJ
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
     )
+
+
+async def _hold(
+    svc: Services,
+    trace: Trace,
+    principal: Principal,
+    ledger: _Ledger,
+    job: ChatJob,
+    pre: Prescreened,
+    completion: TextCompletion,
+    text: str,
+) -> ChatOutcome:
+    """Keep the vetted text unsigned in the blob store and open the review item: 202.
+
+    A failure on the way (blob store, queue) fails closed: 503, nothing held, nothing released.
+    """
+    escalating = [d for d in ledger.decisions if d.action == "escalate"]
+    obligations: dict[str, Any] = {}
+    for d in escalating:
+        obligations.update(d.to_dict()["obligations"])
+    asset_id = "asset_" + uuid.uuid4().hex
+    held_entry = {
+        "index": 0,
+        "asset_id": asset_id,
+        "mime": MIME,
+        "status": "held",
+        "held_sha256": sha256_text(text),
+        "held_chars": len(text),
+        "generated_sha256": sha256_text(completion.text),
+        "generated_chars": len(completion.text),
+        "finish_reason": completion.finish_reason,
+        "completion_tokens": completion.completion_tokens,
+    }
+    try:
+        digest = await asyncio.to_thread(svc.blobs.put, text.encode("utf-8"))
+        masked = await asyncio.to_thread(_masked_messages, job.messages, pre.per_message)
+        escalation = await asyncio.to_thread(
+            open_escalation,
+            svc,
+            request_id=trace.request_id,
+            principal=principal,
+            reasons=merge_reasons(escalating),
+            obligations=obligations,
+            prompt_masked=masked,
+        )
+    except Exception as exc:
+        trace.fault("review", "hold", exc)
+        ledger.fault("output", StageFault("system.hold_error", "review", "holding the text for review failed"))
+        trace.assets = [{**held_entry, "status": "refused"}]
+        mamori = await ledger.finish("refused", "block")
+        return ChatOutcome(
+            "refused",
+            503,
+            mamori,
+            refusal_message=_refusal(mamori),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+        )
+    trace.assets = [held_entry]
+    asset = NewAsset(asset_id, 0, "held", MIME, job.seed, None, digest)
+    mamori = await ledger.finish("held", "escalate", asset=asset, escalation_id=escalation.id)
+    return ChatOutcome(
+        "held",
+        202,
+        mamori,
+        finish_reason=completion.finish_reason,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+    )
+
+
+def _masked_messages(messages: Sequence[Mapping[str, str]], per_message: Sequence[Sequence[Finding]]) -> str:
+    """The messages as a reviewer sees them: role and text, every PII span the prescreen found masked."""
+    parts = []
+    for i, message in enumerate(messages):
+        found = per_message[i] if i < len(per_message) else []
+        content = redact_text(message["content"], found) if found else message["content"]
+        parts.append(f"{message['role']}: {content}")
+    return "\n\n".join(parts)
 
 
 async def _generate(
@@ -561,6 +687,8 @@ async def stream_chat(
         state.verdicts.append(verdict)
         ledger.decisions.append(verdict.decision)
         if verdict.view is None:
+            if verdict.decision.action == "escalate":
+                ledger.not_held()
             return None
         if not verdict.view.startswith(state.sent):
             # a redaction reached back into text already sent: stop rather than contradict it

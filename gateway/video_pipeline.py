@@ -1,10 +1,6 @@
 """The governed video path (`/v1/videos`, issue 7): prescreen at create, then a job on the queue.
 
 At create (synchronous): the prompt goes through the text detectors at stage "prescreen" and the
-policy decides; a block or escalate refuses with 400 (the middleware writes the `request` record).
-An allowed request becomes a `videos` row (status "queued") and a `mamori.generate_video` task.
-
-At create (synchronous): the prompt goes through the text detectors at stage "prescreen" and the
 policy decides; a block refuses with 400 (the middleware writes the `request` record). An allowed
 or escalated request becomes a `videos` row (status "queued") and a `mamori.generate_video` task.
 

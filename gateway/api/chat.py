@@ -4,10 +4,18 @@ A refused request answers in OpenAI's error shape (400 `content_policy_violation
 `mamori_fault` when an internal check failed). A stream that the output rails stop midway ends with
 a chunk whose `finish_reason` is `"content_filter"`, then `data: [DONE]`. Every answer carries the
 `mamori` object (in a stream: on the chunk with the finish reason).
+
+Held for review (a whole answer whose prescreen or output decision escalates): 202 with a
+`chat.completion` object whose `choices` is empty and whose `mamori` carries `escalation_id` and
+`poll_url`. The requester polls `GET /v1/requests/{request_id}` (the text as `data[0].b64_json` once
+released) or `GET /v1/chat/completions/{id}` (the openai client's `chat.completions.retrieve`: the
+completion with the approved text, `choices` empty while held or when refused). A stream cannot wait
+for a reviewer: an escalated stream is refused (400 before it starts, `content_filter` midway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -20,12 +28,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.bodies import parse_body
-from gateway.api.deps import ServicesDep, access
+from gateway.api.deps import CanReadRequests, ServicesDep, access
 from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
 from gateway.keys import Principal
 from gateway.settings import Settings
 from gateway.text_pipeline import (
     ENDPOINT,
+    MIME,
     ChatJob,
     ChatOutcome,
     Finished,
@@ -177,27 +186,12 @@ async def create_chat_completion(request: Request, svc: ServicesDep, principal: 
     created = int(time.time())
     if not job.stream:
         outcome = await run_chat(svc, trace, principal, job, screened)
-        if outcome.status != "released":
+        if outcome.status not in ("released", "held"):
             _refuse(outcome)
-        return JSONResponse(
-            {
-                "id": _completion_id(trace),
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "system_fingerprint": None,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": outcome.text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": outcome.finish_reason,
-                    }
-                ],
-                "usage": _usage(outcome.prompt_tokens, outcome.completion_tokens),
-                "mamori": outcome.mamori,
-            }
-        )
+        text = outcome.text if outcome.status == "released" else None  # held: nothing leaves before review
+        completion = _completion(_completion_id(trace), created, model, text, outcome.finish_reason, outcome.mamori)
+        completion["usage"] = _usage(outcome.prompt_tokens, outcome.completion_tokens)
+        return JSONResponse(completion, status_code=outcome.http_status)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     base = {
@@ -230,6 +224,75 @@ async def create_chat_completion(request: Request, svc: ServicesDep, principal: 
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+def _completion(
+    completion_id: str, created: int, model: str, text: str | None, finish_reason: str | None, mamori: dict[str, Any]
+) -> dict[str, Any]:
+    """OpenAI's chat.completion object plus `mamori`; `choices` is empty when there is no text to give."""
+    choices = []
+    if text is not None:
+        message = {"role": "assistant", "content": text, "refusal": None}
+        choices.append({"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason or "stop"})
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": choices,
+        "usage": None,
+        "mamori": mamori,
+    }
+
+
+@router.get(
+    "/completions/{completion_id}",
+    summary="Retrieve a chat completion that was held for review (OpenAI-compatible); the text once released",
+)
+async def retrieve_chat_completion(completion_id: str, svc: ServicesDep, principal: CanReadRequests) -> JSONResponse:
+    """A held answer's state; its text once a reviewer released it. Only the requester's key (or an admin) sees it.
+
+    Mamori keeps the text only of answers held for review (a released answer is recorded by hash),
+    so any other completion is 404 `completion_not_stored`.
+    """
+    not_found = NotFound(f"no chat completion {completion_id!r}", code="not_found")
+    if not completion_id.startswith("chatcmpl-") or len(completion_id) > 80:
+        raise not_found
+    request_id = "req_" + completion_id.removeprefix("chatcmpl-")
+    state = await asyncio.to_thread(svc.requests.get, request_id)
+    if (
+        state is None
+        or state.endpoint != ENDPOINT
+        or not (principal.role == "admin" or principal.key_id == state.key_id)
+    ):
+        raise not_found
+    held = [a for a in state.assets if a.mime == MIME]
+    if not held:
+        raise NotFound("Mamori keeps the text only of answers held for review", code="completion_not_stored")
+    notes = await asyncio.to_thread(_request_notes, svc, request_id)
+    text = None
+    asset = held[0]
+    if state.status == "released" and asset.status == "released" and asset.blob:
+        text = (await asyncio.to_thread(svc.blobs.get, asset.blob)).decode("utf-8")
+    created = int(state.created_at.timestamp())
+    body = _completion(completion_id, created, notes["model"], text, notes["finish_reason"], state.mamori)
+    return JSONResponse(body, headers={"cache-control": "private, no-store"})
+
+
+def _request_notes(svc: Any, request_id: str) -> dict[str, Any]:
+    """The model name and finish reason of a chat request, from its `request` audit record."""
+    notes: dict[str, Any] = {"model": DEFAULT_MODEL, "finish_reason": "stop"}
+    for record in svc.audit.for_request(request_id):
+        if record.event_type != "request" or not record.payload:
+            continue
+        model = (record.payload.get("request") or {}).get("model")
+        if isinstance(model, str) and model:
+            notes["model"] = model
+        assets = record.payload.get("assets") or []
+        if assets and isinstance(assets[0], dict) and isinstance(assets[0].get("finish_reason"), str):
+            notes["finish_reason"] = assets[0]["finish_reason"]
+    return notes
 
 
 def _choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:

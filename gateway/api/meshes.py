@@ -2,10 +2,15 @@
 
 Create prescreens the prompt synchronously (a refusal is 400 `content_policy_violation` with
 `mamori`), then queues the generation as a job and answers the mesh object (`status: "queued"`,
-shaped like OpenAI's video object). Retrieve answers the object; content answers the GLB
-(`model/gltf-binary`) once the mesh is `completed`, and manifest its sidecar C2PA manifest store
-(`application/c2pa`, bound to the GLB by hash: c2pa cannot embed into GLB). Only the key that
-created a mesh sees it (others get 404).
+shaped like OpenAI's video object). A prescreen escalation is queued too: its output is held for
+review. Retrieve answers the object; content answers the GLB (`model/gltf-binary`) once the mesh
+is `completed`, and manifest its sidecar C2PA manifest store (`application/c2pa`, bound to the GLB
+by hash: c2pa cannot embed into GLB). Only the key that created a mesh sees it (others get 404).
+
+Held for review: the mesh stays `in_progress` with `mamori.status = "held"`, `mamori.escalation_id`
+and `mamori.poll_url`, and neither content nor manifest is served (404 `not_ready`). Approved: the
+mesh completes and both are served, the manifest recording the review. Rejected or expired: the
+mesh fails and nothing is ever served.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from gateway.jobs import queue_for
 from gateway.keys import Principal
 from gateway.mesh_pipeline import (
     ENDPOINT,
+    JOB_KEY,
     MIME,
     READ_ENDPOINT,
     MeshJob,
     create_row,
-    get_row,
+    current_row,
     mamori_object,
     mesh_object,
     note_request,
@@ -73,7 +79,7 @@ async def create_mesh(request: Request, svc: ServicesDep, principal: CanCreate) 
     trace: Trace = request.state.trace
     note_request(trace, job)
     decision, findings = await prescreen(svc, trace, job)
-    if decision.action in ("block", "escalate"):  # 3D assets cannot be held for review yet
+    if decision.action not in ("allow", "redact", "escalate"):
         mamori = mamori_object(svc, trace.request_id, "refused", "block", [decision], findings)
         if trace.faults:
             raise GatewayFault("An internal check failed, so nothing was queued (fail closed).", mamori=mamori)
@@ -89,17 +95,19 @@ async def create_mesh(request: Request, svc: ServicesDep, principal: CanCreate) 
     mesh_id = "mesh_" + uuid.uuid4().hex
     mamori = mamori_object(svc, trace.request_id, "queued", decision.action, [decision], findings)
     mamori["mesh_id"] = mesh_id
-    await asyncio.to_thread(create_row, svc, mesh_id, trace.request_id, principal, job, mamori)
+    # an escalation is held after generation: the job needs the prescreen's action and review obligations
+    stored = {**mamori, JOB_KEY: {"action": decision.action, "obligations": decision.to_dict()["obligations"]}}
+    await asyncio.to_thread(create_row, svc, mesh_id, trace.request_id, principal, job, stored)
     trace.status, trace.decision = "queued", decision.action
     trace.request["mesh_id"] = mesh_id
     await asyncio.to_thread(queue.submit_mesh, mesh_id, job.prompt, dataclasses.asdict(principal))
-    row = await asyncio.to_thread(get_row, svc, mesh_id)
+    row = await asyncio.to_thread(current_row, svc, mesh_id)
     assert row is not None
     return mesh_object(row)
 
 
 async def _owned(svc: ServicesDep, principal: Principal, mesh_id: str) -> Any:
-    row = await asyncio.to_thread(get_row, svc, mesh_id)
+    row = await asyncio.to_thread(current_row, svc, mesh_id)
     if row is None or row.key_id != principal.key_id:
         raise NotFound(f"no 3D asset {mesh_id!r}", code="not_found")
     return row

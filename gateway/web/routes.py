@@ -35,6 +35,12 @@ from gateway.web import session as sessions
 HERE = Path(__file__).resolve().parent
 STATIC = {"htmx.min.js": "text/javascript", "app.js": "text/javascript", "app.css": "text/css"}
 AGES = {"": None, "1h": 3600, "4h": 4 * 3600, "1d": 86400, "3d": 3 * 86400}
+TEXT_MIME = "text/plain"
+GLB_MIME = "model/gltf-binary"
+INLINE_MIMES = frozenset({"image/png", "image/jpeg", "audio/wav", "audio/mpeg", "video/mp4", TEXT_MIME})
+DOWNLOAD_SUFFIX = {"model/gltf-binary": "glb", "text/plain": "txt", "video/mp4": "mp4", "image/png": "png"}
+MAX_TEXT_CHARS = 200_000  # a held answer shown on the page (the download has it all)
+VIEW_SIZE = 192
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -361,11 +367,13 @@ def _item_data(svc: Services, principal: Principal, escalation_id: str) -> dict[
             if work is not None and (work.tenant is None or work.tenant == e.tenant or principal.role == "admin"):
                 works.append({"id": work.id, "name": work.name, "has_image": svc.blobs.exists(work.sha256)})
     keys = [k for k in svc.keys.list() if k.tenant == e.tenant and k.active and k.role in review.DECIDER_ROLES]
+    assets = [a for a in (state.assets if state else ()) if a.held_blob or a.blob]
     return {
         "e": e,
         "status": e.effective_status(),
         "state": state,
-        "assets": [a for a in (state.assets if state else ()) if a.held_blob or a.blob],
+        "assets": assets,
+        "texts": {a.id: _held_text(svc, a) for a in assets if a.mime == TEXT_MIME},
         "findings": findings,
         "works": works,
         "events": svc.escalations.events(e.id),
@@ -398,6 +406,14 @@ async def item(request: Request, escalation_id: str, msg: str = "") -> Response:
     )
 
 
+def _held_text(svc: Services, asset: Any) -> str | None:
+    """A text asset for the page (the template escapes it); None once its blob is gone."""
+    digest = asset.held_blob or asset.blob
+    if digest is None or not svc.blobs.exists(digest):
+        return None
+    return svc.blobs.get(digest).decode("utf-8", errors="replace")[:MAX_TEXT_CHARS]
+
+
 def _neighbours(svc: Services, principal: Principal, escalation_id: str) -> tuple[str | None, str | None]:
     tenant = None if principal.role == "admin" else principal.tenant
     ids = [e.id for e in svc.escalations.list(tenant=tenant, status="open", limit=500)]
@@ -407,30 +423,71 @@ def _neighbours(svc: Services, principal: Principal, escalation_id: str) -> tupl
     return (ids[i - 1] if i > 0 else None), (ids[i + 1] if i + 1 < len(ids) else None)
 
 
+def _item_asset(svc: Services, principal: Principal, escalation_id: str, asset_id: str) -> tuple[bytes, str]:
+    """The bytes and media type of one asset of a visible queue item (held, or released after approval)."""
+    e = review.visible_escalation(svc, principal, escalation_id)
+    state = svc.requests.get(e.request_id)
+    for a in state.assets if state else ():
+        if a.id == asset_id and (a.held_blob or a.blob):
+            digest = a.held_blob or a.blob
+            assert digest is not None
+            if svc.blobs.exists(digest):
+                return svc.blobs.get(digest), a.mime
+    raise NotFound("no such asset (it may have been deleted after a decision)", code="asset_not_found")
+
+
 @router.get("/items/{escalation_id}/assets/{asset_id}")
-async def item_asset(request: Request, escalation_id: str, asset_id: str) -> Response:
+async def item_asset(request: Request, escalation_id: str, asset_id: str, download: bool = False) -> Response:
     ctx, redirect = await _ctx(request)
     if redirect is not None:
         return redirect
     assert ctx.principal is not None
     try:
         _require(ctx, "web.supervisor", "escalations.list")
-
-        def load() -> tuple[bytes, str]:
-            e = review.visible_escalation(ctx.svc, ctx.principal, escalation_id)  # type: ignore[arg-type]
-            state = ctx.svc.requests.get(e.request_id)
-            for a in state.assets if state else ():
-                if a.id == asset_id and (a.held_blob or a.blob):
-                    digest = a.held_blob or a.blob
-                    assert digest is not None
-                    if ctx.svc.blobs.exists(digest):
-                        return ctx.svc.blobs.get(digest), a.mime
-            raise NotFound("no such asset (it may have been deleted after a decision)", code="asset_not_found")
-
-        data, mime = await asyncio.to_thread(load)
+        data, mime = await asyncio.to_thread(_item_asset, ctx.svc, ctx.principal, escalation_id, asset_id)
     except MamoriError as exc:
         return ctx.error(exc)
-    return Response(data, media_type=mime, headers={"cache-control": "no-store"})
+    headers = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+    if download or mime not in INLINE_MIMES:  # a GLB (or anything a browser does not show) is a download
+        headers["content-disposition"] = f'attachment; filename="{asset_id}.{DOWNLOAD_SUFFIX.get(mime, "bin")}"'
+    return Response(data, media_type=mime, headers=headers)
+
+
+@router.get("/items/{escalation_id}/assets/{asset_id}/views.png")
+async def item_asset_views(request: Request, escalation_id: str, asset_id: str) -> Response:
+    """A 3D asset drawn from four directions (the views its detectors screened), side by side."""
+    ctx, redirect = await _ctx(request)
+    if redirect is not None:
+        return redirect
+    assert ctx.principal is not None
+    try:
+        _require(ctx, "web.supervisor", "escalations.list")
+        data, mime = await asyncio.to_thread(_item_asset, ctx.svc, ctx.principal, escalation_id, asset_id)
+        if mime != GLB_MIME:
+            raise NotFound("only a 3D asset has rendered views", code="asset_not_found")
+        png = await asyncio.to_thread(_views_png, data)
+    except MamoriError as exc:
+        return ctx.error(exc)
+    return Response(png, media_type="image/png", headers={"cache-control": "no-store"})
+
+
+def _views_png(glb: bytes) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from generators.diffusers_3d import render_views
+
+    try:
+        views = render_views(glb, size=VIEW_SIZE, views=4)
+    except Exception as exc:  # a GLB the renderer cannot read: say so instead of a broken page
+        raise NotFound("this 3D asset cannot be drawn; download it instead", code="asset_not_renderable") from exc
+    sheet = Image.new("RGB", (VIEW_SIZE * len(views), VIEW_SIZE), (255, 255, 255))
+    for k, view in enumerate(views):
+        sheet.paste(view.convert("RGB"), (k * VIEW_SIZE, 0))
+    out = io.BytesIO()
+    sheet.save(out, format="PNG")
+    return out.getvalue()
 
 
 @router.get("/protected/{work_id}/image")

@@ -1,30 +1,23 @@
-"""The official `openai` client against a live uvicorn server: chat completions, whole and streamed.
+"""The official `openai` client against the session's live server: chat completions, whole, streamed
+and held for review.
 
-The server runs in a thread on a free loopback port and shares the session gateway's loaded models
-and database (no second model load). Its policy bundle carries the text output rule the shipped
-bundle does not have yet (see tests/gateway/test_chat.py), and its output term list holds two words
-the seeded tiny model emits, so a stream is cut off by the rail.
+The server is the session's one live server (tests/conftest.py `live_server`), sharing the session
+gateway's settings, loaded models and database. For this module its settings get a small stream
+window and an output term list holding two words the seeded tiny model emits, so a stream is cut
+off by the shipped policy's `output.denied_term` rule; both are restored afterwards.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
 import json
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-from gateway.policy import create_engine, default_bundle_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -32,38 +25,15 @@ PROMPT = "write a short catalog line for a red teapot"
 SEED = 11
 WINDOW = 4
 
-TEXT_OUTPUT_RULE = """package mamori.output
-
-import rego.v1
-
-import data.mamori.lib
-
-hits contains {
-	"action": "block",
-	"code": "output.denied_term",
-	"detector": "denylist",
-	"message": concat("", ["the generated text contains a deny-listed term (category: ", lib.label(f.category), ")"]),
-} if {
-	some f in input.findings
-	f.detector == "denylist"
-	f.score >= lib.thresholds.denylist
-}
-"""
-
 
 @dataclass
 class LiveChat:
-    url: str
+    url: str  # the server's root
     key: str
+    keys: dict[str, str]
     services: Any
     full: str  # what the model says to PROMPT with SEED in 32 tokens, unguarded
     term: str  # two words of `full` on the output term list
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _term(text: str) -> str:
@@ -76,47 +46,15 @@ def _term(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def live_chat(gateway: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveChat]:
-    import uvicorn
-
-    from gateway.app import create_app
-
-    bundle = tmp_path_factory.mktemp("chat-bundle")
-    shutil.copytree(default_bundle_dir(), bundle, dirs_exist_ok=True)
-    (Path(bundle) / "mamori" / "text_output_rule_for_tests.rego").write_text(TEXT_OUTPUT_RULE, encoding="utf-8")
-
-    base = gateway.services
-    full = base.text_generator.generate([{"role": "user", "content": PROMPT}], max_tokens=32, seed=SEED)
+def live_chat(live_server: Any) -> Iterator[LiveChat]:
+    """The shared live server with this module's stream window and output term (set on the shared settings)."""
+    services = live_server.services
+    full = services.text_generator.generate([{"role": "user", "content": PROMPT}], max_tokens=32, seed=SEED)
     term = _term(full)
-    update: dict[str, Any] = {
-        "stream_window_tokens": WINDOW,
-        "text_output_terms": [{"term": term, "category": "test_output_term"}],
-    }
-    if "jobs_backend" in type(base.settings).model_fields:
-        update["jobs_backend"] = "memory"  # no second job consumer on the session's queue
-    settings = base.settings.model_copy(update=update)
-    services = dataclasses.replace(
-        base,
-        settings=settings,
-        policy=create_engine("embedded", bundle),
-        escalations=copy.copy(base.escalations),  # its own key for anything registered per escalation store
-    )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="chat-e2e-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the live server did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveChat(f"http://127.0.0.1:{port}", gateway.keys["requester"], services, full, term)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services.settings, "stream_window_tokens", WINDOW)
+        patch.setattr(services.settings, "text_output_terms", [{"term": term, "category": "test_output_term"}])
+        yield LiveChat(live_server.root, live_server.keys["requester"], live_server.keys, services, full, term)
 
 
 def _client(live: LiveChat) -> Any:
@@ -225,3 +163,43 @@ def test_client_going_away_mid_stream_is_audited_and_stops_generation(live_chat:
     assert asset["status"] == "partial"
     assert 0 < asset["completion_tokens"] < 1024  # the generation was stopped
     assert asset["released_chars"] >= len(received)
+
+
+def test_openai_client_held_answer_is_retrieved_after_approval(
+    live_chat: LiveChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt naming a protected brand is held (202); a supervisor approves over HTTP; the requester's
+    `chat.completions.retrieve` then gets the text, which only the review released."""
+    from detectors.protected_names import ProtectedNames
+
+    names = ProtectedNames(names=[{"name": "Kettlewave", "kind": "brand"}])
+    names.load()
+    services = live_chat.services
+    monkeypatch.setattr(services, "prescreen_detectors", [*services.prescreen_detectors, names])
+    messages = [{"role": "user", "content": "a catalog line for the kettlewave teapot"}]
+    expected = services.text_generator.generate(messages, max_tokens=8, seed=SEED)
+
+    client = _client(live_chat)
+    raw = client.chat.completions.with_raw_response.create(
+        model="mamori-text", messages=messages, max_tokens=8, seed=SEED
+    )
+    assert raw.status_code == 202
+    held = raw.parse()
+    assert held.choices == []
+    mamori = (held.model_extra or {})["mamori"]
+    assert (mamori["status"], mamori["decision"]) == ("held", "escalate")
+    assert client.chat.completions.retrieve(held.id).choices == []  # still held
+
+    supervisor = {"Authorization": f"Bearer {live_chat.keys['supervisor']}"}
+    approved = httpx.post(
+        f"{live_chat.url}/v1/escalations/{mamori['escalation_id']}/approve",
+        json={"reason": "our own brand"},
+        headers=supervisor,
+    )
+    assert approved.status_code == 200, approved.text
+    done = client.chat.completions.retrieve(held.id)
+    assert done.id == held.id
+    assert done.choices[0].message.content == expected
+    assert (done.model_extra or {})["mamori"]["status"] == "released"
+    reviews = [r for r in services.audit.for_request(mamori["request_id"]) if r.event_type == "review"]
+    assert reviews[0].payload["assets"][0]["sha256"] == hashlib.sha256(expected.encode()).hexdigest()

@@ -63,3 +63,49 @@ def test_httpx_gets_a_policy_refusal(live_server: Any) -> None:
     body = resp.json()
     assert body["error"]["code"] == "content_policy_violation"
     assert body["mamori"]["decision"] == "block"
+
+
+def test_httpx_held_glb_is_released_with_a_sidecar_manifest_after_approval(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt naming a protected brand holds the GLB for review: nothing downloadable until a supervisor
+    approves; then the GLB and a sidecar manifest recording the review, validated with c2pa and the anchor."""
+    import c2pa
+    import httpx
+
+    from detectors.protected_names import ProtectedNames
+
+    names = ProtectedNames(names=[{"name": "Kettlewave", "kind": "brand"}])
+    names.load()
+    services = live_server.services
+    monkeypatch.setattr(services, "prescreen_detectors", [*services.prescreen_detectors, names])
+    headers = {"Authorization": f"Bearer {live_server.keys['requester']}"}
+    supervisor = {"Authorization": f"Bearer {live_server.keys['supervisor']}"}
+    with httpx.Client(base_url=live_server.root, headers=headers, timeout=60) as client:
+        mesh = client.post("/v1/3d", json={"prompt": "a Kettlewave teapot", "seed": 6}).json()
+        deadline = time.monotonic() + 120
+        while mesh["mamori"].get("status") != "held" and mesh["status"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline, mesh
+            time.sleep(0.1)
+            mesh = client.get(f"/v1/3d/{mesh['id']}").json()
+        assert (mesh["status"], mesh["mamori"]["status"]) == ("in_progress", "held"), mesh
+        assert client.get(f"/v1/3d/{mesh['id']}/content").status_code == 404
+        assert client.get(f"/v1/3d/{mesh['id']}/manifest").status_code == 404
+        approved = client.post(
+            f"/v1/escalations/{mesh['mamori']['escalation_id']}/approve",
+            json={"reason": "our own brand"},
+            headers=supervisor,
+        )
+        assert approved.status_code == 200, approved.text
+        mesh = client.get(f"/v1/3d/{mesh['id']}").json()
+        assert mesh["status"] == "completed", mesh
+        glb = client.get(mesh["content_url"])
+        manifest = client.get(mesh["manifest_url"])
+        anchor = client.get("/v1/provenance/trust-anchor").text
+    context = c2pa.Context(settings=c2pa.Settings.from_dict({"trust": {"trust_anchors": anchor}}))
+    with c2pa.Reader("model/gltf-binary", io.BytesIO(glb.content), manifest.content, context=context) as reader:
+        assert reader.get_validation_state() == "Trusted"
+        store = json.loads(reader.json())
+    active = store["manifests"][store["active_manifest"]]
+    [decision] = [a["data"] for a in active["assertions"] if a["label"] == "mamori.decision"]
+    assert decision["review"]["action"] == "approved" and decision["review"]["reviewer_role"] == "supervisor"

@@ -1,12 +1,14 @@
 """The governed text path: `POST /v1/chat/completions`, whole answers and streams, with every stage real.
 
-The shipped policy does not yet act on deny-list findings at stage "output" (see the report for
-issue 7), so these tests load the bundle with one extra file in package `mamori.output` holding
-that rule: the cut-off is decided by the policy, as in production once the rule ships.
+The shipped policy acts on deny-list findings in generated text (`output.denied_term`) but does not
+review generated text that names a protected brand. To test an output escalation, these tests load
+the bundle with one extra file in package `mamori.output` holding that rule: the hold (or, in a
+stream, the cut-off) is decided by the policy.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -20,45 +22,56 @@ from gateway.policy import PolicyError, create_engine, default_bundle_dir
 CHAT = "/v1/chat/completions"
 PROMPT = "write a short catalog line for a red teapot"
 SEED = 11
+BRAND = "Kettlewave"
 
-TEXT_OUTPUT_RULE = """package mamori.output
+OUTPUT_REVIEW_RULE = """package mamori.output
 
 import rego.v1
 
 import data.mamori.lib
 
-# Generated text (chat) holding a deny-listed term is blocked.
+# Generated text that names a protected brand, person or character goes to review (for tests).
 hits contains {
-	"action": "block",
-	"code": "output.denied_term",
-	"detector": "denylist",
-	"message": concat("", ["the generated text contains a deny-listed term (category: ", lib.label(f.category), ")"]),
+	"action": "escalate",
+	"code": "output.protected_name_review",
+	"detector": "protected_names",
+	"message": "the generated text names a protected name",
+	"review_category": "protected_name",
 } if {
 	some f in input.findings
-	f.detector == "denylist"
-	f.score >= lib.thresholds.denylist
+	f.detector == "protected_names"
+	f.score >= lib.thresholds.protected_name
 }
 """
 
 
-def bundle_with_text_rule(dest: Path) -> Path:
+def bundle_with_output_review(dest: Path) -> Path:
     shutil.copytree(default_bundle_dir(), dest, dirs_exist_ok=True)
-    (dest / "mamori" / "text_output_rule_for_tests.rego").write_text(TEXT_OUTPUT_RULE, encoding="utf-8")
+    (dest / "mamori" / "output_review_rule_for_tests.rego").write_text(OUTPUT_REVIEW_RULE, encoding="utf-8")
     return dest
 
 
 @pytest.fixture(scope="module")
 def text_policy(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return create_engine("embedded", bundle_with_text_rule(tmp_path_factory.mktemp("bundle")))
+    return create_engine("embedded", bundle_with_output_review(tmp_path_factory.mktemp("bundle")))
 
 
 @pytest.fixture
 def chat(gateway: Any, text_policy: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The session gateway with the text output rule and a small stream window; restored afterwards."""
+    """The session gateway with the output review rule and a small stream window; restored afterwards."""
     settings = gateway.services.settings.model_copy(update={"stream_window_tokens": 4})
     monkeypatch.setattr(gateway.services, "settings", settings)
     monkeypatch.setattr(gateway.services, "policy", text_policy)
     return gateway
+
+
+def protect_names(gateway: Any, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """The real protected-names detector among the text detectors (prescreen and output rails)."""
+    from detectors.protected_names import ProtectedNames
+
+    detector = ProtectedNames(names=[{"name": n, "kind": "brand"} for n in names])
+    detector.load()
+    monkeypatch.setattr(gateway.services, "prescreen_detectors", [*gateway.services.prescreen_detectors, detector])
 
 
 def with_output_terms(gateway: Any, monkeypatch: pytest.MonkeyPatch, *terms: str) -> None:
@@ -71,9 +84,9 @@ def body(**extra: Any) -> dict[str, Any]:
     return {"model": "mamori-text", "messages": [{"role": "user", "content": PROMPT}], "seed": SEED, **extra}
 
 
-def unguarded(gateway: Any, max_tokens: int) -> str:
-    """What the seeded tiny model says to PROMPT, straight from the backend (no rails)."""
-    messages = [{"role": "user", "content": PROMPT}]
+def unguarded(gateway: Any, max_tokens: int, prompt: str = PROMPT) -> str:
+    """What the seeded tiny model says to `prompt`, straight from the backend (no rails)."""
+    messages = [{"role": "user", "content": prompt}]
     text: str = gateway.services.text_generator.generate(messages, max_tokens=max_tokens, seed=SEED)
     return text
 
@@ -336,6 +349,187 @@ def test_stream_refused_at_prescreen_is_a_plain_error(chat: Any) -> None:
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "content_policy_violation"
     assert request_record(chat, resp.headers["x-request-id"])["status"] == "refused"
+
+
+# ---------------------------------------------------------------- held for review
+
+
+def held_answer(gateway: Any, prompt: str, max_tokens: int, who: str = "requester") -> dict[str, Any]:
+    payload = body(max_tokens=max_tokens)
+    payload["messages"][0]["content"] = prompt
+    resp = gateway.client.post(CHAT, json=payload, headers=gateway.auth(who))
+    assert resp.status_code == 202, resp.text
+    held: dict[str, Any] = resp.json()
+    assert held["object"] == "chat.completion" and held["id"].startswith("chatcmpl-")
+    assert held["choices"] == []  # nothing leaves before a reviewer decides
+    assert held["usage"]["completion_tokens"] > 0
+    mamori = held["mamori"]
+    assert (mamori["status"], mamori["decision"]) == ("held", "escalate")
+    assert mamori["escalation_id"] and mamori["poll_url"] == f"/v1/requests/{mamori['request_id']}"
+    assert mamori["request_id"] == resp.headers["x-request-id"]
+    return held
+
+
+def retrieve(gateway: Any, completion_id: str, who: str = "requester") -> Any:
+    return gateway.client.get(f"{CHAT}/{completion_id}", headers=gateway.auth(who))
+
+
+def test_escalated_answer_is_held_then_released_unsigned_on_approval(
+    chat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    protect_names(chat, monkeypatch, BRAND)
+    prompt = f"write a short catalog line for a {BRAND.lower()} teapot"  # (capitalized, NER may take it for PII)
+    expected = unguarded(chat, 12, prompt)
+    held = held_answer(chat, prompt, 12)
+    mamori = held["mamori"]
+    assert "prescreen.protected_name" in [r["code"] for r in mamori["reasons"]]
+    assert expected not in json.dumps(held)
+
+    record = request_record(chat, mamori["request_id"])
+    assert (record["status"], record["http_status"], record["decision"]) == ("held", 202, "escalate")
+    (asset,) = record["assets"]
+    assert asset["status"] == "held" and asset["held_sha256"] == sha256(expected)
+    assert expected not in json.dumps(record) and prompt not in json.dumps(record)  # hashes, not the text
+    escalation = chat.services.escalations.get(mamori["escalation_id"])
+    assert escalation.prompt_masked == f"user: {prompt}"  # what the reviewer reads (no PII here)
+
+    # polling before the decision: nothing yet, in both shapes
+    waiting = retrieve(chat, held["id"])
+    assert waiting.status_code == 200, waiting.text
+    assert (waiting.json()["choices"], waiting.json()["mamori"]["status"]) == ([], "held")
+    poll = chat.client.get(mamori["poll_url"], headers=chat.auth("requester")).json()
+    assert (poll["data"], poll["mamori"]["status"]) == ([], "held")
+
+    esc = f"/v1/escalations/{mamori['escalation_id']}"
+    own = chat.client.post(f"{esc}/approve", json={"reason": "mine"}, headers=chat.auth("requester"))
+    assert own.status_code == 403
+    approved = chat.client.post(
+        f"{esc}/approve", json={"reason": "our licensed brand"}, headers=chat.auth("supervisor")
+    )
+    assert approved.status_code == 200, approved.text
+
+    done = retrieve(chat, held["id"])
+    assert done.status_code == 200, done.text
+    completion = done.json()
+    assert completion["id"] == held["id"] and completion["model"] == "mamori-text"
+    [choice] = completion["choices"]
+    assert choice["message"] == {"role": "assistant", "content": expected, "refusal": None}
+    assert choice["finish_reason"] in ("stop", "length")
+    assert completion["mamori"]["status"] == "released"
+    assert completion["mamori"]["review"]["action"] == "approved"
+    assert completion["mamori"]["manifest_ids"] == []  # text carries no C2PA
+    poll = chat.client.get(mamori["poll_url"], headers=chat.auth("requester")).json()
+    assert base64.b64decode(poll["data"][0]["b64_json"]).decode("utf-8") == expected
+
+    reviews = [r.payload for r in chat.services.audit.for_request(mamori["request_id"]) if r.event_type == "review"]
+    [review] = reviews
+    [released] = review["assets"]
+    assert released["sha256"] == sha256(expected) and released["mime"] == "text/plain"
+    assert released["manifest_id"] is None and released["manifest_binding"] == "none"
+    assert expected not in json.dumps(review)
+    # another key sees nothing of it
+    assert retrieve(chat, held["id"], who="requester2").status_code == 404
+
+
+def test_held_answer_is_made_from_the_redacted_prompt(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prescreen escalates (the brand) and asks to redact (the e-mail): the model never sees the
+    address, the held answer is made from the redacted prompt, and the reviewer reads it masked."""
+    protect_names(chat, monkeypatch, BRAND)
+    prompt = f"write to ann@example.com about a {BRAND.lower()} teapot"
+    expected = unguarded(chat, 8, f"write to <EMAIL_ADDRESS> about a {BRAND.lower()} teapot")
+    held = held_answer(chat, prompt, 8)
+    codes = [r["code"] for r in held["mamori"]["reasons"]]
+    assert "prescreen.protected_name" in codes and "prescreen.pii" in codes
+    record = request_record(chat, held["mamori"]["request_id"])
+    assert record["request"]["prompt_redacted_for_generation"] is True
+    assert record["assets"][0]["held_sha256"] == sha256(expected)
+    masked = chat.services.escalations.get(held["mamori"]["escalation_id"]).prompt_masked
+    assert masked == f"user: write to <EMAIL_ADDRESS> about a {BRAND.lower()} teapot"
+
+
+def test_rejected_answer_is_never_released(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    protect_names(chat, monkeypatch, BRAND)
+    prompt = f"a {BRAND} slogan, please"
+    expected = unguarded(chat, 10, prompt)  # a length no other test holds: the text's blob is this request's alone
+    held = held_answer(chat, prompt, 10)
+    esc = f"/v1/escalations/{held['mamori']['escalation_id']}"
+    rejected = chat.client.post(f"{esc}/reject", json={"reason": "off brand"}, headers=chat.auth("supervisor"))
+    assert rejected.status_code == 200, rejected.text
+    done = retrieve(chat, held["id"]).json()
+    assert (done["choices"], done["mamori"]["status"]) == ([], "refused")
+    assert "review.rejected" in [r["code"] for r in done["mamori"]["reasons"]]
+    poll = chat.client.get(held["mamori"]["poll_url"], headers=chat.auth("requester")).json()
+    assert (poll["data"], poll["mamori"]["status"]) == ([], "refused")
+    assert not chat.services.blobs.exists(sha256(expected))  # the held text is gone (content-addressed)
+
+
+def test_output_escalation_holds_a_whole_answer_and_cuts_off_a_stream(
+    chat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = unguarded(chat, 24)
+    words = full.split(" ")
+    name = next(w for i, w in enumerate(words) if i >= 8 and w.isalpha() and w not in words[:i] and w not in PROMPT)
+    protect_names(chat, monkeypatch, name)
+
+    held = held_answer(chat, PROMPT, 24)
+    assert "output.protected_name_review" in [r["code"] for r in held["mamori"]["reasons"]]
+    assert request_record(chat, held["mamori"]["request_id"])["assets"][0]["held_sha256"] == sha256(full)
+
+    resp, events = sse(chat, max_tokens=24)  # a stream cannot wait for a reviewer: it is cut off
+    final = events[-2]
+    assert final["choices"][0]["finish_reason"] == "content_filter"
+    codes = [r["code"] for r in final["mamori"]["reasons"]]
+    assert "output.protected_name_review" in codes and "review.stream_not_held" in codes
+    received = content_of(events)
+    assert received and full.startswith(received) and name not in received
+    record = request_record(chat, resp.headers["x-request-id"])
+    assert record["status"] == "refused" and record["request"]["escalation_not_held"] == "stream"
+    assert record["assets"][0]["status"] == "partial"
+    assert final["mamori"].get("escalation_id") is None
+
+
+def test_stream_escalated_at_prescreen_is_refused_with_the_reason(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    protect_names(chat, monkeypatch, BRAND)
+    payload = body(stream=True)
+    payload["messages"][0]["content"] = f"a {BRAND} story"
+    resp = chat.client.post(CHAT, json=payload, headers=chat.auth("requester"))
+    assert resp.status_code == 400, resp.text
+    err = resp.json()
+    assert err["error"]["code"] == "content_policy_violation"
+    codes = [r["code"] for r in err["mamori"]["reasons"]]
+    assert "prescreen.protected_name" in codes and "review.stream_not_held" in codes
+    assert request_record(chat, resp.headers["x-request-id"])["status"] == "refused"
+
+
+def test_holding_fails_closed(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.text_pipeline as text_pipeline
+
+    def queue_down(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("injected")
+
+    protect_names(chat, monkeypatch, BRAND)
+    monkeypatch.setattr(text_pipeline, "open_escalation", queue_down)
+    payload = body(max_tokens=6)
+    payload["messages"][0]["content"] = f"a {BRAND} poem"
+    resp = chat.client.post(CHAT, json=payload, headers=chat.auth("requester"))
+    assert resp.status_code == 503, resp.text
+    err = resp.json()
+    assert err["error"]["code"] == "mamori_fault"
+    assert "system.hold_error" in [r["code"] for r in err["mamori"]["reasons"]]
+    record = request_record(chat, resp.headers["x-request-id"])
+    assert record["status"] == "refused" and record["assets"][0]["status"] == "refused"
+    state = chat.services.requests.get(resp.headers["x-request-id"])
+    assert state is not None and state.status == "refused" and state.assets == ()
+
+
+def test_only_held_answers_can_be_retrieved(chat: Any) -> None:
+    resp = chat.client.post(CHAT, json=body(max_tokens=4), headers=chat.auth("requester"))
+    assert resp.status_code == 200, resp.text
+    stored = retrieve(chat, resp.json()["id"])
+    assert stored.status_code == 404 and stored.json()["error"]["code"] == "completion_not_stored"
+    for missing in ("chatcmpl-nothing", "not-a-completion"):
+        assert retrieve(chat, missing).status_code == 404
+    assert retrieve(chat, resp.json()["id"], who="auditor").status_code in (403, 404)
 
 
 # ---------------------------------------------------------------- image prompt expansion

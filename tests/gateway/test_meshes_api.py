@@ -151,3 +151,136 @@ def test_signing_fault_releases_nothing(gateway: Gateway, monkeypatch: pytest.Mo
     assert any(r["code"] == "system.signing_error" for r in done["mamori"]["reasons"])
     assert gateway.client.get(f"/v1/3d/{done['id']}/content", headers=gateway.auth("requester")).status_code == 404
     assert _record(gateway, done["mamori"]["request_id"], "mesh.failed")
+
+
+# ---------------------------------------------------------------- held for review
+
+HELD_PROMPT, HELD_SEED = "a lantern hanging from a hook", 4711
+
+
+@pytest.fixture(scope="module")
+def protected_view(gateway: Gateway) -> None:
+    """One rendered view of the GLB that HELD_PROMPT and HELD_SEED make is a protected work of tenant globex
+    (so other tests' tenants are untouched): the job's copyright screening of that view escalates."""
+    from gateway.mesh_pipeline import VIEW_SIZE, VIEWS, mesh_generator
+    from gateway.pipeline import png_bytes
+    from generators.diffusers_3d import render_views
+
+    svc = gateway.services
+    glb = mesh_generator(svc).generate(HELD_PROMPT, seed=HELD_SEED).glb
+    view = render_views(glb, size=VIEW_SIZE, views=VIEWS)[1]
+    svc.protected.add(name="held-mesh-view.png", image=view, data=png_bytes(view), tenant="globex")
+
+
+def _held(gateway: Gateway, who: str, prompt: str, seed: int) -> dict[str, Any]:
+    """Create a mesh and wait until it is held for review (or ends, which fails the caller's checks)."""
+    resp = gateway.client.post(
+        "/v1/3d", json={"prompt": prompt, "model": "shap-e-tiny", "seed": seed}, headers=gateway.auth(who)
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] in ("queued", "in_progress") or resp.json()["mamori"].get("status") == "held"
+    mesh_id = resp.json()["id"]
+    deadline = time.monotonic() + 120
+    while True:
+        mesh: dict[str, Any] = gateway.client.get(f"/v1/3d/{mesh_id}", headers=gateway.auth(who)).json()
+        if mesh["mamori"].get("status") == "held" or mesh["status"] in ("completed", "failed"):
+            return mesh
+        assert time.monotonic() < deadline, mesh
+        time.sleep(0.05)
+
+
+def _nothing_served(gateway: Gateway, mesh_id: str, who: str) -> None:
+    for path in ("/content", "/manifest"):
+        resp = gateway.client.get(f"/v1/3d/{mesh_id}{path}", headers=gateway.auth(who))
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_ready", (path, resp.text)
+
+
+def test_escalated_mesh_is_held_then_released_with_a_sidecar_manifest(gateway: Gateway, protected_view: None) -> None:
+    import hashlib
+
+    from gateway.provenance_sidecar import read_sidecar
+
+    svc = gateway.services
+    held = _held(gateway, "other_tenant", HELD_PROMPT, HELD_SEED)
+    assert held["status"] == "in_progress", held
+    mamori = held["mamori"]
+    assert (mamori["status"], mamori["decision"]) == ("held", "escalate")
+    assert "output.protected_work" in [r["code"] for r in mamori["reasons"]]
+    assert mamori["escalation_id"] and mamori["poll_url"] == f"/v1/requests/{mamori['request_id']}"
+    assert "_job" not in mamori and held["content_url"] is None and held["error"] is None
+    _nothing_served(gateway, held["id"], "other_tenant")
+    poll = gateway.client.get(mamori["poll_url"], headers=gateway.auth("other_tenant")).json()
+    assert (poll["mamori"]["status"], poll["data"]) == ("held", [])
+    [held_asset] = _record(gateway, mamori["request_id"], "mesh.held").payload["assets"]
+    assert held_asset["status"] == "held" and held_asset["mime"] == "model/gltf-binary"
+    assert "manifest_id" not in held_asset  # unsigned while held
+
+    esc = f"/v1/escalations/{mamori['escalation_id']}"
+    mine = gateway.client.post(f"{esc}/approve", json={"reason": "mine"}, headers=gateway.auth("other_tenant"))
+    assert mine.status_code == 403
+    approved = gateway.client.post(
+        f"{esc}/approve", json={"reason": "our own lantern design"}, headers=gateway.auth("supervisor_globex")
+    )
+    assert approved.status_code == 200, approved.text
+
+    done = _wait(gateway, held["id"], "other_tenant")
+    assert done["status"] == "completed", done
+    assert done["mamori"]["review"]["action"] == "approved"
+    content = gateway.client.get(done["content_url"], headers=gateway.auth("other_tenant"))
+    manifest = gateway.client.get(done["manifest_url"], headers=gateway.auth("other_tenant"))
+    assert content.status_code == 200 and manifest.status_code == 200
+    assert hashlib.sha256(content.content).hexdigest() == held_asset["held_sha256"]  # the GLB is released as held
+    report = read_sidecar(svc.provenance, content.content, "model/gltf-binary", manifest.content)
+    assert report.validation_state == "Trusted"
+    assert report.manifest_id == done["mamori"]["manifest_ids"][-1] == content.headers["x-mamori-manifest-id"]
+    decision = report.assertions[DECISION_LABEL]
+    assert decision["review"]["action"] == "approved" and decision["request_id"] == mamori["request_id"]
+    [reviewed] = _record(gateway, mamori["request_id"], "review").payload["assets"]
+    assert reviewed["manifest_binding"] == "sidecar"
+    assert reviewed["sha256"] == hashlib.sha256(content.content).hexdigest()
+    assert reviewed["manifest_sha256"] == hashlib.sha256(manifest.content).hexdigest()
+
+    # the same prompt and seed make the same GLB (the same blob): held again, and rejected this time;
+    # dropping the rejected copy must not take away the GLB released above
+    again = _held(gateway, "other_tenant", HELD_PROMPT, HELD_SEED)
+    assert again["mamori"]["status"] == "held", again
+    rejected = gateway.client.post(
+        f"/v1/escalations/{again['mamori']['escalation_id']}/reject",
+        json={"reason": "once is enough"},
+        headers=gateway.auth("supervisor_globex"),
+    )
+    assert rejected.status_code == 200, rejected.text
+    assert _wait(gateway, again["id"], "other_tenant")["status"] == "failed"
+    still = gateway.client.get(done["content_url"], headers=gateway.auth("other_tenant"))
+    assert still.status_code == 200 and still.content == content.content
+
+
+def test_mesh_escalated_at_prescreen_is_held_and_a_rejection_releases_nothing(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detectors.protected_names import ProtectedNames
+
+    names = ProtectedNames(names=[{"name": "Kettlewave", "kind": "brand"}])
+    names.load()
+    monkeypatch.setattr(gateway.services, "prescreen_detectors", [*gateway.services.prescreen_detectors, names])
+    held = _held(gateway, "requester", "a Kettlewave kettle", 12)
+    assert held["mamori"]["status"] == "held", held
+    assert "prescreen.protected_name" in [r["code"] for r in held["mamori"]["reasons"]]
+    state = gateway.services.requests.get(held["mamori"]["request_id"])
+    assert state is not None and state.status == "held"
+    [asset] = state.assets
+    assert asset.held_blob is not None and gateway.services.blobs.exists(asset.held_blob)
+
+    esc = f"/v1/escalations/{held['mamori']['escalation_id']}"
+    rejected = gateway.client.post(
+        f"{esc}/reject", json={"reason": "not our brand"}, headers=gateway.auth("supervisor")
+    )
+    assert rejected.status_code == 200, rejected.text
+    done = _wait(gateway, held["id"])
+    assert done["status"] == "failed" and done["error"]["code"] == "content_policy_violation", done
+    assert "review.rejected" in [r["code"] for r in done["mamori"]["reasons"]]
+    assert done["content_url"] is None and done["manifest_url"] is None
+    _nothing_served(gateway, held["id"], "requester")
+    poll = gateway.client.get(held["mamori"]["poll_url"], headers=gateway.auth("requester")).json()
+    assert (poll["mamori"]["status"], poll["data"]) == ("refused", [])
+    assert not gateway.services.blobs.exists(asset.held_blob)  # rejected_retention_s = 0: dropped at once
