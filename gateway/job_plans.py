@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Modality = Literal["image", "speech", "video"]
+Modality = Literal["image", "speech", "video", "3d", "sound"]
 MODALITIES: tuple[str, ...] = get_args(Modality)
 VIDEO_SECONDS: tuple[int, ...] = (4, 8, 12)
+SOUND_SECONDS: tuple[int, ...] = (1, 5, 10, 30)
 DEFAULT_VOICES: tuple[str, ...] = ("alloy",)
 JOB_LABEL = "mamori.job"
 """Label of the C2PA assertion each job asset carries: `{job_id, step, plan_sha256}`."""
@@ -47,17 +48,24 @@ class PlanLimits:
     allowed: tuple[str, ...] = MODALITIES
     outline: tuple[str, ...] | None = None  # the modalities of the steps, in order, when the request pins them
     video_seconds: tuple[int, ...] = VIDEO_SECONDS
+    sound_seconds: tuple[int, ...] = SOUND_SECONDS
 
     def params_schema(self, modality: str) -> dict[str, Any]:
+        """The parameters of one step of `modality` (a 3D step has none: Shap-E takes only its prompt)."""
+        props: dict[str, Any]
         if modality == "image":
-            props: dict[str, Any] = {"size": {"type": "string", "enum": list(self.image_sizes)}}
+            props = {"size": {"type": "string", "enum": list(self.image_sizes)}}
         elif modality == "speech":
             props = {"voice": {"type": "string", "enum": list(self.voices)}}
-        else:
+        elif modality == "video":
             props = {
                 "size": {"type": "string", "enum": list(self.video_sizes)},
                 "seconds": {"type": "integer", "enum": list(self.video_seconds)},
             }
+        elif modality == "sound":
+            props = {"seconds": {"type": "integer", "enum": list(self.sound_seconds)}}
+        else:
+            props = {}
         return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
     def step_schema(self, modality: str, depends: dict[str, Any]) -> dict[str, Any]:
@@ -192,12 +200,21 @@ def step_view(plan: Plan) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class JobLink:
-    """What a job step adds to its asset's C2PA manifest: the `mamori.job` assertion and its sources."""
+    """What a job step adds to its asset's C2PA manifest: the `mamori.job` assertion and its sources.
+
+    `sources` are `gateway.orchestration.StepSource` values: the released assets of the steps this
+    one depends on. Those a manifest can carry as ingredients travel as C2PA ingredients; the others
+    (a GLB, whose manifest is a sidecar; or any source of a sidecar manifest, which cannot embed an
+    ingredient's bytes) are named in the assertion by step, media type and SHA-256 (`sources`).
+    """
 
     job_id: str
     step: int
     plan_sha256: str
-    sources: Sequence[Any] = field(default_factory=tuple)  # gateway.provenance.Ingredient values
+    sources: Sequence[Any] = field(default_factory=tuple)
 
-    def assertion(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "step": self.step, "plan_sha256": self.plan_sha256}
+    def assertion(self, referenced: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        out: dict[str, Any] = {"job_id": self.job_id, "step": self.step, "plan_sha256": self.plan_sha256}
+        if referenced:
+            out["sources"] = [dict(r) for r in referenced]
+        return out

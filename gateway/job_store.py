@@ -206,7 +206,11 @@ class JobStore:
         return self.get(job_id)
 
     def request_cancel(self, job_id: str) -> Job | None:
-        """Mark the job for cancelling; a queued or paused job is cancelled at once. None if already final."""
+        """Mark the job for cancelling; a queued or paused job is cancelled at once. None if already final.
+
+        A cancelled paused job keeps its `held_request_id`, so the caller can withdraw that request's
+        review item (`gateway.orchestration.withdraw_held`); a review decision wakes only paused jobs.
+        """
         now = datetime.now(UTC)
         with self._sessions() as session, session.begin():
             row = session.execute(select(JobRow).where(JobRow.id == job_id).with_for_update()).scalar_one_or_none()
@@ -217,7 +221,6 @@ class JobStore:
             if row.status in ("queued", "paused"):
                 row.status = "cancelled"
                 row.completed_at = now
-                row.held_request_id = None
                 session.add(_event(job_id, "job.cancelled", {"status": "cancelled"}, now))
             else:
                 session.add(_event(job_id, "job.cancel_requested", {"status": row.status}, now))

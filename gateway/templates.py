@@ -91,7 +91,8 @@ class Slot(BaseModel):
 
 
 class Params(BaseModel):
-    """Backend parameters the template fixes. `size` for image and video, `voice` for speech, `seconds` for video."""
+    """Backend parameters the template fixes: `size` for image and video, `voice` for speech, `seconds` for video
+    and for sound (`audio`: the duration; without it, 5 seconds as `POST /v1/audio/generations`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = (
     "You plan media generation jobs. Read the instruction and answer with a JSON plan: a list of "
-    "steps, each one generation call (image, speech or video) with its own self-contained prompt, "
-    "its parameters, and the earlier steps it builds on."
+    "steps, each one generation call (image, speech, sound or music, video, or a 3D model) with its "
+    "own self-contained prompt, its parameters, and the earlier steps it builds on."
 )
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 

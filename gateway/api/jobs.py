@@ -3,8 +3,9 @@
 Create prescreens the instruction synchronously (a refusal is 400 `content_policy_violation` with
 `mamori`), then queues the job (`gateway.orchestration`) and answers 202 with the job object. The
 job plans, screens its whole plan and runs each step through its modality's governed path; its
-progress is the `job_events` log, streamed as server-sent events until a final state. Only the key
-that created a job sees it (others get 404).
+progress is the `job_events` log, streamed as server-sent events until a final state. Cancelling a
+paused job also withdraws its held step from the review queue (`orchestration.withdraw_held`). Only
+the key that created a job sees it (others get 404).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.job_plans import Modality
 from gateway.job_store import FINAL, Job
 from gateway.jobs import queue_for
 from gateway.keys import Principal
+from gateway.logs import get_logger
 from gateway.orchestration import (
     ENDPOINT,
     READ_ENDPOINT,
@@ -39,10 +41,12 @@ from gateway.orchestration import (
     new_seed,
     screen_text,
     sha256,
+    withdraw_held,
 )
 from gateway.redaction import redact_text
 from gateway.trace import Trace
 
+log = get_logger("mamori.jobs")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 CanCreate = Annotated[Principal, access(ENDPOINT)]
 CanRead = Annotated[Principal, access(READ_ENDPOINT)]
@@ -142,15 +146,22 @@ async def retrieve_job(job_id: str, svc: ServicesDep, principal: CanRead) -> dic
     return job_object(await _owned(svc, principal, job_id))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a job: it stops before its next step")
+@router.post("/{job_id}/cancel", summary="Cancel a job: it stops before its next step; a held step is withdrawn")
 async def cancel_job(job_id: str, request: Request, svc: ServicesDep, principal: CanRead) -> dict[str, Any]:
     job = await _owned(svc, principal, job_id)
     if job.final:
         return job_object(job)
     changed = await asyncio.to_thread(jobs_store(svc).request_cancel, job_id)
     job = changed or await _owned(svc, principal, job_id)
-    if job.status == "cancelled":
-        await asyncio.to_thread(audit_job, svc, job, "cancelled", by=principal.to_policy())
+    if changed is not None and job.status == "cancelled":
+        withdrawn = None
+        if job.held_request_id:  # a paused job: its held step leaves the review queue with it
+            try:
+                withdrawn = await asyncio.to_thread(withdraw_held, svc, job)
+            except Exception as exc:  # the job stays cancelled; a later decision on the item wakes nothing
+                log.exception("job.withdraw_failed", job_id=job_id, error=type(exc).__name__)
+                withdrawn = {"error": "the held step could not be withdrawn from review"}
+        await asyncio.to_thread(audit_job, svc, job, "cancelled", by=principal.to_policy(), withdrawn=withdrawn)
     return job_object(job)
 
 

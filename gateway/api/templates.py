@@ -11,9 +11,13 @@
   place, otherwise a new draft version), `POST .../submit` (`templates.write`); `POST .../approve`,
   `POST .../retire` (`templates.approve`). Every change is one `template.<action>` audit record.
 
-Modalities are dispatched through `RUNNERS` (image, speech, video); a template of another modality
-(3d, audio) can be written and approved, and answers 400 `modality_unavailable` until a runner is
-registered there.
+Modalities are dispatched through `RUNNERS`, each to its direct route's governed path: image
+(`/v1/images/generations`: the image answer), speech (`/v1/audio/speech`: the signed WAV), audio
+(sound and music, `/v1/audio/generations`: the signed WAV), video (`/v1/videos`: the queued video
+object) and 3d (`/v1/3d`: the queued mesh object; the GLB gets a sidecar manifest). A held image,
+speech or sound answers 202 with `mamori.poll_url`, as their routes do (a held video stays queued,
+`in_progress`, until review). A modality whose backend is not enabled answers 400
+`modality_unavailable`.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from gateway.templates import SlotValue, TemplateSpec, fill, validate_slots
 from gateway.trace import Trace
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
+DEFAULT_SOUND_SECONDS = 5.0  # a sound template without `seconds`, as POST /v1/audio/generations without duration_s
 READ, GENERATE, WRITE, APPROVE = "templates.read", "templates.generate", "templates.write", "templates.approve"
 CanRead = Annotated[Principal, access(READ)]
 CanGenerate = Annotated[Principal, access(GENERATE)]
@@ -236,7 +241,9 @@ class Result:
     refusal_message: str | None = None
     images: list[tuple[str, bytes]] = field(default_factory=list)
     audio: bytes | None = None
+    audio_mime: str = "audio/wav"
     video: dict[str, Any] | None = None
+    mesh: dict[str, Any] | None = None  # the 3D job object (`gateway.mesh_pipeline.mesh_object`)
 
 
 @dataclass(frozen=True)
@@ -308,7 +315,15 @@ async def _run_speech(svc: Services, trace: Trace, principal: Principal, f: Fill
 
 async def _run_video(svc: Services, trace: Trace, principal: Principal, f: Fill) -> Result:
     """As `POST /v1/videos`: prescreen now, generate on the job queue."""
-    from gateway.video_pipeline import VideoJob, create_row, get_row, mamori_object, prescreen, video_object
+    from gateway.video_pipeline import (
+        JOB_KEY,
+        VideoJob,
+        create_row,
+        current_row,
+        mamori_object,
+        prescreen,
+        video_object,
+    )
     from gateway.video_pipeline import note_request as note_video
 
     params = f.version.spec.params
@@ -316,7 +331,7 @@ async def _run_video(svc: Services, trace: Trace, principal: Principal, f: Fill)
     job = VideoJob(f.prompt, "template", params.seconds or 4, width, height, f.seed)
     note_video(trace, job)
     decision, findings = await prescreen(svc, trace, job)
-    if decision.action in ("block", "escalate"):  # videos cannot be held for review yet
+    if decision.action not in ("allow", "redact", "escalate"):  # an escalation is held after generation
         mamori = mamori_object(svc, trace.request_id, "refused", "block", [decision], findings)
         codes = ", ".join(r["code"] for r in mamori["reasons"]) or "policy"
         trace.status, trace.decision = "refused", "block"
@@ -334,19 +349,103 @@ async def _run_video(svc: Services, trace: Trace, principal: Principal, f: Fill)
     video_id = "video_" + uuid.uuid4().hex
     mamori = mamori_object(svc, trace.request_id, "queued", decision.action, [decision], findings)
     mamori["video_id"] = video_id
-    await asyncio.to_thread(create_row, svc, video_id, trace.request_id, principal, job, mamori)
+    # as POST /v1/videos: the job needs the prescreen's action and review obligations to hold an escalation
+    stored = {**mamori, JOB_KEY: {"action": decision.action, "obligations": decision.to_dict()["obligations"]}}
+    await asyncio.to_thread(create_row, svc, video_id, trace.request_id, principal, job, stored)
     trace.status, trace.decision = "queued", decision.action
     trace.request["video_id"] = video_id
-    await asyncio.to_thread(queue.generate_video, video_id, job.prompt, dataclasses.asdict(principal))
-    row = await asyncio.to_thread(get_row, svc, video_id)
+    await asyncio.to_thread(queue.submit_video, video_id, job.prompt, dataclasses.asdict(principal))
+    row = await asyncio.to_thread(current_row, svc, video_id)
     assert row is not None
     return Result("video", "queued", 200, mamori, video=video_object(row))
 
 
-# The modality dispatch table: 3D (/v1/3d) and sound (/v1/audio/generations) add their runners here.
-RUNNERS: dict[str, Runner] = {"image": _run_image, "speech": _run_speech, "video": _run_video}
+async def _run_sound(svc: Services, trace: Trace, principal: Principal, f: Fill) -> Result:
+    """As `POST /v1/audio/generations` (WAV): sound or music, held for review on an escalation."""
+    from gateway.sound_pipeline import SoundJob, run_sound
+    from gateway.sound_pipeline import note_request as note_sound
+
+    if svc.sound_generator is None:
+        raise BadRequest("sound generation is not enabled on this gateway", code="modality_unavailable")
+    limit = svc.settings.max_sound_seconds
+    backend_limit = getattr(svc.sound_generator, "max_seconds", None)
+    if backend_limit is not None:
+        limit = min(limit, backend_limit)
+    seconds = f.version.spec.params.seconds
+    duration = min(DEFAULT_SOUND_SECONDS, limit) if seconds is None else float(seconds)
+    if duration > limit:
+        raise BadRequest(
+            f"the template's {duration:g} seconds are over this gateway's limit of {limit:g} seconds",
+            code="template_duration_unavailable",
+            param="seconds",
+        )
+    job = SoundJob(prompt=f.prompt, duration_s=duration, seed=f.seed, model="template")
+    note_sound(trace, job)
+    outcome = await run_sound(svc, trace, principal, job)
+    assets = [(outcome.asset_id, outcome.mime)] if outcome.asset_id and outcome.status == "released" else []
+    return Result(
+        "audio",
+        outcome.status,
+        outcome.http_status,
+        outcome.mamori,
+        assets,
+        outcome.refusal_message,
+        audio=outcome.audio,
+        audio_mime=outcome.mime,
+    )
+
+
+async def _run_mesh(svc: Services, trace: Trace, principal: Principal, f: Fill) -> Result:
+    """As `POST /v1/3d`: prescreen now, generate on the job queue (a GLB with a sidecar C2PA manifest)."""
+    from gateway import mesh_pipeline as mp
+
+    if svc.mesh_generator is None:
+        raise BadRequest("3D generation is not enabled on this gateway", code="modality_unavailable")
+    job = mp.MeshJob(f.prompt, "template", f.seed)
+    mp.note_request(trace, job)
+    decision, findings = await mp.prescreen(svc, trace, job)
+    if decision.action not in ("allow", "redact", "escalate"):  # an escalation is held after generation
+        mamori = mp.mamori_object(svc, trace.request_id, "refused", "block", [decision], findings)
+        codes = ", ".join(r["code"] for r in mamori["reasons"]) or "policy"
+        trace.status, trace.decision = "refused", "block"
+        status = 503 if trace.faults else 400
+        return Result("3d", "refused", status, mamori, refusal_message=f"Request refused by Mamori policy ({codes}).")
+    entities = decision.to_dict()["obligations"].get("redact")
+    if entities:
+        job.prompt = await asyncio.to_thread(redact_text, job.prompt, findings, entities)
+        trace.request["prompt_redacted_for_generation"] = True
+    queue = queue_for(svc)
+    if queue is None:
+        raise GatewayFault("the job queue is not running; nothing was queued", code="mamori_fault")
+    mesh_id = "mesh_" + uuid.uuid4().hex
+    mamori = mp.mamori_object(svc, trace.request_id, "queued", decision.action, [decision], findings)
+    mamori["mesh_id"] = mesh_id
+    stored = {**mamori, mp.JOB_KEY: {"action": decision.action, "obligations": decision.to_dict()["obligations"]}}
+    await asyncio.to_thread(mp.create_row, svc, mesh_id, trace.request_id, principal, job, stored)
+    trace.status, trace.decision = "queued", decision.action
+    trace.request["mesh_id"] = mesh_id
+    await asyncio.to_thread(queue.submit_mesh, mesh_id, job.prompt, dataclasses.asdict(principal))
+    row = await asyncio.to_thread(mp.get_row, svc, mesh_id)
+    assert row is not None
+    return Result("3d", "queued", 200, mamori, mesh=mp.mesh_object(row))
+
+
+# The modality dispatch table: each template modality runs its direct route's governed path.
+RUNNERS: dict[str, Runner] = {
+    "image": _run_image,
+    "speech": _run_speech,
+    "video": _run_video,
+    "audio": _run_sound,
+    "3d": _run_mesh,
+}
 # The endpoint whose permission a fill also needs, per modality.
-MODALITY_ENDPOINTS: dict[str, str] = {"image": "images.generations", "speech": "audio.speech", "video": "videos.create"}
+MODALITY_ENDPOINTS: dict[str, str] = {
+    "image": "images.generations",
+    "speech": "audio.speech",
+    "video": "videos.create",
+    "audio": "audio.generations",
+    "3d": "meshes.create",
+}
 
 
 def _seed(version: TemplateVersion, requested: int | None) -> int:
@@ -431,16 +530,18 @@ async def generate_from_template(
                 mamori=result.mamori,
             )
         raise PolicyRefusal(result.refusal_message or "Request refused by Mamori policy.", mamori=result.mamori)
-    if result.modality == "speech" and result.audio is not None:
+    if result.modality in ("speech", "audio") and result.audio is not None:
         headers = {
             "x-mamori-request-id": result.mamori["request_id"],
             "x-mamori-asset-id": result.assets[0][0] if result.assets else "",
             "x-mamori-decision": result.mamori["decision"],
             "x-mamori-manifest-id": (result.mamori.get("manifest_ids") or [""])[0],
         }
-        return Response(content=result.audio, media_type="audio/wav", headers=headers)
+        return Response(content=result.audio, media_type=result.audio_mime, headers=headers)
     if result.modality == "video" and result.video is not None:
         return JSONResponse({**result.video, "mamori": result.mamori}, status_code=result.http_status)
+    if result.modality == "3d" and result.mesh is not None:
+        return JSONResponse({**result.mesh, "mamori": result.mamori}, status_code=result.http_status)
     body_out = render(
         svc,
         request,

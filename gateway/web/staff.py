@@ -162,6 +162,7 @@ def _result_page(ctx: _Ctx, result: Result | None, mamori: dict[str, Any] | None
         assets=result.assets if result is not None else [],
         reasons=reasons,
         video=result.video if result is not None else None,
+        mesh=result.mesh if result is not None else None,
     )
 
 
@@ -182,7 +183,13 @@ async def staff_request(request: Request, request_id: str) -> Response:
     assets = [(a.id, a.mime) for a in state.assets if a.status == "released" and a.blob]
     reasons = plain_reasons(ctx, state.mamori, fault=False) if state.status == "refused" else []
     return ctx.render(
-        "staff_result.html", status=state.status, mamori=state.mamori, assets=assets, reasons=reasons, video=None
+        "staff_result.html",
+        status=state.status,
+        mamori=state.mamori,
+        assets=assets,
+        reasons=reasons,
+        video=None,
+        mesh=None,
     )
 
 

@@ -147,3 +147,61 @@ def test_other_tenants_and_anonymous_users_cannot_fill(live_server: Any, templat
         assert posted.status_code == 403
         refused = [r for r in live_server.services.audit.for_request(posted.headers["x-request-id"])]
         assert len(refused) == 1 and refused[0].payload["http_status"] == 403
+
+
+SOUND_SPEC: dict[str, Any] = {
+    "name": "Staff jingle",
+    "modality": "audio",
+    "pattern": "a short {mood} jingle for the {product}",
+    "slots": [
+        {"name": "mood", "type": "choice", "choices": ["calm", "cheerful"], "label": "Mood"},
+        {"name": "product", "type": "text", "max_length": 30, "label": "Product"},
+    ],
+    "params": {"seconds": 1, "seed_policy": "per-request"},
+}
+MESH_SPEC: dict[str, Any] = {
+    "name": "Staff mock-up",
+    "modality": "3d",
+    "pattern": "a 3D mock-up of {product}",
+    "slots": [{"name": "product", "type": "text", "max_length": 30, "label": "Product"}],
+    "params": {"seed_policy": "per-request"},
+}
+
+
+def test_sound_and_3d_templates_show_their_governed_results(browser: Any, live_server: Any, tmp_path: Path) -> None:
+    services = live_server.services
+    _, officer = services.keys.create(role="compliance", tenant="acme", name="staff-media officer")
+    admin = {"Authorization": f"Bearer {live_server.keys['admin']}"}
+    ids = {}
+    with httpx.Client(base_url=live_server.root, timeout=60) as c:
+        for spec in (SOUND_SPEC, MESH_SPEC):
+            tid = str(c.post("/v1/templates", json=spec, headers=admin).json()["id"])
+            assert c.post(f"/v1/templates/{tid}/submit", headers=admin).status_code == 200
+            assert c.post(f"/v1/templates/{tid}/approve", headers={"Authorization": f"Bearer {officer}"}).is_success
+            ids[spec["modality"]] = tid
+
+    page = _login(browser, live_server, "en-US")
+    with screenshot_on_failure(page, tmp_path, "staff-media"):
+        # a sound: released, signed, played from the page
+        page.goto(f"/ui/staff/templates/{ids['audio']}")
+        page.select_option("#slot-mood", "calm")
+        page.fill("#slot-product", "blue kettle")
+        page.click("#generate")
+        page.wait_for_selector("#result-status")
+        assert page.get_attribute("#result-status", "data-status") == "released"
+        src = page.locator("audio.result-audio").evaluate("a => a.src")
+        wav = page.request.get(src)
+        assert wav.ok and wav.headers["content-type"] == "audio/wav"
+        report = services.provenance.read(wav.body(), "audio/wav")
+        assert report.validation_state == "Trusted"
+
+        # a 3D mock-up: queued on the job queue; the page names the 3D job, not a video
+        page.goto(f"/ui/staff/templates/{ids['3d']}")
+        page.fill("#slot-product", "blue kettle")
+        page.click("#generate")
+        page.wait_for_selector("#result-status")
+        assert page.get_attribute("#result-status", "data-status") == "queued"
+        assert "video" not in page.inner_text("#result-status").lower()
+        assert page.inner_text("#mesh-id code").startswith("mesh_")
+        assert page.locator("#video-id").count() == 0
+    page.context.close()

@@ -274,15 +274,20 @@ def test_an_approved_template_waives_review_only_for_what_it_rules_out(
     assert any(f["category"] == "protected_work" for f in mamori["findings"])  # still detected and recorded
 
 
-def test_unknown_modality_runner_is_a_clear_400(gateway: Any, officers: dict[str, dict[str, str]]) -> None:
+def test_a_modality_whose_backend_is_off_is_a_clear_400(
+    gateway: Any, officers: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = {**SPEC, "modality": "3d", "params": {"seed_policy": "random"}}
     tid = _approved(gateway, officers, spec)
+    monkeypatch.setattr(gateway.services, "mesh_generator", None)
     resp = gateway.client.post(
         f"/v1/templates/{tid}/generate",
         json={"slots": {"product": "kettle", "background": "white"}},
         headers=gateway.auth("requester"),
     )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "modality_unavailable"
+    record = _request_record(gateway, resp.headers["x-request-id"])
+    assert record["error"]["code"] == "modality_unavailable" and record["assets"] == []
 
 
 def test_invalid_template_bodies_are_400(gateway: Any) -> None:
