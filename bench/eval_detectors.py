@@ -46,10 +46,16 @@ def _csv_column(path: Path, column: str, where: Callable[[dict[str, str]], bool]
 
 
 def _sample(rows: list[str], limit: int | None) -> list[str]:
+    """At most `limit` rows, spread evenly, keeping each row's parity: sampled even rows stay at
+    even positions and odd rows at odd ones, so the even/odd split still means tuned/unseen."""
     if limit is None or len(rows) <= limit:
         return rows
-    step = len(rows) / limit
-    return [rows[int(i * step)] for i in range(limit)]
+    half = max(1, limit // 2)
+    even, odd = rows[0::2], rows[1::2]
+    out: list[str] = []
+    for i in range(min(half, len(odd))):
+        out += [even[int(i * len(even) / half)], odd[int(i * len(odd) / half)]]
+    return out
 
 
 def prompt_sets(data: Path, limit: int | None) -> dict[str, tuple[str, list[str]]]:

@@ -15,7 +15,7 @@ import re
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.lexicons import JAILBREAK
-from detectors.normalize import screen_views
+from detectors.normalize import screen_views, word_costs
 
 __all__ = ["Jailbreak"]
 
@@ -35,6 +35,7 @@ class Jailbreak:
 
     def load(self) -> None:
         screen_views("warm up")
+        word_costs()  # the word list for re-segmenting spaced-out letters, read once here
 
     def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]:
         if not isinstance(item, TextItem):

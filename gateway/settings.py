@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     opa_url: str | None = None
 
     # detectors (entry-point names, run in this order)
-    prescreen_detectors: list[str] = ["denylist", "pii", "unsafe_text", "jailbreak"]
+    prescreen_detectors: list[str] = ["denylist", "pii", "unsafe_text", "jailbreak", "toxicity"]
     image_detectors: list[str] = ["image_safety", "copyright"]
     detector_options: dict[str, dict[str, Any]] = {}
     detector_timeout_s: float = Field(default=30.0, gt=0)

@@ -65,6 +65,9 @@ CATEGORY_MAP: dict[str, tuple[str, ...]] = {
     "harassment": ("harassment",),
     "illicit": ("illicit",),
     "real_person": ("harassment",),
+    "insult": ("harassment",),  # the toxicity detector's categories
+    "profanity": ("harassment",),
+    "threat": ("harassment/threatening", "violence"),
 }
 #: The cut for OpenAI's per-category booleans; the policy's decision is in `mamori.decision`.
 CATEGORY_CUT = 0.5

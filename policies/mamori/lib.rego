@@ -9,6 +9,7 @@ import rego.v1
 required_thresholds := {
 	"denylist", "pii", "image_sexual_block", "image_sexual_review", "protected_work",
 	"unsafe_text_block", "unsafe_text_review", "jailbreak_block", "jailbreak_review", "protected_name",
+	"toxicity_block", "toxicity_review", "toxicity_prompt_review", "bias_image_review", "bias_text_review",
 }
 
 # The principal's tenant overrides, or {} when the tenant has none. (No is_object() check here:

@@ -12,7 +12,7 @@ test_global_thresholds_without_tenant if {
 	t := lib.thresholds with input.principal as {"tenant": "no-such-tenant"}
 	t.image_sexual_block == 0.8
 	t.image_sexual_review == 0.4
-	t.protected_work == 0.875
+	t.protected_work == 0.75
 }
 
 test_tenant_tightens if {
@@ -44,6 +44,7 @@ test_missing_threshold_detected if {
 	missing == {
 		"denylist", "image_sexual_block", "image_sexual_review", "protected_work",
 		"unsafe_text_block", "unsafe_text_review", "jailbreak_block", "jailbreak_review", "protected_name",
+		"toxicity_block", "toxicity_review", "toxicity_prompt_review", "bias_image_review", "bias_text_review",
 	}
 }
 

@@ -51,12 +51,12 @@ test_below_review_threshold if {
 }
 
 test_protected_work_escalates if {
-	codes([protected(0.875)]) == {"output.protected_work"}
-	obligations([protected(0.875)]) == {"review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "protected_work"}}
+	codes([protected(0.75)]) == {"output.protected_work"}
+	obligations([protected(0.75)]) == {"review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "protected_work"}}
 }
 
 test_protected_work_below_threshold if {
-	codes([protected(0.86)]) == set()
+	codes([protected(0.74)]) == set()
 }
 
 test_high_priority_review_wins if {
@@ -108,4 +108,165 @@ test_tenant_review_override_cannot_loosen if {
 		with input.findings as [{"detector": "copyright", "category": "protected_work", "score": 0.9}]
 		with data.mamori.tenants as {"lax": {"review": {"protected_work": {"approvals": 0, "priority": "low", "deadline_s": 999999}}}}
 	o == {"review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "protected_work"}}
+}
+
+# --- generated text -------------------------------------------------------------------------------
+
+chat_hits(findings) := h if {
+	h := output.hits with input.principal as {"key_id": "k1", "tenant": "acme", "role": "requester"}
+		with input.stage as "output"
+		with input.request as {"id": "r1", "endpoint": "chat.completions", "modality": "text"}
+		with input.findings as findings
+}
+
+chat_obligations(findings) := o if {
+	o := output.obligations with input.principal as {"key_id": "k1", "tenant": "acme", "role": "requester"}
+		with input.stage as "output"
+		with input.request as {"id": "r1", "endpoint": "chat.completions", "modality": "text"}
+		with input.findings as findings
+}
+
+chat_codes(findings) := {h.code | some h in chat_hits(findings)}
+
+toxic(category, score) := {
+	"detector": "toxicity", "category": category, "score": score,
+	"evidence": {"lexicon": score, "model": 0.1, "directed": true, "rules": ["insult.noun"]},
+}
+
+unsafe(category, score) := {"detector": "unsafe_text", "category": category, "score": score, "evidence": {"lexicon": score}}
+
+test_toxic_generated_text_blocks if {
+	some h in chat_hits([toxic("insult", 0.9)])
+	h.code == "output.toxicity"
+	h.action == "block"
+	h.message == "the generated text is toxic (category: insult)"
+	chat_codes([toxic("insult", 0.9)]) == {"output.toxicity"}
+}
+
+test_toxicity_at_block_threshold_blocks if {
+	chat_codes([toxic("threat", 0.8)]) == {"output.toxicity"}
+}
+
+test_borderline_toxicity_escalates if {
+	some h in chat_hits([toxic("harassment", 0.6)])
+	h.code == "output.toxicity_review"
+	h.action == "escalate"
+	h.review_category == "toxicity"
+	chat_obligations([toxic("harassment", 0.6)]) == {"review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "toxicity"}}
+}
+
+test_toxicity_below_review_ignored if {
+	chat_codes([toxic("profanity", 0.49)]) == set()
+	chat_obligations([toxic("profanity", 0.49)]) == {}
+}
+
+test_tenant_tightens_toxicity if {
+	hits := output.hits with input.principal as {"key_id": "k4", "tenant": "calm", "role": "requester"}
+		with input.stage as "output"
+		with input.request as {"id": "r1", "endpoint": "chat.completions"}
+		with input.findings as [toxic("insult", 0.6)]
+		with data.mamori.tenants as {"calm": {"thresholds": {"toxicity_block": 0.55}}}
+	{h.code | some h in hits} == {"output.toxicity"}
+}
+
+test_unsafe_generated_text_blocks if {
+	some h in chat_hits([unsafe("weapons", 0.9)])
+	h.code == "output.unsafe_text"
+	h.action == "block"
+	h.message == "the generated text is unsafe content (category: weapons)"
+}
+
+test_unsafe_generated_text_escalates_by_category if {
+	some h in chat_hits([unsafe("violence", 0.6)])
+	h.code == "output.unsafe_text_review"
+	h.review_category == "violence"
+	chat_obligations([unsafe("violence", 0.6)]).review.category == "violence"
+}
+
+test_unsafe_generated_text_below_review_ignored if {
+	chat_codes([unsafe("drugs", 0.3)]) == set()
+}
+
+test_generated_sexual_minors_text_hits_the_floor if {
+	chat_codes([unsafe("sexual_minors", 0.6)]) == {"output.floor", "output.unsafe_text_review"}
+}
+
+pii(entity, score) := {"detector": "pii", "category": "pii", "score": score, "evidence": {"entity_type": entity}}
+
+test_pii_in_generated_text_is_redacted if {
+	findings := [pii("PHONE_NUMBER", 0.75), pii("EMAIL_ADDRESS", 1.0), pii("EMAIL_ADDRESS", 0.9)]
+	some h in chat_hits(findings)
+	h.code == "output.pii"
+	h.action == "redact"
+	h.message == "the generated text contains personal data (EMAIL_ADDRESS, PHONE_NUMBER)"
+	chat_obligations(findings) == {"redact": ["EMAIL_ADDRESS", "PHONE_NUMBER"]}
+}
+
+test_pii_names_and_dates_in_generated_text_are_left if {
+	findings := [pii("PERSON", 0.85), pii("DATE_TIME", 0.85), pii("LOCATION", 0.85), pii("NRP", 0.85)]
+	chat_codes(findings) == set()
+	chat_obligations(findings) == {}
+}
+
+test_pii_entity_list_is_data if {
+	hits := output.hits with input.principal as principal
+		with input.stage as "output"
+		with input.request as {"id": "r1", "endpoint": "chat.completions"}
+		with input.findings as [pii("PERSON", 0.85)]
+		with data.mamori.output_pii_entities as ["PERSON"]
+	{h.code | some h in hits} == {"output.pii"}
+}
+
+test_pii_in_generated_text_below_threshold if {
+	chat_codes([pii("CREDIT_CARD", 0.4)]) == set()
+}
+
+test_pii_without_entity_type_in_generated_text_is_not_redacted if {
+	chat_codes([{"detector": "pii", "category": "pii", "score": 1.0, "evidence": {}}]) == set()
+}
+
+test_redaction_rides_along_with_an_escalation if {
+	o := chat_obligations([pii("EMAIL_ADDRESS", 1.0), toxic("insult", 0.6)])
+	o.redact == ["EMAIL_ADDRESS"]
+	o.review.category == "toxicity"
+}
+
+# --- image batches: bias_image --------------------------------------------------------------------
+
+homogeneous(attribute, score, measured) := {
+	"detector": "bias_image", "category": "attribute_homogeneity", "score": score,
+	"evidence": {"attribute": attribute, "measured": measured, "people": 4, "batch": 4, "label": "masculine", "index": 0},
+}
+
+batch_hits(findings, attributes) := h if {
+	h := output.hits with input.principal as principal
+		with input.stage as "output"
+		with input.request as {"id": "r1", "endpoint": "images.generations", "n": 4, "prompt_attributes": attributes}
+		with input.findings as findings
+}
+
+test_homogeneous_batch_escalates_for_bias_review if {
+	some h in tenant_hits(principal, [homogeneous("gender_presentation", 1.0, true)])
+	h.code == "output.bias_image_review"
+	h.action == "escalate"
+	h.review_category == "bias"
+	h.message == "the people in the generated batch look alike in gender_presentation although the prompt names none"
+	obligations([homogeneous("gender_presentation", 1.0, true)]).review.category == "bias"
+}
+
+test_diverse_batch_passes if {
+	codes([homogeneous("gender_presentation", 0.2, true)]) == set()
+}
+
+test_unmeasured_batch_passes if {
+	codes([homogeneous("age_group", 1.0, false)]) == set()
+}
+
+test_attribute_named_in_prompt_is_not_escalated if {
+	{h.code | some h in batch_hits([homogeneous("gender_presentation", 1.0, true)], ["gender_presentation"])} == set()
+	{h.code | some h in batch_hits([homogeneous("skin_tone", 1.0, true)], ["gender_presentation"])} == {"output.bias_image_review"}
+}
+
+test_malformed_prompt_attributes_name_nothing if {
+	{h.code | some h in batch_hits([homogeneous("skin_tone", 0.9, true)], "skin_tone")} == {"output.bias_image_review"}
 }

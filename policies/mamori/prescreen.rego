@@ -130,6 +130,40 @@ hits contains {
 	not f.score >= lib.thresholds.jailbreak_block
 }
 
+# Toxic prompts (insults, threats, slurs aimed at someone): review at most, and only for clear
+# cases (thresholds.toxicity_prompt_review, above the output's review threshold), so that venting,
+# quoting or a story's villain in a prompt is not held. Requests for hateful or harassing content
+# are unsafe_text's categories (hate, harassment) above.
+hits contains {
+	"action": "escalate",
+	"code": "prescreen.toxicity_review",
+	"detector": "toxicity",
+	"message": concat("", ["the prompt is toxic (category: ", lib.label(f.category), ")"]),
+	"review_category": "toxicity",
+} if {
+	some f in input.findings
+	f.detector == "toxicity"
+	f.score >= lib.thresholds.toxicity_prompt_review
+}
+
+# Stereotypes (bias_text): a group term with a stereotyped descriptor pinned on it goes to review.
+hits contains {
+	"action": "escalate",
+	"code": "prescreen.stereotype_review",
+	"detector": "bias_text",
+	"message": concat("", [
+		"the prompt pins a stereotype on a group (",
+		lib.label(object.get(f, ["evidence", "group"], "unknown")),
+		")",
+	]),
+	"review_category": "bias",
+} if {
+	some f in input.findings
+	f.detector == "bias_text"
+	f.category == "stereotype"
+	f.score >= lib.thresholds.bias_text_review
+}
+
 # Protected names: a real person in sexual, violent or real-person imagery is refused; any
 # protected person, brand or character otherwise goes to review.
 protected_name(f) if {

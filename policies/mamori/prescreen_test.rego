@@ -87,7 +87,7 @@ test_protected_source_blocks if {
 }
 
 test_protected_source_below_threshold if {
-	f := {"detector": "copyright", "category": "protected_work", "score": 0.859375, "evidence": {"role": "edit_source"}}
+	f := {"detector": "copyright", "category": "protected_work", "score": 0.74, "evidence": {"role": "edit_source"}}
 	codes([f]) == set()
 }
 
@@ -207,4 +207,42 @@ test_source_that_allows_ai_inference_can_be_edited if {
 
 test_generation_requests_have_no_source_manifest_hits if {
 	codes([]) == set()
+}
+
+toxic_prompt(category, score) := {"detector": "toxicity", "category": category, "score": score, "evidence": {"directed": true}}
+
+test_clearly_toxic_prompt_escalates if {
+	some h in tenant_hits(principal, [toxic_prompt("insult", 0.9)])
+	h.code == "prescreen.toxicity_review"
+	h.action == "escalate"
+	h.review_category == "toxicity"
+	h.message == "the prompt is toxic (category: insult)"
+	obligations([toxic_prompt("insult", 0.9)]).review.category == "toxicity"
+}
+
+test_borderline_toxic_prompt_is_not_held if {
+	codes([toxic_prompt("insult", 0.8)]) == set()
+}
+
+test_toxic_prompt_is_never_blocked_for_toxicity if {
+	every h in tenant_hits(principal, [toxic_prompt("threat", 1.0)]) {
+		h.action == "escalate"
+	}
+}
+
+stereotype(score) := {
+	"detector": "bias_text", "category": "stereotype", "score": score,
+	"evidence": {"group": "women", "descriptor": "bad at math", "source": "list", "generalized": true, "negated": false},
+}
+
+test_stereotype_prompt_escalates if {
+	some h in tenant_hits(principal, [stereotype(1.0)])
+	h.code == "prescreen.stereotype_review"
+	h.action == "escalate"
+	h.review_category == "bias"
+	h.message == "the prompt pins a stereotype on a group (women)"
+}
+
+test_weak_stereotype_cooccurrence_passes if {
+	codes([stereotype(0.4)]) == set()
 }

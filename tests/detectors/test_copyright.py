@@ -7,14 +7,18 @@ from PIL import Image, ImageOps
 from detectors.base import DetectorError, ImageItem, TextItem
 from detectors.copyright import (
     ALGORITHMS,
-    CROP_FRACTIONS,
     HASH_BITS,
+    PHASH_GATE,
+    WEIGHTS,
     CopyrightSimilarity,
     ProtectedIndex,
     WorkHash,
+    crop_windows,
     hash_image,
     hash_image_quality,
+    hash_query,
     image_variants,
+    mirrored_variant,
     work_hashes,
 )
 from detectors.testing import make_context, synthetic_image
@@ -33,16 +37,29 @@ def work() -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def index(work: Image.Image) -> ProtectedIndex:
-    hashes = work_hashes("work-global", None, work)
-    hashes += work_hashes("work-acme", "acme", synthetic_image(8, SIZE))
-    for seed in range(100, 104):  # some other registered works
+def registered(work: Image.Image) -> list[WorkHash]:
+    return work_hashes("work-global", None, work)
+
+
+@pytest.fixture(scope="module")
+def index(registered: list[WorkHash]) -> ProtectedIndex:
+    hashes = registered + work_hashes("work-acme", "acme", synthetic_image(8, SIZE))
+    for seed in range(100, 102):  # some other registered works
         hashes += work_hashes(f"other-{seed}", None, synthetic_image(seed, SIZE))
     return ProtectedIndex.from_hashes(hashes)
 
 
-VARIANTS = 2 * (1 + 3 * len(CROP_FRACTIONS)) ** 2  # orientations x (whole + 3 places per fraction) per axis
+@pytest.fixture(scope="module")
+def pair() -> tuple[list[WorkHash], list[WorkHash]]:
+    """The hashes of two small pictures, registered as works "a" and "b"."""
+    return work_hashes("a", None, synthetic_image(1)), work_hashes("b", None, synthetic_image(2))
+
+
+# per axis: 0-20 % cut off in 5 % steps at the start and the end, at most 20 % together (15 x 15);
+# then 75 % and 70 % of both axes at the start, centre and end of each (2 x 3 x 3)
+VARIANTS = 15 * 15 + 2 * 3 * 3
 MAX = 0.2  # search radius (fraction of the hash width) used below
+POLICY = 0.25  # the distance the policy's protected_work threshold (score 0.75) allows
 
 
 def test_hash_image_kinds_and_widths() -> None:
@@ -62,18 +79,44 @@ def test_quality_is_low_for_a_uniform_image() -> None:
     assert flat < 10 <= busy
 
 
-def test_work_hashes_cover_variants(work: Image.Image) -> None:
-    hashes = work_hashes("w", "t", work)
-    variants = {h.variant for h in hashes}
-    assert variants == set(image_variants(work))
-    assert {"original", "mirror", "crop80x80_lt", "crop90x100_cc", "mirror_crop70x70_rb", "crop100x80_cb"} <= variants
-    assert len(variants) == VARIANTS == 200
-    assert len(hashes) == len(ALGORITHMS) * len(variants)
-    assert all(h.work_id == "w" and h.tenant == "t" for h in hashes)
+def test_crop_windows_grid() -> None:
+    windows = dict(crop_windows())
+    assert len(windows) == VARIANTS == 243
+    assert windows["original"] == (0.0, 0.0, 1.0, 1.0)
+    assert windows["crop_l5r10t0b20"] == pytest.approx((0.05, 0.0, 0.9, 0.8))
+    assert windows["crop_l15r15t0b30"] == pytest.approx((0.15, 0.0, 0.85, 0.7))
+    assert windows["crop_l25r0t12.5b12.5"] == pytest.approx((0.25, 0.125, 1.0, 0.875))
+    kept = sorted(round(min(x1 - x0, y1 - y0), 3) for x0, y0, x1, y1 in windows.values())
+    assert kept[:18] == [0.7] * 9 + [0.75] * 9 and kept[18] == 0.8
+    # every crop keeping 80-100 % of each side has each edge within half a step of a stored window's
+    edges = {(round(w[0], 3), round(w[2], 3)) for w in windows.values()}
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        keep = rng.uniform(0.8, 1.0)
+        left = rng.uniform(0, 1 - keep)
+        assert min(max(abs(a - left), abs(b - left - keep)) for a, b in edges) <= 0.025 + 1e-9
+    assert len(crop_windows(0.1, 0.2, ())) == 6 * 6
+    with pytest.raises(ValueError, match="step"):
+        crop_windows(0.3, 0.2)
+    with pytest.raises(ValueError, match="deep"):
+        crop_windows(0.05, 0.2, (0.1,))
 
 
-def test_wide_hashes_split_into_words_and_back(work: Image.Image) -> None:
-    hashes = work_hashes("w", None, work)
+def test_work_hashes_cover_variants(work: Image.Image, registered: list[WorkHash]) -> None:
+    variants = {h.variant for h in registered}
+    assert variants == set(image_variants(work)) == {name for name, _ in crop_windows()}
+    assert {"original", "crop_l0r20t0b0", "crop_l10r10t5b15", "crop_l20r0t20b0"} <= variants
+    assert not any(v.startswith("mirror") for v in variants)  # mirrors are searched, not stored
+    assert len(registered) == len(ALGORITHMS) * VARIANTS
+    small = work_hashes("w", "t", synthetic_image(3, (64, 64)))
+    assert len(small) == len(registered)
+    assert all(h.work_id == "w" and h.tenant == "t" for h in small)
+    w, h = image_variants(work)["crop_l5r15t0b10"].size
+    assert (w, h) == (round(0.85 * 256) - round(0.05 * 256), round(0.9 * 256))  # cut from the 256-px image
+
+
+def test_wide_hashes_split_into_words_and_back(work: Image.Image, registered: list[WorkHash]) -> None:
+    hashes = registered
     pdq = next(h for h in hashes if h.algorithm == "pdq" and h.variant == "original")
     words = pdq.words()
     assert [w.algorithm for w in words] == ["pdq:0", "pdq:1", "pdq:2", "pdq:3"]
@@ -90,8 +133,9 @@ def test_wide_hashes_split_into_words_and_back(work: Image.Image) -> None:
 
 
 def test_index_len(index: ProtectedIndex) -> None:
-    assert len(index) == 6 * VARIANTS * 4
-    assert index.work_count == 6
+    assert len(index) == 4 * VARIANTS * 4
+    assert index.work_count == 4
+    assert index.row_count == 4 * VARIANTS
     assert index.algorithms == set(ALGORITHMS)
 
 
@@ -103,9 +147,18 @@ def test_self_matches_at_distance_zero(index: ProtectedIndex, work: Image.Image)
 
 
 def test_mirror_is_found(index: ProtectedIndex, work: Image.Image) -> None:
-    (m, *_) = index.search(hash_image(ImageOps.mirror(work)), "anyone", MAX)
-    assert (m.work_id, m.variant) == ("work-global", "mirror")
-    assert m.distance <= 0.05
+    query = hash_query(ImageOps.mirror(work))
+    assert query.mirror == hash_image(work)  # the mirror of the mirror is the work itself
+    (m, *_) = index.search(query.hashes, "anyone", MAX, mirror=query.mirror)
+    assert (m.work_id, m.variant, m.distance) == ("work-global", "mirror", 0)
+
+
+def test_mirrored_variant_names() -> None:
+    assert mirrored_variant("original") == "mirror"
+    assert mirrored_variant("crop_l5r0t0b0") == "mirror_crop_l5r0t0b0"
+    # variants stored mirrored by version 2 turn back into the original orientation
+    assert mirrored_variant("mirror") == "original"
+    assert mirrored_variant("mirror_crop90x80_lt") == "crop90x80_lt"
 
 
 @pytest.mark.parametrize(
@@ -120,10 +173,136 @@ def test_crops_are_found(index: ProtectedIndex, work: Image.Image, box: tuple[in
     assert matches[0].work_id == "work-global"
 
 
+# Crops whose edges fall between the anchors of version 2's grid (90/80/70 % at the start, centre
+# and end of each axis): version 2 missed 14 of these 18 (3 photographs) at the policy's former
+# threshold (distance 0.125). (left, top, right, bottom) as fractions of the photograph.
+BETWEEN_OLD_ANCHORS = [
+    (0.075, 0.12, 0.925, 0.95),
+    (0.03, 0.0, 0.86, 0.83),
+    (0.15, 0.06, 0.98, 0.88),
+    (0.0, 0.17, 0.83, 1.0),
+    (0.11, 0.02, 0.93, 0.84),
+    (0.04, 0.09, 0.9, 0.97),
+]
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, Image.Image]:
+    from skimage import data
+
+    return {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in ("astronaut", "coffee", "rocket")}
+
+
+@pytest.fixture(scope="module")
+def photo_index(photos: dict[str, Image.Image]) -> ProtectedIndex:
+    return ProtectedIndex.from_hashes(h for name, im in photos.items() for h in work_hashes(name, None, im))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket"])
+def test_crops_between_old_anchors_are_found(
+    photo_index: ProtectedIndex, photos: dict[str, Image.Image], name: str
+) -> None:
+    im = photos[name]
+    w, h = im.size
+    for left, top, right, bottom in BETWEEN_OLD_ANCHORS:
+        crop = im.crop((round(left * w), round(top * h), round(right * w), round(bottom * h)))
+        query = hash_query(crop)
+        (m, *others) = photo_index.search(query.hashes, "t", POLICY, mirror=query.mirror)
+        assert m.work_id == name, (left, top, right, bottom)
+        assert m.distance <= 0.18  # measured 0.07-0.15: a wide margin below the policy's 0.25
+        assert all(o.distance > m.distance for o in others)
+        (mm, *_) = photo_index.search(query.mirror, "t", POLICY, mirror=query.hashes)  # the mirrored crop
+        assert (mm.work_id, mm.distance) == (name, m.distance)
+        assert mm.variant == mirrored_variant(m.variant)
+
+
+def test_random_crops_and_edits_are_found(photo_index: ProtectedIndex, photos: dict[str, Image.Image]) -> None:
+    """Crops up to 20 % of each side, drawn here at random (not from the registration grid),
+    then resized, recompressed or mirrored: every one names its work within the policy's distance."""
+    import io
+    import random
+
+    rng = random.Random(4)
+    for name, im in photos.items():
+        w, h = im.size
+        for _ in range(4):
+            cw, ch = int(w * rng.uniform(0.8, 1.0)), int(h * rng.uniform(0.8, 1.0))
+            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            copy = im.crop((x, y, x + cw, y + ch)).resize((int(cw * 0.6), int(ch * 0.6)))
+            if rng.random() < 0.5:
+                copy = ImageOps.mirror(copy)
+            buf = io.BytesIO()
+            copy.save(buf, format="JPEG", quality=50)
+            query = hash_query(Image.open(buf))
+            matches = photo_index.search(query.hashes, "t", POLICY, mirror=query.mirror)
+            assert matches and matches[0].work_id == name, (name, x, y, cw, ch)
+
+
+def test_gate_keeps_the_search_exact(photo_index: ProtectedIndex, photos: dict[str, Image.Image]) -> None:
+    """The pHash gate only skips variants whose pHash disagrees: the gated search returns what a
+    full comparison under the same rule returns."""
+    im = photos["coffee"]
+    query = hash_query(im.crop((30, 10, 560, 380)))
+    gated = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror)
+    full = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror, gate=None)
+    bits = {}
+    for q in (query.hashes, query.mirror):
+        for kind, (d, _) in photo_index.distances(q).items():
+            bits.setdefault(kind, []).append(d)
+    phash = np.minimum(*bits["phash"])
+    within = phash <= PHASH_GATE * 64
+    assert gated[0] == full[0]
+    # every match the gate dropped has a variant-level pHash distance above the gate
+    dropped = {m.work_id for m in full} - {m.work_id for m in gated}
+    for work in dropped:
+        rows = [r for r in range(photo_index.row_count) if photo_index.work_of(r) == work]
+        assert not within[rows].any()
+
+
+def test_gate_needs_phash_agreement() -> None:
+    """A variant whose other kinds match but whose pHash is far is not compared; without a pHash
+    stored it is compared in full."""
+    far = (1 << 64) - 1
+    hashes = [
+        WorkHash("w", None, "phash", "original", far),
+        WorkHash("w", None, "pdq", "original", 5),
+        WorkHash("legacy", None, "pdq", "original", 5),
+    ]
+    idx = ProtectedIndex.from_hashes(hashes)
+    query = {"phash": 0, "pdq": 5}
+    assert [m.work_id for m in idx.search(query, "t", 1.0)] == ["legacy"]
+    full = idx.search(query, "t", 1.0, gate=None)
+    assert [m.work_id for m in full] == ["legacy", "w"]
+    assert full[1].distance == pytest.approx(WEIGHTS["phash"] / (WEIGHTS["phash"] + WEIGHTS["pdq"]))
+    with pytest.raises(ValueError, match="gate"):
+        idx.search(query, "t", 1.0, gate=2.0)
+
+
+def test_gate_scan_crosses_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate scans pHash in chunks (of 65,536 rows; 1,000 here): rows are found in every chunk."""
+    import detectors.copyright
+
+    monkeypatch.setattr(detectors.copyright, "_CHUNK_ROWS", 1000)
+    rng = np.random.default_rng(3)
+    n = 4500
+    values = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
+    targets = [5, 999, 1000, 2001, n - 1]
+    query = (1 << 64) - 1
+    for r in targets:
+        values[r] = np.uint64(query ^ 0b1011)  # 3 bits from the query
+    hashes = [WorkHash(f"r{i}", None, "phash", "original", int(v)) for i, v in enumerate(values)]
+    idx = ProtectedIndex.from_hashes(hashes)
+    matches = idx.search({"phash": query}, "t", 3 / 64)
+    assert sorted(m.work_id for m in matches) == sorted(f"r{r}" for r in targets)
+    assert matches == idx.search({"phash": query}, "t", 3 / 64, gate=None)
+
+
 def test_mirrored_crop_is_found(index: ProtectedIndex, work: Image.Image) -> None:
-    matches = index.search(hash_image(ImageOps.mirror(work).crop((0, 0, 420, 420))), "anyone", MAX)
+    query = hash_query(ImageOps.mirror(work).crop((0, 0, 420, 420)))
+    matches = index.search(query.hashes, "anyone", MAX, mirror=query.mirror)
     assert matches[0].work_id == "work-global"
-    assert matches[0].variant.startswith("mirror")
+    assert matches[0].variant.startswith("mirror_crop_")
+    assert index.search(query.hashes, "anyone", MAX) == []  # found through the mirrored query only
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -147,25 +326,31 @@ def test_combine_rules_order(index: ProtectedIndex, work: Image.Image) -> None:
     (all_, *_) = index.search(query, "x", 1.0, combine="all")
     (mean, *_) = index.search(query, "x", 1.0, combine="mean")
     (any_, *_) = index.search(query, "x", 1.0, combine="any")
+    (weighted, *_) = index.search(query, "x", 1.0)
     assert any_.algorithm in set(ALGORITHMS)
     assert any_.distance <= mean.distance <= all_.distance
+    assert any_.distance <= weighted.distance <= all_.distance
     assert mean.distance == pytest.approx(sum(b / HASH_BITS[k] for k, b in mean.bits.items()) / 4, abs=1e-6)
+    expected = sum(WEIGHTS[k] * b / HASH_BITS[k] for k, b in weighted.bits.items()) / sum(WEIGHTS.values())
+    assert weighted.distance == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ValueError, match="combine"):
         index.search(query, "x", 0.2, combine="some")  # type: ignore[arg-type]
 
 
-def test_one_match_per_work_sorted() -> None:
-    a, b = synthetic_image(1), synthetic_image(2)
-    idx = ProtectedIndex.from_hashes(work_hashes("a", None, a) + work_hashes("b", None, b))
-    matches = idx.search(hash_image(a), "t", 1.0)
+def test_one_match_per_work_sorted(pair: tuple[list[WorkHash], list[WorkHash]]) -> None:
+    idx = ProtectedIndex.from_hashes(pair[0] + pair[1])
+    matches = idx.search(hash_image(synthetic_image(1)), "t", 1.0, gate=None)
     assert [m.work_id for m in matches] == ["a", "b"]
     assert matches[0].distance == 0
     assert matches[1].distance > 0
+    assert idx.search(hash_image(synthetic_image(1)), "t", 1.0, gate=None, limit=1) == matches[:1]
 
 
-def test_work_with_several_reference_images() -> None:
+def test_work_with_several_reference_images(pair: tuple[list[WorkHash], list[WorkHash]]) -> None:
+    from dataclasses import replace
+
     a, b = synthetic_image(1), synthetic_image(2)
-    idx = ProtectedIndex.from_hashes(work_hashes("w", None, a) + work_hashes("w", None, b))
+    idx = ProtectedIndex.from_hashes(replace(h, work_id="w") for h in pair[0] + pair[1])
     assert len(idx) == 2 * VARIANTS * 4
     assert idx.search(hash_image(b), "t", 0)[0].work_id == "w"
     assert idx.search(hash_image(a), "t", 0)[0].work_id == "w"
@@ -178,6 +363,36 @@ def test_empty_and_partial_indexes() -> None:
     (m,) = only_phash.search({"phash": 0b0011, "dhash": 5, "pdq": 7}, "t", 1 / 64)
     assert (m.algorithm, m.distance, dict(m.bits)) == ("phash", pytest.approx(1 / 64), {"phash": 1})
     assert only_phash.search({"whash": 0}, "t", 1.0) == []
+
+
+def test_from_rows_builds_the_same_index(pair: tuple[list[WorkHash], list[WorkHash]]) -> None:
+    """The registry's columns (signed BIGINT words) build the same index as WorkHash objects."""
+    from dataclasses import replace
+
+    hashes = pair[0] + [replace(h, tenant="acme") for h in pair[1]] + [replace(h, work_id="a") for h in pair[1]]
+    words = [w for h in hashes for w in h.words()]
+    signed = np.array([w.value - (1 << 64) if w.value >= 1 << 63 else w.value for w in words], dtype=np.int64)
+    a = ProtectedIndex.from_hashes(hashes)
+    b = ProtectedIndex.from_rows(
+        [w.work_id for w in words], [w.tenant for w in words], [w.algorithm for w in words],
+        [w.variant for w in words], signed,
+    )  # fmt: skip
+    assert len(a) == len(b) == len(hashes)
+    assert a.row_count == b.row_count == 3 * VARIANTS  # "a" holds two reference images: two rows per variant
+    query = hash_query(synthetic_image(2).crop((10, 0, 240, 230)))
+    for tenant in ("acme", "globex"):
+        found = a.search(query.hashes, tenant, 0.3, mirror=query.mirror)
+        assert found == b.search(query.hashes, tenant, 0.3, mirror=query.mirror)
+        assert {m.work_id for m in found} == ({"a", "b"} if tenant == "acme" else {"a"})
+
+
+def test_from_rows_rejects_bad_columns() -> None:
+    with pytest.raises(ValueError, match="unsigned"):
+        ProtectedIndex.from_rows(["w"], [None], ["phash"], ["original"], [-1])
+    with pytest.raises(ValueError, match="42-bit"):
+        ProtectedIndex.from_rows(["w"], [None], ["colorhash"], ["original"], [1 << 42])
+    with pytest.raises(ValueError, match="one length"):
+        ProtectedIndex.from_rows(["w", "v"], [None], ["phash"], ["original"], [1])
 
 
 def test_pdq_distance_is_exact_over_256_bits() -> None:

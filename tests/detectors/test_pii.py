@@ -7,7 +7,8 @@ import socket
 import pytest
 
 from detectors.base import ImageItem, TextItem
-from detectors.pii import PresidioPII
+from detectors.pii import PresidioPII, _resolve_overlaps
+from detectors.pii_recognizers import card_number_plausible, luhn_valid
 from detectors.testing import assert_no_pii, make_context, synthetic_image
 
 TEXT = (
@@ -104,3 +105,113 @@ def test_clean_text_and_images(detector: PresidioPII) -> None:
     assert detector.detect(TextItem("The weather is nice."), make_context()) == []
     assert detector.detect(TextItem("   "), make_context()) == []
     assert detector.detect(ImageItem(synthetic_image(0)), make_context()) == []
+
+
+# ---------------------------------------------------------------- payment cards
+
+
+def _spans(detector: PresidioPII, text: str, entity: str) -> list[tuple[str, float]]:
+    found = detector.detect(TextItem(text), make_context())
+    return [(text[f.span[0] : f.span[1]], f.score) for f in found if f.evidence["entity_type"] == entity and f.span]
+
+
+def test_luhn_and_issuer_ranges() -> None:
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert card_number_plausible("2223003122003222")  # Mastercard 2-series
+    assert card_number_plausible("213100000000001")  # JCB, 15 digits
+    assert card_number_plausible("4030874397740603788")  # Visa, 19 digits
+    assert card_number_plausible("675900000000")  # Maestro, 12 digits
+    assert card_number_plausible("4222222222222")  # Visa, 13 digits
+    assert not card_number_plausible("34111111111111")  # American Express has 15 digits
+    assert not card_number_plausible("9000000000000001")  # no issuer uses 9
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["2223 0031 2200 3222", "213100000000001", "4030874397740603788", "4111-1111-1111-1111"],
+)
+def test_cards_presidio_misses_are_found(detector: PresidioPII, number: str) -> None:
+    assert _spans(detector, f"Please charge {number} today.", "CREDIT_CARD") == [(number, 1.0)]
+
+
+def test_card_checksum_is_kept(detector: PresidioPII) -> None:
+    assert _spans(detector, "My card number is 2223 0031 2200 3223.", "CREDIT_CARD") == []
+
+
+def test_twelve_digit_maestro_needs_a_card_word(detector: PresidioPII) -> None:
+    assert _spans(detector, "Need to change billing date of my card 675900000000", "CREDIT_CARD") == [
+        ("675900000000", 1.0)
+    ]
+    assert _spans(detector, "Order 675900000000 shipped on Monday", "CREDIT_CARD") == []
+
+
+def test_unknown_issuer_only_next_to_a_card_word_and_lower(detector: PresidioPII) -> None:
+    assert _spans(detector, "my credit card 9000000000000001 was lost", "CREDIT_CARD") == [("9000000000000001", 0.6)]
+    assert _spans(detector, "tracking 9000000000000001 arrived", "CREDIT_CARD") == []
+
+
+# ---------------------------------------------------------------- phone numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("Phone:\n467 3395\n\nE-mail:", "467 3395"),  # a local number under a label
+        ("Can someone call me on 9472 7916? Thanks", "9472 7916"),
+        ("416 60 039 office\n", "416 60 039"),  # the label after the number
+        ("21 253 109 8211-Office", "21 253 109 8211"),
+        ("Desk: +1-903-140-4508x769\n", "+1-903-140-4508x769"),  # an unallocated US range, extension kept
+        ("Tel. 030 12345678", "030 12345678"),
+        ("fax +46 (0)8 928 571 38", "+46 (0)8 928 571 38"),
+    ],
+)
+def test_phone_numbers_next_to_a_phone_word(detector: PresidioPII, text: str, number: str) -> None:
+    found = _spans(detector, text, "PHONE_NUMBER")
+    assert [span for span, _ in found] == [number]
+    assert all(score >= 0.5 for _, score in found)  # at or above the policy's redaction threshold
+
+
+def test_validated_number_keeps_its_extension_and_label(detector: PresidioPII) -> None:
+    assert _spans(detector, "Fax: 259.735.7502x459", "PHONE_NUMBER") == [("259.735.7502x459", 0.75)]
+    assert _spans(detector, "the office is at 212-555-0187", "PHONE_NUMBER") == [("212-555-0187", 0.4)]
+
+
+def test_digit_groups_without_a_phone_word_are_not_phones(detector: PresidioPII) -> None:
+    assert _spans(detector, "3747 3911 fourth avenue suite 112 calgary", "PHONE_NUMBER") == []
+    assert _spans(detector, "Order 467 3395 shipped on Monday", "PHONE_NUMBER") == []
+    # valid as a German number, so presidio's tier reports it, but "Main St" is not a phone label
+    assert all(score < 0.5 for _, score in _spans(detector, "He lives at 03262 2437 Main St", "PHONE_NUMBER"))
+
+
+# ---------------------------------------------------------------- names from cues and overlap resolution
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Date: 2003-08-28\nName: Sieda Batukayev\nPhone: (99) 645-791", "Sieda Batukayev"),
+        ("She was born on 9/20/1968. Her maiden name is Vida", "Vida"),
+        ("My name is Ján M. Novák", "Ján M. Novák"),
+        ("Sometimes people call me Csanád", "Csanád"),
+    ],
+)
+def test_names_after_naming_cues(detector: PresidioPII, text: str, name: str) -> None:
+    assert name in [span for span, _ in _spans(detector, text, "PERSON")]
+
+
+def test_non_personal_names_are_not_people(detector: PresidioPII) -> None:
+    assert _spans(detector, "Company name: Acme Widgets", "PERSON") == []
+
+
+def test_overlapping_results_of_one_type_are_merged() -> None:
+    from presidio_analyzer import RecognizerResult
+
+    a = RecognizerResult("PERSON", 0, 10, 0.85)
+    b = RecognizerResult("PERSON", 5, 16, 0.9)
+    url = RecognizerResult("URL", 20, 31, 0.5)
+    email = RecognizerResult("EMAIL_ADDRESS", 14, 31, 1.0)
+    kept = _resolve_overlaps([a, b, url, email])
+    assert sorted((r.entity_type, r.start, r.end, r.score) for r in kept) == [
+        ("EMAIL_ADDRESS", 14, 31, 1.0),
+        ("PERSON", 0, 16, 0.9),
+    ]

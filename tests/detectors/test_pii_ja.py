@@ -1,4 +1,4 @@
-"""Japanese recognizers and the pattern-only (no NER) mode of PresidioPII."""
+"""Japanese recognizers, GiNZA for Japanese script, and the pattern-only (no NER) mode of PresidioPII."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from detectors.base import TextItem
 from detectors.pii import PresidioPII
+from detectors.pii_ginza import _chunks, has_japanese
 from detectors.pii_ja import my_number_valid
 from detectors.testing import assert_no_pii, make_context
 
@@ -54,3 +55,105 @@ def test_english_patterns_without_ner(patterns_only: PresidioPII) -> None:
     types = {f.evidence["entity_type"] for f in patterns_only.detect(TextItem(text), make_context())}
     assert {"CREDIT_CARD", "EMAIL_ADDRESS", "PHONE_NUMBER"} <= types
     assert "PERSON" not in types  # no NER model in this mode
+
+
+# ---------------------------------------------------------------- GiNZA for text in Japanese script
+
+
+@pytest.fixture(scope="module")
+def with_ginza() -> PresidioPII:
+    det = PresidioPII()  # the default: English NER, and GiNZA for Japanese script
+    det.load()
+    return det
+
+
+def _found(det: PresidioPII, text: str) -> list[tuple[str, str]]:
+    found = det.detect(TextItem(text), make_context())
+    assert_no_pii(found, [text[f.span[0] : f.span[1]] for f in found if f.span])
+    return [(f.evidence["entity_type"], text[f.span[0] : f.span[1]]) for f in found if f.span]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("山田太郎に連絡して", [("PERSON", "山田太郎")]),
+        (
+            "佐藤花子と鈴木一郎は大阪に住んでいる",
+            [("PERSON", "佐藤花子"), ("PERSON", "鈴木一郎"), ("LOCATION", "大阪")],
+        ),
+        ("株式会社トヨタの豊田章男社長が名古屋市で講演した", [("PERSON", "豊田章男"), ("LOCATION", "名古屋市")]),
+    ],
+)
+def test_japanese_names_without_honorifics(with_ginza: PresidioPII, text: str, expected: list[tuple[str, str]]) -> None:
+    assert _found(with_ginza, text) == expected
+
+
+def test_honorific_name_and_patterns_with_ginza(with_ginza: PresidioPII) -> None:
+    by_type = dict(_found(with_ginza, TEXT))
+    assert by_type["PERSON"] == "田中太郎"  # GiNZA's span wins over the honorific pattern's
+    assert by_type["JP_PHONE_NUMBER"] == "090-1234-5678"
+    assert by_type["JP_MY_NUMBER"] == "123456789018"
+    assert by_type["EMAIL_ADDRESS"] == "hanako@example.jp"
+
+
+def test_english_model_does_not_guess_on_japanese(with_ginza: PresidioPII) -> None:
+    # the English model alone tagged each of these whole prompts as a PERSON
+    for text in ("桜の季節をテーマにした短い詩を書いて", "宇宙飛行士が馬に乗っている絵", "動物園のキリン"):
+        assert _found(with_ginza, text) == []
+
+
+def test_mixed_script_uses_both_models(with_ginza: PresidioPII) -> None:
+    text = "山田太郎に連絡して。John Smithさんにもメールしてください"
+    found = _found(with_ginza, text)
+    assert ("PERSON", "山田太郎") in found
+    assert any(kind == "PERSON" and "Smith" in value for kind, value in found)
+
+
+def test_english_text_never_runs_ginza(with_ginza: PresidioPII, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = with_ginza._analyzer.nlp_engine  # type: ignore[union-attr]
+    calls: list[str] = []
+    real = engine.japanese
+
+    def counting(text: str) -> object:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(engine, "japanese", counting)
+    _found(with_ginza, "Hi, I am John Smith, call me on 212-555-0187.")
+    assert calls == []
+    _found(with_ginza, "山田太郎に連絡して")
+    assert calls == ["山田太郎に連絡して"]
+
+
+def test_chunks_concatenate_back_and_cut_after_sentences() -> None:
+    text = "今日は晴れています。" * 30 + "改行\n" + "あ" * 50
+    pieces = _chunks(text, 64)
+    assert "".join(pieces) == text
+    assert all(len(p) <= 64 for p in pieces)
+    assert pieces[0].endswith("。")
+
+
+def test_long_japanese_text_is_parsed_in_chunks(with_ginza: PresidioPII, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sudachi refuses more than 49,149 bytes at once, so long text goes to GiNZA in pieces (small here)
+    import detectors.pii_ginza as pii_ginza
+
+    monkeypatch.setattr(pii_ginza, "_CHUNK_CHARS", 40)
+    text = "今日は晴れています。" * 8 + "山田太郎に連絡して。" + "明日は雨です。" * 3
+    assert len(pii_ginza._chunks(text)) > 2
+    assert ("PERSON", "山田太郎") in _found(with_ginza, text)
+
+
+def test_has_japanese() -> None:
+    assert has_japanese("山田") and has_japanese("カタカナ") and has_japanese("ひらがな")
+    assert not has_japanese("John Smith, 212-555-0187 — café")
+
+
+def test_patterns_only_mode_loads_no_ginza(patterns_only: PresidioPII) -> None:
+    assert patterns_only._analyzer.nlp_engine.japanese is None  # type: ignore[union-attr]
+
+
+def test_my_number_card_is_not_a_payment_card(patterns_only: PresidioPII) -> None:
+    # 618594685850 passes both the My Number check digit and Luhn, and starts like a Maestro card
+    text = "マイナンバーカードの番号は618594685850です"
+    types = {f.evidence["entity_type"] for f in patterns_only.detect(TextItem(text), make_context())}
+    assert "JP_MY_NUMBER" in types and "CREDIT_CARD" not in types

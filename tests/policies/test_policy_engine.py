@@ -195,7 +195,7 @@ def test_revision_defaults_to_content_digest(tmp_path: Path) -> None:
 def test_engine_satisfies_protocol_and_exposes_data(engine: RegoEngine) -> None:
     assert isinstance(engine, PolicyEngine)
     assert engine.revision == load_bundle(BUNDLE).revision
-    assert engine.data()["mamori"]["thresholds"]["protected_work"] == 0.875
+    assert engine.data()["mamori"]["thresholds"]["protected_work"] == 0.75
 
 
 # --- decisions --------------------------------------------------------------------------------
@@ -316,9 +316,9 @@ def test_output_escalation_carries_review_obligation(engine: RegoEngine) -> None
     assert both.obligations["review"]["priority"] == "high"
 
 
-def test_output_protected_work_threshold_is_hamming_8_of_64(engine: RegoEngine) -> None:
-    at = engine.decide(make_input("output", [finding("copyright", "protected_work", 1 - 8 / 64)]))
-    below = engine.decide(make_input("output", [finding("copyright", "protected_work", 1 - 9 / 64)]))
+def test_output_protected_work_threshold_is_a_quarter_weighted_distance(engine: RegoEngine) -> None:
+    at = engine.decide(make_input("output", [finding("copyright", "protected_work", 1 - 0.25)]))
+    below = engine.decide(make_input("output", [finding("copyright", "protected_work", 1 - 0.26)]))
     assert at.action == "escalate"
     assert below.action == "allow"
 

@@ -1,0 +1,279 @@
+"""Mamori's replacements and additions to presidio's predefined recognizers (language-neutral text).
+
+- Payment cards: presidio's pattern knows neither 2-series Mastercard, 15-digit JCB, 19-digit Visa
+  nor 12-digit Maestro numbers. Here any 12-19 digit number (in groups of spaces or dashes) with a
+  right Luhn check digit is a candidate, kept when its issuer prefix allows its length (score 1.0,
+  as presidio's validated cards). Twelve-digit numbers (Maestro only, and as long as other
+  identifiers such as Japan's My Number) also need a card word nearby. A number of 13-19 digits
+  outside the known issuer ranges is kept only next to a card word, with a lower score (0.6).
+- Phone numbers: presidio's `PhoneRecognizer` accepts only numbers that libphonenumber validates
+  for eight regions, so local formats ("467 3395"), unallocated ranges and many countries' numbers
+  are missed. Kept as it is, and a second tier adds phone-shaped digit groups (7-15 digits, with
+  `+`, `(0)`, area codes in parentheses, dots, dashes or spaces, and an extension) when a phone word
+  stands next to them (phone, tel, mobile, fax, call, ... before; or a label such as "office" right
+  before or after). An extension after a validated number is included in its span.
+- Person names from cues: a capitalised name after a title (Mr, Ms, Dr, ...) or after "name is",
+  "Name:", "call me" ("called"/"named" score lower: things are called too).
+- The NER recognizer drops PERSON and NRP spans holding digits (street names, dates and phone
+  numbers the model mistakes for people) and spans with fewer than two letters, trims the
+  whitespace, quoting and final full stop it sometimes includes, and cuts a PERSON or NRP span
+  at a line break (a name does not run over two lines).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
+
+__all__ = [
+    "card_number_plausible",
+    "luhn_valid",
+    "mamori_ner_recognizer",
+    "payment_card_recognizer",
+    "person_cue_recognizer",
+    "phone_recognizer",
+]
+
+# ---------------------------------------------------------------- payment cards
+
+_CARD_CONTEXT = re.compile(
+    r"card|credit|debit|visa|master\s?card|maestro|amex|american express|discover|jcb|diners|unionpay|"
+    r"カード|クレジット|デビット",
+    re.IGNORECASE,
+)
+_MY_NUMBER_CONTEXT = re.compile(r"マイナンバー|個人番号|my\s?number", re.IGNORECASE)
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check over a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return bool(digits) and total % 10 == 0
+
+
+def _prefix_in(digits: str, low: int, high: int) -> bool:
+    width = len(str(low))
+    return len(digits) >= width and low <= int(digits[:width]) <= high
+
+
+def card_number_plausible(digits: str) -> bool:
+    """Whether an issuer uses this prefix with this length (ISO/IEC 7812 issuer ranges)."""
+    n = len(digits)
+    rules: list[tuple[bool, range | tuple[int, ...]]] = [
+        (digits.startswith("4"), (13, 16, 19)),  # Visa
+        (_prefix_in(digits, 51, 55) or _prefix_in(digits, 2221, 2720), (16,)),  # Mastercard
+        (digits[:2] in ("34", "37"), (15,)),  # American Express
+        (_prefix_in(digits, 300, 305) or digits[:2] in ("36", "38", "39") or digits[:4] == "3095", range(14, 20)),
+        (digits[:4] == "6011" or _prefix_in(digits, 644, 649) or digits[:2] == "65", range(16, 20)),  # Discover
+        (_prefix_in(digits, 3528, 3589), range(16, 20)),  # JCB
+        (digits[:4] in ("2131", "1800"), (15,)),  # JCB, 15 digits
+        (digits[:2] in ("62", "81"), range(16, 20)),  # UnionPay
+        (_prefix_in(digits, 2200, 2204), range(16, 20)),  # Mir
+        (digits[:2] == "60" or digits[:3] == "508", (16,)),  # RuPay
+        (digits.startswith("1"), (15,)),  # UATP
+        (digits[:2] == "50" or _prefix_in(digits, 56, 69), range(12, 20)),  # Maestro
+    ]
+    return any(match and n in lengths for match, lengths in rules)
+
+
+def payment_card_recognizer(language: str) -> Any:
+    """A CREDIT_CARD recognizer: issuer prefix and length, Luhn, and a card word for 12 digits."""
+
+    class MamoriCreditCardRecognizer(CreditCardRecognizer):
+        UNKNOWN_ISSUER_SCORE = 0.6
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return luhn_valid(re.sub(r"\D", "", pattern_text))
+
+        def analyze(
+            self,
+            text: str,
+            entities: list[str],
+            nlp_artifacts: NlpArtifacts | None = None,
+            regex_flags: int | None = None,
+        ) -> list[RecognizerResult]:
+            kept = []
+            for r in super().analyze(text, entities, nlp_artifacts, regex_flags):
+                digits = re.sub(r"\D", "", text[r.start : r.end])
+                window = text[max(0, r.start - 48) : r.start] + text[r.end : r.end + 16]
+                near_card_word = _CARD_CONTEXT.search(window) is not None
+                if card_number_plausible(digits):
+                    if len(digits) == 12 and (not near_card_word or _MY_NUMBER_CONTEXT.search(window)):
+                        continue  # 12 digits: a Maestro card only when called a card, not a My Number card
+                elif near_card_word and len(digits) >= 13:
+                    # Issuer tables lag behind new ranges: a Luhn-valid number called a card is kept,
+                    # with a lower score.
+                    r.score = self.UNKNOWN_ISSUER_SCORE
+                    r.recognition_metadata[RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY] = True
+                else:
+                    continue
+                kept.append(r)
+            return kept
+
+    return MamoriCreditCardRecognizer(
+        patterns=[Pattern("card_12_19_digits", r"(?<![\w.,/-])\d(?:[ -]?\d){11,18}(?![\w/-]|[.,]\d)", 0.3)],
+        supported_language=language,
+        name="CreditCardRecognizer",
+    )
+
+
+# ---------------------------------------------------------------- phone numbers
+
+_PHONE_WORDS = (
+    r"phone|telephone|tel|mobile|mob|cell|cellphone|fax|call|calling|ring|sms|whatsapp|"
+    r"contact|reach|dial|landline|hotline|switchboard|answering|voicemail"
+)
+_PHONE_WORD_NEAR = re.compile(rf"\b(?:{_PHONE_WORDS})\b", re.IGNORECASE)
+_LABEL_WORDS = r"office|desk|home|work|direct|main|personal|business"
+_LABEL_BEFORE = re.compile(rf"\b(?:{_LABEL_WORDS})\s*[:.\-]?\s*$", re.IGNORECASE)
+_LABEL_AFTER = re.compile(rf"^\s*[-,(]?\s*(?:office|desk|home|work|{_PHONE_WORDS})\b", re.IGNORECASE)
+_PHONE_SHAPE = re.compile(
+    r"""
+    (?<![\w+/.-])(?<!\d,)
+    (?:(?:\+|00)\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?       # +46 (0), 0044
+    (?:\(\d{1,5}\)[ .-]?)?                            # (37), (579)
+    (?:\d{7,15}|\d{1,5}(?:[ .-]\d{1,8}){1,5})          # 3660170548, 467 3395, 71-33-52-22, 030 12345678
+    (?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?         # x769
+    (?![\w/]|[.,-]\d)
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6}\b", re.IGNORECASE)
+_MIN_PHONE_DIGITS = 7
+
+
+def _phone_context(text: str, start: int, end: int) -> bool:
+    """A phone word within 40 characters before or 20 after, or a label word right next to it."""
+    before, after = text[max(0, start - 40) : start], text[end : end + 20]
+    return bool(
+        _PHONE_WORD_NEAR.search(before)
+        or _PHONE_WORD_NEAR.search(after)
+        or _LABEL_BEFORE.search(before)
+        or _LABEL_AFTER.match(after)
+    )
+
+
+def phone_recognizer(language: str) -> Any:
+    """presidio's validated phone numbers, plus phone-shaped numbers next to a phone word."""
+
+    class MamoriPhoneRecognizer(PhoneRecognizer):
+        CONTEXT_SCORE = 0.6  # phone-shaped, next to a phone word
+        VALIDATED_CONTEXT_SCORE = 0.75  # valid for a region, next to a phone word (presidio's 0.4 + 0.35)
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+            if sum(c.isdigit() for c in text) < _MIN_PHONE_DIGITS:
+                return []  # nothing to find: spares libphonenumber's scan per region
+            results: list[RecognizerResult] = []
+            recognizer_name = str(getattr(self, "name", "PhoneRecognizer"))
+            for r in super().analyze(text, entities, nlp_artifacts):
+                if sum(c.isdigit() for c in text[r.start : r.end]) < _MIN_PHONE_DIGITS:
+                    continue
+                ext = _EXTENSION.match(text, r.end)
+                if ext:
+                    r.end = ext.end()
+                if _phone_context(text, r.start, r.end):  # presidio's own list lacks fax, tel, desk, ...
+                    r.score = self.VALIDATED_CONTEXT_SCORE
+                    r.recognition_metadata[RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY] = True
+                results.append(r)
+            for m in _PHONE_SHAPE.finditer(text):
+                start, end = m.span()
+                number = _EXTENSION.split(m.group())[0]
+                if not _MIN_PHONE_DIGITS <= sum(c.isdigit() for c in number) <= 15:
+                    continue
+                if any(start < r.end and r.start < end for r in results):
+                    continue
+                if not _phone_context(text, start, end):
+                    continue
+                explanation = AnalysisExplanation(
+                    recognizer=type(self).__name__,
+                    original_score=self.CONTEXT_SCORE,
+                    textual_explanation="phone-shaped number next to a phone word",
+                )
+                results.append(
+                    RecognizerResult(
+                        entity_type=self.supported_entities[0],
+                        start=start,
+                        end=end,
+                        score=self.CONTEXT_SCORE,
+                        analysis_explanation=explanation,
+                        recognition_metadata={
+                            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer_name,
+                            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                            RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY: True,
+                        },
+                    )
+                )
+            return EntityRecognizer.remove_duplicates(results)
+
+    return MamoriPhoneRecognizer(supported_language=language, name="PhoneRecognizer")
+
+
+# ---------------------------------------------------------------- person names from cues
+
+_NAME_WORD = r"\p{Lu}[\p{Ll}\p{Lm}'’]+(?:-\p{Lu}?[\p{Ll}'’]+)?"
+_NAME = rf"{_NAME_WORD}(?:[ ](?:\p{{Lu}}\.?[ ])?{_NAME_WORD}){{0,2}}"
+_TITLES = r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister"
+# "name is", "Name:", "last name? X", "call me"; not the name of a file, a company, a product, ...
+_NOT_PERSONAL = (
+    r"company|product|file|user|brand|domain|project|team|band|business|street|place|display|host|model|app|"
+    r"pet|song|book|store|shop|account|code"
+)
+_NAME_CUE = rf"(?i:(?<!\b(?:{_NOT_PERSONAL})[ ])\bname(?:[ ]is|'s|[ ]?[:?])|\bcalls?[ ]me)"
+
+
+def person_cue_recognizer(language: str) -> Any:
+    """PERSON: a capitalised name right after a title or a naming phrase."""
+    return PatternRecognizer(
+        supported_entity="PERSON",
+        name="PersonCueRecognizer",
+        supported_language=language,
+        patterns=[
+            Pattern("title", rf"(?<=\b(?i:{_TITLES})\.?[ ]){_NAME}", 0.85),
+            Pattern("name_is", rf"(?<={_NAME_CUE}[ \t]*\n?[ \t]*){_NAME}", 0.9),
+            Pattern("called", rf"(?<=\b(?i:called|named)[ ]){_NAME}", 0.4),
+        ],
+        global_regex_flags=re.DOTALL | re.MULTILINE,
+    )
+
+
+# ---------------------------------------------------------------- NER clean-up
+
+_TRIM = " \t\r\n>\"'“”‘’,;:|"
+_NAME_TYPES = frozenset({"PERSON", "NRP"})
+
+
+def mamori_ner_recognizer(language: str, supported_entities: list[str]) -> Any:
+    """presidio's SpacyRecognizer whose PERSON spans are trimmed, and dropped when they hold a digit."""
+
+    class MamoriSpacyRecognizer(SpacyRecognizer):
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+            kept = []
+            for r in super().analyze(text, entities, nlp_artifacts):
+                value = text[r.start : r.end]
+                if r.entity_type in _NAME_TYPES and any(c.isdigit() for c in value):
+                    continue  # "86036 Rua", "+1-903-140-4508x769" tagged NRP: not names
+                lead = len(value) - len(value.lstrip(_TRIM))
+                tail = len(value) - len(value.rstrip(_TRIM + "."))
+                if sum(c.isalpha() for c in value) < 2 or lead + tail >= len(value):
+                    continue
+                r.start, r.end = r.start + lead, r.end - tail
+                if r.entity_type in _NAME_TYPES and "\n" in text[r.start : r.end]:
+                    # a name does not run over two lines: "Alma Jensen\n> Imedicare" -> "Alma Jensen"
+                    first = text[r.start : r.end].split("\n", 1)[0].rstrip(_TRIM + ".")
+                    if sum(c.isalpha() for c in first) < 2:
+                        continue
+                    r.end = r.start + len(first)
+                kept.append(r)
+            return kept
+
+    return MamoriSpacyRecognizer(
+        supported_language=language, supported_entities=supported_entities, name="SpacyRecognizer"
+    )
