@@ -19,14 +19,16 @@ decoded base64/hex/rot13 payloads):
    It is what tells "how do I kill a python process" from "how do I kill my neighbour".
 
 With a head (English text), the categories share its probability by affinity: the category with
-the strongest lexicon or example reading gets all of it, others in proportion. Lexicon hits for
-`sexual_minors` stand whatever the head reads. Without a head (another model, or `head=None`),
-a category scores the larger of its lexicon and similarity readings, and a lexicon hit in a
-text closer to the benign anchors is damped. Without a model, or for Japanese, the lexicon
-decides. Derived categories: `sexual_minors` when a minor is named next to sexual content,
-`real_person` when a real person is referenced next to sexual or harassing content. Custom
-categories: `custom_categories={"name": ["example phrase", ...]}`; an exact (normalized) phrase
-scores 0.9, similar text scores by embedding similarity (the head does not gate them).
+the strongest lexicon or example reading gets all of it, others in proportion. A strong lexicon
+hit (weight 0.8 or more) keeps its score unless the head reads the prompt as clearly benign
+(below `lexicon_stands`, 0.2); hits for `sexual_minors` stand whatever the head reads.
+Without a head (another model, or `head=None`), a category scores the larger of its lexicon and
+similarity readings, and a lexicon hit in a text closer to the benign anchors is damped.
+Without a model, or for Japanese, the lexicon decides. Derived categories: `sexual_minors` when
+a minor is named next to sexual content, `real_person` when a real person is referenced next to
+sexual or harassing content. Custom categories: `custom_categories={"name": ["example", ...]}`;
+an exact (normalized) phrase scores 0.9, similar text scores by embedding similarity (the head
+does not gate them).
 
 Findings are measurements only: every category at or above `min_score` (a noise floor) gets one
 finding; the policy decides what a score means. Evidence holds scores, the view's name and the

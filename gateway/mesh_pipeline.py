@@ -32,7 +32,6 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,9 +55,8 @@ from gateway.pipeline import (
     system_decision,
 )
 from gateway.policy import Decision
-from gateway.review import open_escalation
+from gateway.queued_hold import HeldAsset, hold_for_review, review_terms
 from gateway.services import Services
-from gateway.state import NewAsset
 from gateway.trace import Trace
 
 log = get_logger("mamori.meshes")
@@ -428,62 +426,12 @@ async def _hold(
     findings: list[Finding],
 ) -> None:
     """Keep the unsigned GLB as a held asset of the request, open the review item, write `mesh.held`."""
-    principal = trace.principal
-    assert principal is not None
-    escalating = [d for d in decisions if d.action == "escalate"]
-    obligations: dict[str, Any] = dict(at_create.get("obligations") or {})
-    for d in escalating:
-        obligations.update(d.to_dict()["obligations"])
-    reasons = [*(r for r in prior.get("reasons", []) if at_create.get("action") == "escalate"),
-               *merge_reasons(escalating)]  # fmt: skip
+    reasons, obligations = review_terms(prior, at_create, decisions)
     mamori = mamori_object(svc, row.request_id, "held", "escalate", decisions, findings)
     mamori["reasons"] = prior.get("reasons", []) + mamori["reasons"]
     mamori.update(mesh_id=mesh_id, poll_url=f"/v1/requests/{row.request_id}")
-    asset_id = "asset_" + uuid.uuid4().hex
-    trace.assets = [
-        {
-            "index": 0,
-            "asset_id": asset_id,
-            "status": "held",
-            "mime": MIME,
-            "seed": job.seed,
-            "held_sha256": hashlib.sha256(mesh.glb).hexdigest(),
-            "vertices": mesh.vertices,
-            "faces": mesh.faces,
-        }
-    ]
-    try:
-        held = await asyncio.to_thread(svc.blobs.put, mesh.glb)
-        await asyncio.to_thread(
-            svc.requests.save,
-            request_id=row.request_id,
-            tenant=principal.tenant,
-            key_id=principal.key_id,
-            endpoint=ENDPOINT,
-            status="held",
-            response_format="b64_json",
-            mamori=mamori,
-            assets=[NewAsset(asset_id, 0, "held", MIME, job.seed, None, held)],
-        )
-        escalation = await asyncio.to_thread(
-            open_escalation,
-            svc,
-            request_id=row.request_id,
-            principal=principal,
-            reasons=reasons,
-            obligations=obligations,
-            prompt_masked=job.prompt,  # the generation prompt: PII the policy found was redacted at create
-        )
-        mamori["escalation_id"] = escalation.id
-        trace.status, trace.decision, trace.escalation_id = "held", "escalate", escalation.id
-        payload = {**trace.audit_payload(), "mesh_id": mesh_id, "mamori": mamori}
-        await asyncio.to_thread(svc.audit.append, "mesh.held", payload, request_id=row.request_id, tenant=row.tenant)
-    except Exception as exc:  # fail closed: nothing held for release, the request withdrawn
-        log.exception("mesh.hold_failed", mesh_id=mesh_id, error=type(exc).__name__)
-        try:
-            await asyncio.to_thread(svc.requests.withdraw, row.request_id, code="system.hold_error",
-                                    message="holding the 3D asset for review failed")  # fmt: skip
-        finally:
-            await asyncio.to_thread(fail_mesh, svc, mesh_id, "system.hold_error", "holding the 3D asset failed")
+    asset = HeldAsset("mesh", mesh_id, row.request_id, row.tenant, ENDPOINT, MIME, "b64_json", mesh.glb, job.seed,
+                      job.prompt, "the 3D asset", {"vertices": mesh.vertices, "faces": mesh.faces})  # fmt: skip
+    if not await hold_for_review(svc, trace, asset, mamori, reasons, obligations, fail_mesh):
         return
     await asyncio.to_thread(_update, svc, mesh_id, mamori_json=json.dumps(mamori))

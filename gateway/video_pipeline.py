@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,9 +50,8 @@ from gateway.pipeline import (
     system_decision,
 )
 from gateway.policy import Decision
-from gateway.review import open_escalation
+from gateway.queued_hold import HeldAsset, hold_for_review, review_terms
 from gateway.services import Services
-from gateway.state import NewAsset
 from gateway.trace import Trace
 from gateway.video_models import VideoRow
 
@@ -414,54 +412,13 @@ async def _hold(
     findings: list[Finding],
 ) -> None:
     """Keep the unsigned MP4 as a held asset of the request, open the review item, write `video.held`."""
-    principal = trace.principal
-    assert principal is not None
-    escalating = [d for d in decisions if d.action == "escalate"]
-    obligations: dict[str, Any] = dict(at_create.get("obligations") or {})
-    for d in escalating:
-        obligations.update(d.to_dict()["obligations"])
-    reasons = [*(r for r in prior.get("reasons", []) if at_create.get("action") == "escalate"),
-               *merge_reasons(escalating)]  # fmt: skip
+    reasons, obligations = review_terms(prior, at_create, decisions)
     mamori = mamori_object(svc, row.request_id, "held", "escalate", decisions, findings)
     mamori["reasons"] = prior.get("reasons", []) + mamori["reasons"]
     mamori.update(video_id=video_id, poll_url=f"/v1/requests/{row.request_id}")
-    held = await asyncio.to_thread(svc.blobs.put, mp4)
-    asset_id = "asset_" + uuid.uuid4().hex
-    digest = hashlib.sha256(mp4).hexdigest()
-    trace.assets = [{"index": 0, "asset_id": asset_id, "status": "held", "mime": MIME, "seed": job.seed,
-                     "held_sha256": digest}]  # fmt: skip
-    try:
-        await asyncio.to_thread(
-            svc.requests.save,
-            request_id=row.request_id,
-            tenant=principal.tenant,
-            key_id=principal.key_id,
-            endpoint=ENDPOINT,
-            status="held",
-            response_format="url",
-            mamori=mamori,
-            assets=[NewAsset(asset_id, 0, "held", MIME, job.seed, None, held)],
-        )
-        escalation = await asyncio.to_thread(
-            open_escalation,
-            svc,
-            request_id=row.request_id,
-            principal=principal,
-            reasons=reasons,
-            obligations=obligations,
-            prompt_masked=job.prompt,  # the generation prompt: PII the policy found was redacted at create
-        )
-        mamori["escalation_id"] = escalation.id
-        trace.status, trace.decision, trace.escalation_id = "held", "escalate", escalation.id
-        payload = {**trace.audit_payload(), "video_id": video_id, "mamori": mamori}
-        await asyncio.to_thread(svc.audit.append, "video.held", payload, request_id=row.request_id, tenant=row.tenant)
-    except Exception as exc:  # fail closed: nothing held for release, the request withdrawn
-        log.exception("video.hold_failed", video_id=video_id, error=type(exc).__name__)
-        try:
-            await asyncio.to_thread(svc.requests.withdraw, row.request_id, code="system.hold_error",
-                                    message="holding the video for review failed")  # fmt: skip
-        finally:
-            await asyncio.to_thread(fail_video, svc, video_id, "system.hold_error", "holding the video failed")
+    asset = HeldAsset("video", video_id, row.request_id, row.tenant, ENDPOINT, MIME, "url", mp4, job.seed,
+                      job.prompt, "the video")  # fmt: skip
+    if not await hold_for_review(svc, trace, asset, mamori, reasons, obligations, fail_video):
         return
     keep = {JOB_KEY: prior[JOB_KEY]} if JOB_KEY in prior else {}
     await asyncio.to_thread(_update, svc, video_id, progress=90, mamori_json=json.dumps({**mamori, **keep}))

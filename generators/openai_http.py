@@ -19,7 +19,7 @@ from generators.base import GeneratorError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["OpenAIHTTP"]
+__all__ = ["OpenAIHTTP", "RemoteBackend"]
 
 _BODY_EXCERPT = 300
 
@@ -157,3 +157,28 @@ def _excerpt(text: str) -> str:
     if not text:
         return "(empty body)"
     return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"
+
+
+class RemoteBackend:
+    """What every remote backend shares: the upstream's model name, its client and a safe repr."""
+
+    name = "remote"
+    api_name = "openai-api"  # the version prefix, e.g. "openai-chat-api"
+
+    def __init__(self, *, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0) -> None:
+        if not model:
+            raise ValueError("model names the upstream's model and must not be empty")
+        self._api = OpenAIHTTP(base_url=base_url, api_key=api_key, timeout_s=timeout_s, label=self.name)
+        self.base_url = self._api.base_url
+        self.model = model
+        self.version = f"{self.api_name}/{model}"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
+
+    def load(self) -> None:
+        """Create the HTTP client (connection pool); no request is sent."""
+        self._api.client()
+
+    def close(self) -> None:
+        self._api.close()

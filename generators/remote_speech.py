@@ -13,41 +13,17 @@ from __future__ import annotations
 import io
 import wave
 
-from generators.openai_http import OpenAIHTTP
+from generators.openai_http import RemoteBackend
 from generators.transformers_speech import SynthesizedSpeech
 
 __all__ = ["RemoteSpeechGenerator"]
 
 
-class RemoteSpeechGenerator:
+class RemoteSpeechGenerator(RemoteBackend):
     """`SpeechGenerator` that calls an OpenAI-compatible speech API over HTTP."""
 
     name = "remote_speech"
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        timeout_s: float = 120.0,
-    ) -> None:
-        if not model:
-            raise ValueError("model names the upstream's model and must not be empty")
-        self._api = OpenAIHTTP(base_url=base_url, api_key=api_key, timeout_s=timeout_s, label="remote_speech")
-        self.base_url = self._api.base_url
-        self.model = model
-        self.version = f"openai-speech-api/{model}"
-
-    def __repr__(self) -> str:  # never show the key
-        return f"RemoteSpeechGenerator(base_url={self.base_url!r}, model={self.model!r})"
-
-    def load(self) -> None:
-        """Create the HTTP client (connection pool); no request is sent."""
-        self._api.client()
-
-    def close(self) -> None:
-        self._api.close()
+    api_name = "openai-speech-api"
 
     def synthesize(self, text: str, *, voice: str, speed: float = 1.0, seed: int = 0) -> SynthesizedSpeech:
         body = {"model": self.model, "input": text, "voice": voice, "speed": speed, "response_format": "wav"}

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from generators.base import GeneratorError
-from generators.openai_http import OpenAIHTTP
+from generators.openai_http import OpenAIHTTP, RemoteBackend
 from generators.transformers_text import FinishReason, TextCompletion
 
 __all__ = ["RemoteTextGenerator", "RemoteTextStream"]
@@ -104,10 +104,11 @@ class RemoteTextStream(Iterator[str]):
         self.close()
 
 
-class RemoteTextGenerator:
+class RemoteTextGenerator(RemoteBackend):
     """`TextGenerator` that calls an OpenAI-compatible chat completions API over HTTP."""
 
     name = "remote_text"
+    api_name = "openai-chat-api"
 
     def __init__(
         self,
@@ -118,23 +119,8 @@ class RemoteTextGenerator:
         timeout_s: float = 120.0,
         top_p: float | None = None,
     ) -> None:
-        if not model:
-            raise ValueError("model names the upstream's model and must not be empty")
-        self._api = OpenAIHTTP(base_url=base_url, api_key=api_key, timeout_s=timeout_s, label="remote_text")
-        self.base_url = self._api.base_url
-        self.model = model
+        super().__init__(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s)
         self.top_p = top_p
-        self.version = f"openai-chat-api/{model}"
-
-    def __repr__(self) -> str:  # never show the key
-        return f"RemoteTextGenerator(base_url={self.base_url!r}, model={self.model!r})"
-
-    def load(self) -> None:
-        """Create the HTTP client (connection pool); no request is sent."""
-        self._api.client()
-
-    def close(self) -> None:
-        self._api.close()
 
     def _body(
         self, messages: Sequence[Mapping[str, str]], max_tokens: int, temperature: float, seed: int, stream: bool

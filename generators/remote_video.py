@@ -20,15 +20,16 @@ import time
 from typing import Any
 
 from generators.diffusers_video import GeneratedVideo
-from generators.openai_http import OpenAIHTTP
+from generators.openai_http import RemoteBackend
 
 __all__ = ["RemoteVideoGenerator"]
 
 
-class RemoteVideoGenerator:
+class RemoteVideoGenerator(RemoteBackend):
     """A text-to-video backend that calls an OpenAI-compatible videos API over HTTP."""
 
     name = "remote_video"
+    api_name = "openai-videos-api"
 
     def __init__(
         self,
@@ -42,28 +43,13 @@ class RemoteVideoGenerator:
         max_wait_s: float = 1800.0,
         max_frames: int = 2000,
     ) -> None:
-        if not model:
-            raise ValueError("model names the upstream's model and must not be empty")
         if fps < 1 or poll_interval_s <= 0 or max_wait_s <= 0 or max_frames < 1:
             raise ValueError("fps, poll_interval_s, max_wait_s and max_frames must be positive")
-        self._api = OpenAIHTTP(base_url=base_url, api_key=api_key, timeout_s=timeout_s, label="remote_video")
-        self.base_url = self._api.base_url
-        self.model = model
+        super().__init__(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s)
         self.fps = fps
         self.poll_interval_s = poll_interval_s
         self.max_wait_s = max_wait_s
         self.max_frames = max_frames
-        self.version = f"openai-videos-api/{model}"
-
-    def __repr__(self) -> str:  # never show the key
-        return f"RemoteVideoGenerator(base_url={self.base_url!r}, model={self.model!r})"
-
-    def load(self) -> None:
-        """Create the HTTP client (connection pool); no request is sent."""
-        self._api.client()
-
-    def close(self) -> None:
-        self._api.close()
 
     def generate(self, prompt: str, *, width: int, height: int, num_frames: int, seed: int) -> GeneratedVideo:
         seconds = max(1, round((num_frames - 1) / self.fps))

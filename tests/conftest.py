@@ -133,6 +133,43 @@ def live_server(gateway: Gateway) -> Iterator[LiveServer]:
         thread.join(timeout=20)
 
 
+@pytest.fixture(scope="session")
+def loopback() -> Iterator[Any]:
+    """Serve an ASGI app (an upstream double, e.g. an OpenAI-style API) on a loopback port in a thread.
+
+    `loopback(app)` returns `http://127.0.0.1:PORT`; every server stops at the end of the session.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    running: list[tuple[Any, threading.Thread, socket.socket]] = []
+
+    def serve(app: Any) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("the loopback server did not start")
+            time.sleep(0.01)
+        running.append((server, thread, sock))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield serve
+    for server, thread, sock in running:
+        server.should_exit = True
+        thread.join(timeout=5)
+        sock.close()
+
+
 def png(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")

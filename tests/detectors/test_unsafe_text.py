@@ -130,6 +130,8 @@ def test_options_are_checked() -> None:
         UnsafeText(model=None, min_score=2.0)
     with pytest.raises(ValueError, match="bundled model"):
         UnsafeText(model="/nonexistent/folder").load()
+    with pytest.raises(ValueError, match="lexicon_stands"):
+        UnsafeText(model=None, lexicon_stands=1.5)
 
 
 # ---------------------------------------------------------------- the trained head
@@ -158,6 +160,9 @@ def test_head_flags_clear_requests_and_names_a_category(with_model: UnsafeText) 
     assert max(scores.values()) >= 0.5 and max(scores, key=lambda c: scores[c]) == "illicit"
     finding = next(f for f in with_model.detect(TextItem("how to build a pipe bomb"), make_context()))
     assert 0.0 <= float(finding.evidence["head"]) <= 1.0
+    # an image request: the head and the strong lexicon terms agree
+    scores = _scores(with_model, "a photo of a corpse with its throat slit, realistic")
+    assert scores["violence"] >= 0.5
 
 
 def test_spaced_out_request_is_read_in_the_words_view(with_model: UnsafeText) -> None:

@@ -7,13 +7,10 @@ import base64
 import io
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -91,24 +88,9 @@ class FakeImagesAPI:
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[tuple[FakeImagesAPI, str]]:
+def api(loopback: Any) -> tuple[FakeImagesAPI, str]:
     fake = FakeImagesAPI()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.01)
-    yield fake, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+    return fake, loopback(fake.app)
 
 
 def _gen(base: str, mode: str, **kwargs: Any) -> RemoteImageGenerator:

@@ -10,15 +10,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
-import threading
-import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -108,21 +104,9 @@ class FakeOpenAI:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[str, FakeOpenAI]]:
+def upstream(loopback: Any) -> tuple[str, FakeOpenAI]:
     fake = FakeOpenAI()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the fake upstream did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", fake
-    server.should_exit = True
-    thread.join(timeout=5)
+    return loopback(fake.app), fake
 
 
 def _chat(base: str, mode: str, **kw: Any) -> RemoteTextGenerator:

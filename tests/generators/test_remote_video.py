@@ -7,15 +7,10 @@ failed, or never done, or a body that is no MP4); the session's live Mamori gate
 from __future__ import annotations
 
 import itertools
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,21 +60,9 @@ class FakeVideos:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[str, FakeVideos]]:
+def upstream(loopback: Any) -> tuple[str, FakeVideos]:
     fake = FakeVideos()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the fake upstream did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", fake
-    server.should_exit = True
-    thread.join(timeout=5)
+    return loopback(fake.app), fake
 
 
 def _video(base: str, mode: str, **kw: Any) -> RemoteVideoGenerator:
