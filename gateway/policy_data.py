@@ -102,13 +102,9 @@ def validate(mamori: Mapping[str, Any]) -> list[str]:
     for name, value in thresholds.items():
         if not _number(value) or not 0 <= value <= 1:
             errors.append(f"thresholds.{name} must be a number from 0 to 1")
-    for review, block in REVIEW_BELOW_BLOCK:
-        if (
-            _number(thresholds.get(review))
-            and _number(thresholds.get(block))
-            and thresholds[review] > thresholds[block]
-        ):
-            errors.append(f"thresholds.{review} must not exceed thresholds.{block}")
+    for low, high in REVIEW_BELOW_BLOCK:
+        if _number(thresholds.get(low)) and _number(thresholds.get(high)) and thresholds[low] > thresholds[high]:
+            errors.append(f"thresholds.{low} must not exceed thresholds.{high}")
 
     terms = mamori.get("terms")
     if not isinstance(terms, list):

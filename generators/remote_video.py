@@ -70,10 +70,9 @@ class RemoteVideoGenerator(RemoteBackend):
             if status == "completed":
                 return
             if status == "failed":
-                error = video.get("error") if isinstance(video.get("error"), dict) else {}
-                raise self._api.error(
-                    f"the upstream video job failed: {error.get('code', '')} {error.get('message', '')}"
-                )
+                error: dict[str, Any] = video["error"] if isinstance(video.get("error"), dict) else {}
+                why = f"{error.get('code', '')} {error.get('message', '')}".strip()
+                raise self._api.error(f"the upstream video job failed: {why}")
             if status not in ("queued", "in_progress"):
                 raise self._api.error(f"the upstream video job has an unknown status {str(status)[:40]!r}")
             if time.monotonic() >= deadline:
