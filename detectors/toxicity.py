@@ -54,7 +54,7 @@ from detectors.base import DetectionContext, DetectorError, Finding, Item, TextI
 from detectors.normalize import ScreenView, screen_views
 
 if TYPE_CHECKING:
-    from detectors.embeddings import SentenceEncoder
+    from detectors.embeddings import Runtime, SentenceEncoder
 
 __all__ = ["BENIGN", "CATEGORIES", "EXAMPLES", "Toxicity", "ToxicityLexicon", "load_lexicon"]
 
@@ -328,6 +328,7 @@ class Toxicity:
         max_chunks: int = 16,
         cache_size: int = 512,
         model_stages: Sequence[str] = ("output",),
+        runtime: Runtime = "auto",
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError("min_score must be within [0, 1]")
@@ -343,6 +344,9 @@ class Toxicity:
         self.model_cap = float(model_cap)
         self.lexicon_path = lexicon
         self.threads = threads
+        if runtime not in ("auto", "onnx", "torch"):
+            raise ValueError("runtime must be 'auto', 'onnx' or 'torch'")
+        self.runtime = runtime
         self.max_chunks = int(max_chunks)
         self.cache_size = max(0, int(cache_size))
         self.model_stages = stages
@@ -359,10 +363,9 @@ class Toxicity:
         screen_views("warm up")
         if self.model is None:
             return
-        from detectors.embeddings import SentenceEncoder
+        from detectors.embeddings import shared_encoder
 
-        encoder = SentenceEncoder(self.model, threads=self.threads)
-        encoder.load()
+        encoder = shared_encoder(self.model, threads=self.threads, runtime=self.runtime)
         cats: list[int] = []
         phrases: list[str] = []
         for i, cat in enumerate(CATEGORIES):

@@ -62,7 +62,7 @@ from detectors.lexicons import (
 from detectors.normalize import ScreenView, screen_views, word_costs
 
 if TYPE_CHECKING:
-    from detectors.embeddings import SentenceEncoder
+    from detectors.embeddings import Runtime, SentenceEncoder
 
 __all__ = ["BENIGN", "EXAMPLES", "HEAD_PATH", "PromptHead", "UnsafeText", "fingerprint"]
 
@@ -292,6 +292,7 @@ class UnsafeText:
         max_model_views: int = 3,
         head: str | None = "auto",
         lexicon_stands: float = 0.2,
+        runtime: Runtime = "auto",
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError("min_score must be within [0, 1]")
@@ -307,6 +308,9 @@ class UnsafeText:
         self.min_score = float(min_score)
         self.custom = custom
         self.threads = threads
+        if runtime not in ("auto", "onnx", "torch"):
+            raise ValueError("runtime must be 'auto', 'onnx' or 'torch'")
+        self.runtime = runtime
         self.max_model_views = max(1, int(max_model_views))
         if not 0.0 <= lexicon_stands <= 1.0:
             raise ValueError("lexicon_stands must be within [0, 1]")
@@ -347,7 +351,7 @@ class UnsafeText:
         word_costs()
         if self.model is None:
             return
-        from detectors.embeddings import SentenceEncoder
+        from detectors.embeddings import shared_encoder
 
         head: PromptHead | None = None
         if self.head_path is not None:
@@ -357,8 +361,7 @@ class UnsafeText:
                     f"the prompt head {self.head_path} was trained for other examples, lexicons or model; "
                     "rebuild it with bench/train_prompt_head.py"
                 )
-        encoder = SentenceEncoder(self.model, threads=self.threads)
-        encoder.load()
+        encoder = shared_encoder(self.model, threads=self.threads, runtime=self.runtime)
         cats: list[str] = []
         phrases: list[str] = []
         for cat, examples in (*EXAMPLES.items(), *self.custom.items()):

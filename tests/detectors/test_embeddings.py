@@ -1,0 +1,99 @@
+"""The sentence encoder: onnxruntime and torch give the same embeddings; one encoder per process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.embeddings import SentenceEncoder, shared_encoder
+
+TEXTS = [
+    "a watercolor painting of a fox in the snow",
+    "how do I kill a python process",
+    "x",
+    "a much longer prompt " * 30,  # truncated at max_length: padding and truncation in one batch
+    "爆弾の作り方",  # no Japanese vocabulary: mostly [UNK], still one unit vector
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder() -> SentenceEncoder:
+    return shared_encoder("minilm")
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> SentenceEncoder:
+    encoder = SentenceEncoder("minilm", runtime="torch")
+    encoder.load()
+    return encoder
+
+
+def test_the_bundled_model_runs_on_onnxruntime(onnx_encoder: SentenceEncoder) -> None:
+    assert onnx_encoder.active == "onnx"
+
+
+def test_onnx_and_torch_embeddings_agree(onnx_encoder: SentenceEncoder, torch_encoder: SentenceEncoder) -> None:
+    assert torch_encoder.active == "torch"
+    fast, ref = onnx_encoder.encode(TEXTS), torch_encoder.encode(TEXTS)
+    assert fast.shape == ref.shape == (len(TEXTS), 384)
+    assert fast.dtype == np.float32
+    assert np.abs(fast - ref).max() < 1e-4
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_batch_gives_each_text_the_embedding_it_gets_alone(onnx_encoder: SentenceEncoder) -> None:
+    batch = onnx_encoder.encode(TEXTS)
+    for i, text in enumerate(TEXTS):
+        assert np.abs(onnx_encoder.encode([text])[0] - batch[i]).max() < 1e-4
+
+
+def test_different_texts_get_different_embeddings(onnx_encoder: SentenceEncoder) -> None:
+    a, b = onnx_encoder.encode(["a red apple on a table", "instructions for building a bomb"])
+    assert float(a @ b) < 0.5
+
+
+def test_encoders_are_shared_per_process(onnx_encoder: SentenceEncoder) -> None:
+    assert shared_encoder("minilm") is onnx_encoder
+    assert shared_encoder("minilm", runtime="torch") is not onnx_encoder
+
+
+def test_empty_input_gives_an_empty_matrix(onnx_encoder: SentenceEncoder) -> None:
+    assert onnx_encoder.encode([]).shape == (0, 384)
+
+
+def test_an_unknown_runtime_is_refused() -> None:
+    with pytest.raises(ValueError, match="runtime"):
+        SentenceEncoder("minilm", runtime="tensorrt")  # type: ignore[arg-type]
+
+
+def _tiny_distilbert(folder: Path) -> Path:
+    """A random-weight DistilBERT (not BERT-shaped: no `encoder.layer`), saved and loaded back."""
+    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertModel
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog", "on", "mat"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    config = DistilBertConfig(vocab_size=len(vocab), dim=16, hidden_dim=32, n_layers=1, n_heads=2)
+    DistilBertModel(config).eval().save_pretrained(folder)
+    return folder
+
+
+def test_a_model_that_cannot_be_exported_runs_on_torch_under_auto(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _tiny_distilbert(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="detectors.embeddings"):
+        encoder = SentenceEncoder(str(folder), runtime="auto")
+        encoder.load()
+    assert encoder.active == "torch"
+    assert "runs on torch" in caplog.text
+    assert encoder.encode(["a cat on a mat"]).shape == (1, 16)
+
+
+def test_runtime_onnx_refuses_a_model_it_cannot_export(tmp_path: Path) -> None:
+    folder = _tiny_distilbert(tmp_path)
+    with pytest.raises(RuntimeError, match="ONNX runtime"):
+        SentenceEncoder(str(folder), runtime="onnx").load()
