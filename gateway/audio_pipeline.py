@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from detectors.base import DetectionContext, Finding, TextItem
+from detectors.base import DetectionContext, Finding
 from gateway.keys import Principal
 from gateway.pipeline import (
     StageFault,
@@ -47,7 +47,7 @@ from gateway.pipeline import (
     manifest_decision,
     merge_reasons,
     policy_revision,
-    run_detector,
+    run_text_detectors,
     summarize,
     system_decision,
 )
@@ -111,10 +111,7 @@ class AudioOutcome:
 
 async def prescreen(svc: Services, trace: Trace, work: AudioWork) -> tuple[Decision, list[Finding]]:
     ctx = await detection_context(svc, trace, "prescreen")
-    findings: list[Finding] = []
-    item = TextItem(work.text)
-    for detector in svc.prescreen_detectors:
-        findings += await run_detector(svc, trace, detector, [item], ctx)
+    findings = await run_text_detectors(svc, trace, work.text, ctx)
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
     return await decide(svc, trace, "prescreen", findings, work.request_doc), findings
 
@@ -196,9 +193,7 @@ async def screen_output(svc: Services, trace: Trace, wav: bytes) -> list[Finding
     if not transcript.strip():
         return []
     ctx = await _output_context(svc, trace)
-    findings: list[Finding] = []
-    for detector in svc.prescreen_detectors:
-        findings += await run_detector(svc, trace, detector, [TextItem(transcript)], ctx)
+    findings = await run_text_detectors(svc, trace, transcript, ctx)
     trace.findings += [
         {**f.to_dict(), "stage": "output", "source": "transcript", "transcript_sha256": digest} for f in findings
     ]

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from detectors.base import Finding, TextItem
+from detectors.base import Finding
 from gateway.job_plans import (
     DEFAULT_VOICES,
     JOB_LABEL,
@@ -69,8 +69,8 @@ from gateway.pipeline import (
     in_pool,
     merge_reasons,
     policy_revision,
-    run_detector,
     run_image_job,
+    run_text_detectors,
     summarize,
     system_decision,
 )
@@ -286,8 +286,7 @@ async def screen_text(
     findings: list[Finding] = []
     try:
         ctx = await detection_context(svc, trace, "prescreen")
-        for detector in svc.prescreen_detectors:
-            findings += await run_detector(svc, trace, detector, [TextItem(text)], ctx)
+        findings = await run_text_detectors(svc, trace, text, ctx)
     except StageFault as fault:
         return system_decision(svc, trace, "prescreen", fault), findings
     trace.findings += [{**f.to_dict(), "stage": "prescreen", **request_doc.get("job", {})} for f in findings]

@@ -145,6 +145,25 @@ async def run_detector(
     return findings
 
 
+async def run_text_detectors(svc: Services, trace: Trace, text: str, ctx: DetectionContext) -> list[Finding]:
+    """Every prescreen (text) detector over one text, side by side on the detector pool.
+
+    Findings come back in the configured detector order. Every detector runs to its end; a fault
+    (the first in detector order) is raised afterwards, so the stage still fails closed.
+    """
+    item = TextItem(text)
+    results = await asyncio.gather(
+        *(run_detector(svc, trace, detector, [item], ctx) for detector in svc.prescreen_detectors),
+        return_exceptions=True,
+    )
+    findings: list[Finding] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        findings += result
+    return findings
+
+
 async def detection_context(svc: Services, trace: Trace, stage: Literal["prescreen", "output"]) -> DetectionContext:
     data = svc.policy.data().get("mamori", {})
     tenant = trace.principal.tenant if trace.principal else ""
@@ -223,10 +242,7 @@ def _request_doc(trace: Trace, job: ImageJob) -> dict[str, Any]:
 
 async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decision, list[Finding]]:
     ctx = await detection_context(svc, trace, "prescreen")
-    findings: list[Finding] = []
-    text = TextItem(job.prompt)
-    for detector in svc.prescreen_detectors:
-        findings += await run_detector(svc, trace, detector, [text], ctx)
+    findings = await run_text_detectors(svc, trace, job.prompt, ctx)
     if job.source is not None:
         sources = [ImageItem(job.source, role="edit_source", index=0)]
         for detector in svc.image_detectors:

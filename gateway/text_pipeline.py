@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import anyio
 
-from detectors.base import DetectionContext, Finding, TextItem
+from detectors.base import DetectionContext, Finding
 from gateway.keys import Principal
 from gateway.pipeline import (
     StageFault,
@@ -51,7 +51,7 @@ from gateway.pipeline import (
     in_pool,
     merge_reasons,
     policy_revision,
-    run_detector,
+    run_text_detectors,
     summarize,
     system_decision,
 )
@@ -177,9 +177,7 @@ async def prescreen(svc: Services, trace: Trace, job: ChatJob) -> Prescreened:
     for i, message in enumerate(job.messages):
         found: list[Finding] = []
         if message["role"] in SCREENED_ROLES and message["content"]:
-            item = TextItem(message["content"])
-            for detector in svc.prescreen_detectors:
-                found += await run_detector(svc, trace, detector, [item], ctx)
+            found = await run_text_detectors(svc, trace, message["content"], ctx)
         trace.findings += [{**f.to_dict(), "stage": "prescreen", "message": i} for f in found]
         per_message.append(found)
     findings = [f for group in per_message for f in group]
@@ -237,10 +235,7 @@ class OutputRails:
     async def check(self, text: str, *, final: bool) -> RailVerdict:
         """Raises StageFault when a detector fails; a policy failure comes back as a system block."""
         ctx = await self._context()
-        item = TextItem(text)
-        findings: list[Finding] = []
-        for detector in self.svc.prescreen_detectors:
-            findings += await run_detector(self.svc, self.trace, detector, [item], ctx)
+        findings = await run_text_detectors(self.svc, self.trace, text, ctx)
         doc = {**self.request_doc, "window": self.checks, "final": final, "output_chars": len(text)}
         decision = await decide(self.svc, self.trace, "output", findings, doc, index=self.checks)
         self.checks += 1

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from detectors.base import Finding, ImageItem, TextItem
+from detectors.base import Finding, ImageItem
 from gateway.keys import Principal
 from gateway.logs import get_logger
 from gateway.pipeline import (
@@ -46,6 +46,7 @@ from gateway.pipeline import (
     merge_reasons,
     policy_revision,
     run_detector,
+    run_text_detectors,
     summarize,
     system_decision,
 )
@@ -114,8 +115,7 @@ async def prescreen(svc: Services, trace: Trace, job: VideoJob) -> tuple[Decisio
     findings: list[Finding] = []
     try:
         ctx = await detection_context(svc, trace, "prescreen")
-        for detector in svc.prescreen_detectors:
-            findings += await run_detector(svc, trace, detector, [TextItem(job.prompt)], ctx)
+        findings = await run_text_detectors(svc, trace, job.prompt, ctx)
     except StageFault as fault:
         return system_decision(svc, trace, "prescreen", fault), findings
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]

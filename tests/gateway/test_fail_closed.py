@@ -142,3 +142,43 @@ def test_a_timed_out_call_keeps_its_slot_until_it_really_ends() -> None:
 
 def test_generator_pool_is_bounded_by_the_configured_concurrency(gateway: Any) -> None:
     assert gateway.services.generator_pool._max_workers == gateway.services.settings.generator_concurrency
+
+
+def _slow_finding(name: str, delay: float, log: list[tuple[str, str, float]]) -> Any:
+    from detectors.base import Finding
+
+    def detect(*_a: Any, **_k: Any) -> list[Finding]:
+        log.append((name, "start", time.perf_counter()))
+        time.sleep(delay)
+        log.append((name, "end", time.perf_counter()))
+        return [Finding(detector=name, category="probe", score=0.01, explanation="probe")]
+
+    return detect
+
+
+def test_prescreen_detectors_run_side_by_side_and_keep_their_order(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = gateway.services.prescreen_detectors[:2]
+    log: list[tuple[str, str, float]] = []
+    monkeypatch.setattr(first, "detect", _slow_finding(first.name, 0.6, log))  # ends last
+    monkeypatch.setattr(second, "detect", _slow_finding(second.name, 0.2, log))
+    resp = _generate(gateway)
+    assert resp.status_code == 200, resp.text
+    at = {(name, what): t for name, what, t in log}
+    assert at[(second.name, "start")] < at[(first.name, "end")], "the second detector did not wait for the first"
+    payload = gateway.services.audit.for_request(resp.headers["x-request-id"])[0].payload
+    probes = [f["detector"] for f in payload["findings"] if f.get("category") == "probe"]
+    assert probes == [first.name, second.name], "findings follow the configured detector order"
+
+
+def test_a_prescreen_fault_fails_closed_after_the_other_detectors_end(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = gateway.services.prescreen_detectors[:2]
+    log: list[tuple[str, str, float]] = []
+    monkeypatch.setattr(first, "detect", _slow_finding(first.name, 0.3, log))
+    monkeypatch.setattr(second, "detect", _boom)
+    payload = _assert_closed(gateway, _generate(gateway), "system.detector_error")
+    assert [f["component"] for f in payload["faults"]] == [second.name]
+    assert (first.name, "end") in {(n, w) for n, w, _ in log}
