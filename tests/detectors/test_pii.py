@@ -8,7 +8,7 @@ import pytest
 
 from detectors.base import ImageItem, TextItem
 from detectors.pii import PresidioPII, _resolve_overlaps
-from detectors.pii_recognizers import card_number_plausible, luhn_valid
+from detectors.pii_recognizers import card_number_plausible, in_street_address, is_place, luhn_valid
 from detectors.testing import assert_no_pii, make_context, synthetic_image
 
 TEXT = (
@@ -215,3 +215,72 @@ def test_overlapping_results_of_one_type_are_merged() -> None:
         ("EMAIL_ADDRESS", 14, 31, 1.0),
         ("PERSON", 0, 16, 0.9),
     ]
+
+
+# ---------------------------------------------------------------- street names are not people
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("Ship it to 12 Alexander Flat, Springfield", 14, 28),  # a designator after a house number
+        ("Drive on Zachary Cliffs to the pier", 9, 23),  # a designator in the span
+        ("Meet me on Hoge Wei 32 St. tomorrow", 11, 19),  # the designator after the house number
+        ("She moved to Rue de Virton last year", 13, 26),  # a street word before the name
+        ("our office, ul. Cicha 5, Kraków", 16, 21),
+        ("it is USNV Vincent\nFPO AA 12345", 11, 18),  # a ship in a military postal address
+        ("Address: 4411 Marianne Kovacs 17\nOslo", 14, 29),  # between a house number and a number
+    ],
+)
+def test_in_street_address(text: str, start: int, end: int) -> None:
+    assert in_street_address(text, start, end), text[start:end]
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("Marianne Kovacs lives at 12 Baker Street", 0, 15),
+        ("I met Fletcher Hill in 1999", 6, 19),  # Hill is a surname, not in the list
+        ("In 1984 George Orwell wrote it", 8, 21),  # a year before a name, nothing after
+        ("Ask Paul Way about it", 4, 12),  # one word before "Way": the list is about street names
+    ],
+)
+def test_names_near_addresses_stay_names(text: str, start: int, end: int) -> None:
+    assert not in_street_address(text, start, end), text[start:end]
+
+
+def test_street_names_are_not_people_in_findings(detector: PresidioPII) -> None:
+    text = "Marianne Kovacs moved to 1317 Kimberly Way, Laidlaw, and Peter Novak to 12 Alexander Flat."
+    people = [span for span, _ in _spans(detector, text, "PERSON")]
+    assert "Marianne Kovacs" in people and "Peter Novak" in people
+    assert not [p for p in people if "Kimberly" in p or "Alexander" in p]
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("Let Jane Doe drive home", 4, 12),  # a verb, not a designator: designators are capitalised
+        ("The parcel was sent via Jane Doe", 24, 32),  # "via", not "Via"
+        ("Mary St John sang", 0, 12),  # "St" inside a name, not its last word
+        ("Al Pacino starred", 0, 9),
+    ],
+)
+def test_street_words_in_ordinary_text_leave_names_alone(text: str, start: int, end: int) -> None:
+    assert not in_street_address(text, start, end), text[start:end]
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "place"),
+    [
+        ("I am in Ringsted for a week", "Ringsted", True),  # right after "in"
+        ("Jan Kowalski lives at Polna 17, Wadowice", "Wadowice", True),  # after a European house number
+        ("Ana Lopez\nApt. 12\nFairhaven\nUSA", "Fairhaven", True),  # the line after an apartment line
+        ("Ana Lopez\nApt. 12\nFairhaven\nUSA", "Ana Lopez", False),
+        ("We stayed in Maria's flat", "Maria", False),  # a possessive is a person's
+        ("At 10, John Smith left the room", "John Smith", False),  # a time, and the sentence goes on
+        ("I wrote to Peter Novak in May", "Peter Novak", False),
+    ],
+)
+def test_places_tagged_as_people(text: str, name: str, place: bool) -> None:
+    start = text.index(name)
+    assert is_place(text, start, start + len(name)) is place

@@ -1,0 +1,73 @@
+"""The spaCy pipelines behind PresidioPII: numpy matrix products, greedy NER under the GIL, pipes kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.pii import DEFAULT_MODELS, ENGLISH_EXCLUDE
+from detectors.pii_ginza import GINZA_EXCLUDE
+from detectors.pii_spacy import GreedyEntityRecognizer, load_pipeline, single_blas_thread
+
+ENGLISH = [
+    "Hi, I am John Smith and I work for Acme Corp in Berlin since March 2021.",
+    "Maria Garcia flew from Madrid to New York with Peter O'Neill on Monday.",
+    "Please send the cards to Mr. Tanaka, 14 Baker Street, London.",
+]
+JAPANESE = [
+    "佐藤花子と鈴木一郎は大阪に住んでいる",
+    "株式会社トヨタの豊田章男社長が名古屋市で講演した",
+    "山田太郎さんに東京駅で会いました。",
+]
+
+
+def _ents(doc: object) -> list[tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("model", "exclude", "texts"),
+    [(DEFAULT_MODELS["en"], ENGLISH_EXCLUDE, ENGLISH), ("ja_ginza", GINZA_EXCLUDE, JAPANESE)],
+)
+def test_greedy_ner_finds_what_spacy_finds(model: str, exclude: tuple[str, ...], texts: list[str]) -> None:
+    nlp = load_pipeline(model, exclude)
+    assert "ner" not in nlp.pipe_names and "ner" in nlp.component_names  # loaded, run by the greedy step
+    greedy = nlp.get_pipe("ner_greedy")
+    assert isinstance(greedy, GreedyEntityRecognizer)
+    ner = nlp.get_pipe("ner")
+    found = 0
+    for text in texts:
+        ours = nlp(text)
+        with nlp.select_pipes(disable=["ner_greedy"]):
+            theirs = ner(nlp(text))  # spaCy's own decoding, on a fresh doc
+        assert _ents(ours) == _ents(theirs)
+        found += len(ours.ents)
+    assert found >= len(texts)  # the comparison is about real entities
+
+
+def test_thinc_layers_multiply_through_numpy() -> None:
+    nlp = load_pipeline("ja_ginza", GINZA_EXCLUDE)
+    nodes = [node for _, pipe in nlp.components for node in getattr(getattr(pipe, "model", None), "walk", list)()]
+    assert nodes
+    assert all(getattr(node.ops, "use_blis", False) is False for node in nodes)
+
+
+def test_english_pipeline_has_no_parser_and_keeps_lemmas() -> None:
+    nlp = load_pipeline(DEFAULT_MODELS["en"], ENGLISH_EXCLUDE)
+    assert "parser" not in nlp.component_names
+    doc = nlp("She called about the stolen cards.")
+    assert [t.lemma_ for t in doc][1:6:2] == ["call", "the", "card"]  # presidio's context words use lemmas
+
+
+def test_pipelines_are_loaded_once() -> None:
+    assert load_pipeline("ja_ginza", GINZA_EXCLUDE) is load_pipeline("ja_ginza", GINZA_EXCLUDE)
+
+
+def test_single_blas_thread() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401  # loads numpy's BLAS
+
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with single_blas_thread():
+        assert {info["num_threads"] for info in blas.info()} == {1}
