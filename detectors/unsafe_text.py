@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, JSONValue, TextItem
+from detectors.embeddings import runtime_option
 from detectors.lexicons import (
     CATEGORIES,
     CONTEXT_JA,
@@ -308,9 +309,7 @@ class UnsafeText:
         self.min_score = float(min_score)
         self.custom = custom
         self.threads = threads
-        if runtime not in ("auto", "onnx", "torch"):
-            raise ValueError("runtime must be 'auto', 'onnx' or 'torch'")
-        self.runtime = runtime
+        self.runtime = runtime_option(runtime)
         self.max_model_views = max(1, int(max_model_views))
         if not 0.0 <= lexicon_stands <= 1.0:
             raise ValueError("lexicon_stands must be within [0, 1]")

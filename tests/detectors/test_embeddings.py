@@ -97,3 +97,13 @@ def test_runtime_onnx_refuses_a_model_it_cannot_export(tmp_path: Path) -> None:
     folder = _tiny_distilbert(tmp_path)
     with pytest.raises(RuntimeError, match="ONNX runtime"):
         SentenceEncoder(str(folder), runtime="onnx").load()
+
+
+@pytest.mark.parametrize("detector", ["unsafe_text", "toxicity"])
+def test_detectors_refuse_an_unknown_runtime_when_configured(detector: str) -> None:
+    from detectors.base import DetectorError
+    from detectors.registry import load_detector
+
+    with pytest.raises(DetectorError, match="runtime"):
+        load_detector(detector, {"runtime": "gpu"})
+    assert load_detector(detector, {"runtime": "torch"}).runtime == "torch"  # type: ignore[attr-defined]
