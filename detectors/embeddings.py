@@ -162,10 +162,8 @@ class SentenceEncoder:
         if not (hasattr(model, "embeddings") and hasattr(model, "encoder") and hasattr(model.encoder, "layer")):
             raise ValueError(f"{type(model).__name__} is not BERT-shaped")
         wrapper = _pooled_encoder(model)
-        batch = self._tokenizer(list(_PROBE), padding=True, return_tensors="pt")
-        if "token_type_ids" not in batch:
-            batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
-        args = tuple(batch[k] for k in _INPUTS)
+        feed = _onnx_feed(self._tokenize(_PROBE))
+        args = tuple(torch.from_numpy(feed[k]) for k in _INPUTS)
         axes = {k: {0: "batch", 1: "tokens"} for k in _INPUTS}
         with torch.no_grad(), tempfile.TemporaryDirectory(prefix="mamori-onnx-") as tmp:
             graph = Path(tmp) / "encoder.onnx"
@@ -189,11 +187,17 @@ class SentenceEncoder:
         # detectors and the generator that run right after an embedding
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        got = session.run(None, {k: batch[k].numpy().astype(np.int64) for k in _INPUTS})[0]
+        got = session.run(None, feed)[0]
         gap = float(np.abs(got - expected).max())
         if not gap <= _AGREE:
             raise ValueError(f"ONNX and torch embeddings differ by {gap:.2e}")
         return session
+
+    def _tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        batch = self._tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
+        )
+        return {k: np.asarray(v) for k, v in batch.items()}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32 unit vectors."""
@@ -201,30 +205,32 @@ class SentenceEncoder:
             raise RuntimeError("SentenceEncoder.load() was not called")
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
+        batch = self._tokenize(texts)
         if self._session is not None:
-            batch = self._tokenizer(
-                list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
-            )
-            ids = np.asarray(batch["input_ids"], dtype=np.int64)
-            feed = {
-                "input_ids": ids,
-                "attention_mask": np.asarray(batch["attention_mask"], dtype=np.int64),
-                "token_type_ids": np.asarray(batch.get("token_type_ids", np.zeros_like(ids)), dtype=np.int64),
-            }
-            out: np.ndarray = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+            out: np.ndarray = np.asarray(self._session.run(None, _onnx_feed(batch))[0], dtype=np.float32)
             return out
-        return self._encode_torch(texts)
+        return self._encode_torch(batch)
 
-    def _encode_torch(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode_torch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
-        batch = self._tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
         with torch.inference_mode():
-            hidden = self._model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            hidden = self._model(**tensors).last_hidden_state
+        mask = tensors["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
         out: np.ndarray = pooled.cpu().numpy().astype(np.float32)
         return out
+
+
+def _onnx_feed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The exported graph's inputs from a tokenized batch: int64, with zero token types for a
+    tokenizer that gives none."""
+    ids = batch["input_ids"].astype(np.int64)
+    types = batch.get("token_type_ids")
+    return {
+        "input_ids": ids,
+        "attention_mask": batch["attention_mask"].astype(np.int64),
+        "token_type_ids": np.zeros_like(ids) if types is None else types.astype(np.int64),
+    }
