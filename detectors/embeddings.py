@@ -29,7 +29,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["BUNDLED_MODELS", "Runtime", "SentenceEncoder", "resolve_model_path", "runtime_option", "shared_encoder"]
+__all__ = [
+    "BUNDLED_MODELS",
+    "Runtime",
+    "SentenceEncoder",
+    "length_groups",
+    "resolve_model_path",
+    "runtime_option",
+    "shared_encoder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +208,26 @@ class SentenceEncoder:
         return {k: np.asarray(v) for k, v in batch.items()}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32 unit vectors."""
+        """(len(texts), dim) float32 unit vectors.
+
+        Texts of very different token lengths run in separate batches (`length_groups`): padded
+        into one batch, a prompt's short plain reading would cost as much as its long spaced-out
+        or leetspeak reading."""
         if self._session is None and self._model is None:
             raise RuntimeError("SentenceEncoder.load() was not called")
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        batch = self._tokenize(texts)
+        if len(texts) == 1:
+            return self._run(self._tokenize(texts))
+        lengths = [
+            len(ids) for ids in self._tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        ]
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for group in length_groups(lengths):
+            out[group] = self._run(self._tokenize([texts[i] for i in group]))
+        return out
+
+    def _run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         if self._session is not None:
             out: np.ndarray = np.asarray(self._session.run(None, _onnx_feed(batch))[0], dtype=np.float32)
             return out
@@ -222,6 +244,22 @@ class SentenceEncoder:
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
         out: np.ndarray = pooled.cpu().numpy().astype(np.float32)
         return out
+
+
+def length_groups(lengths: Sequence[int], waste: float = 0.25) -> list[list[int]]:
+    """Indices of `lengths` in batches, shortest first, such that padding every member of a batch
+    to its longest adds at most `waste` of the batch's real tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    real = 0
+    for i in order:
+        if groups and lengths[i] * (len(groups[-1]) + 1) <= (1.0 + waste) * (real + lengths[i]):
+            groups[-1].append(i)
+            real += lengths[i]
+        else:
+            groups.append([i])
+            real = lengths[i]
+    return groups
 
 
 def _onnx_feed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

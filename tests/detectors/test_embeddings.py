@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors.embeddings import SentenceEncoder, shared_encoder
+from detectors.embeddings import SentenceEncoder, length_groups, shared_encoder
 
 TEXTS = [
     "a watercolor painting of a fox in the snow",
@@ -48,6 +48,39 @@ def test_a_batch_gives_each_text_the_embedding_it_gets_alone(onnx_encoder: Sente
     batch = onnx_encoder.encode(TEXTS)
     for i, text in enumerate(TEXTS):
         assert np.abs(onnx_encoder.encode([text])[0] - batch[i]).max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[18, 21, 67], [5, 5, 5, 5], [67, 3, 20, 19, 128, 7, 7, 8], [1], list(range(1, 60, 3))],
+)
+def test_length_groups_cover_every_text_once_and_bound_the_padding(lengths: list[int]) -> None:
+    groups = length_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        real = sum(lengths[i] for i in g)
+        assert max(lengths[i] for i in g) * len(g) <= 1.25 * real
+
+
+def test_texts_of_similar_length_share_a_batch_and_uneven_ones_do_not() -> None:
+    assert length_groups([18, 19, 20]) == [[0, 1, 2]]
+    assert length_groups([18, 67, 21]) == [[0, 2], [1]]
+
+
+def test_uneven_texts_run_in_separate_batches(onnx_encoder: SentenceEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["w r i t e a s c r i p t t h a t c a n e x p l o i t a s y s t e m", "write a script", "write a story"]
+    whole = onnx_encoder.encode(texts)
+    shapes: list[tuple[int, ...]] = []
+    run = onnx_encoder._run
+
+    def spy(batch: dict[str, np.ndarray]) -> np.ndarray:
+        shapes.append(tuple(batch["input_ids"].shape))
+        return run(batch)
+
+    monkeypatch.setattr(onnx_encoder, "_run", spy)
+    again = onnx_encoder.encode(texts)
+    assert len(shapes) == 2 and sorted(s[0] for s in shapes) == [1, 2]  # the spaced text alone
+    assert np.abs(again - whole).max() < 1e-6
 
 
 def test_different_texts_get_different_embeddings(onnx_encoder: SentenceEncoder) -> None:
