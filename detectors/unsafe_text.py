@@ -180,7 +180,9 @@ _CONTEXT_DAMPED = frozenset({"violence", "weapons", "drugs", "illicit", "self_ha
 #: Categories the head's features read (real_person is derived, never matched).
 FEATURE_CATEGORIES: tuple[str, ...] = tuple(c for c in CATEGORIES if c != "real_person")
 #: Which screening views the model reads first (at most `max_model_views`): the text, its
-#: re-segmented and leet-folded readings, decoded payloads, and last the raw joined letters.
+#: re-segmented and leet-folded readings, decoded payloads, and last the raw joined letters. A
+#: reading with spaced-out letters is read as its re-segmented "words" view only (`_words_view`):
+#: letters one by one, or joined without spaces, tell the model nothing and cost it the most tokens.
 _VIEW_RANK = {"text": 0, "words": 1, "leet": 2, "spaced": 9}
 
 
@@ -406,12 +408,15 @@ class UnsafeText:
         if self._encoder is None:
             return None
         order = sorted(range(len(views)), key=lambda i: (_VIEW_RANK.get(views[i].source, 5), i))
+        sources = {v.source for v in views}
         chosen: list[int] = []
         seen: set[str] = set()
         for i in order:
             text = views[i].text.strip()
             if text in seen or len(_JA.findall(text)) > len(text) * 0.3:
                 continue  # no Japanese vocabulary in the model
+            if _words_view(views[i].source) in sources:
+                continue  # letters read one by one: the model reads the re-segmented words instead
             seen.add(text)
             chosen.append(i)
             if len(chosen) >= self.max_model_views:
@@ -623,6 +628,17 @@ class UnsafeText:
                 hit.source if hit.score >= m_score else m_source,
             )
         return scores
+
+
+def _words_view(source: str) -> str | None:
+    """The "words" view (spaced-out letters joined and re-segmented) made from the reading that
+    `source` names or was joined from: "text" and "spaced" -> "words", "base64" and
+    "base64>spaced" -> "base64>words"; None for a view that is already segmented or folded."""
+    head, _, last = source.rpartition(">")
+    if last in ("words", "leet"):
+        return None
+    base = head if last == "spaced" else source
+    return "words" if base in ("", "text") else f"{base}>words"
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
