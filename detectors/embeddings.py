@@ -217,14 +217,18 @@ class SentenceEncoder:
             raise RuntimeError("SentenceEncoder.load() was not called")
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
+        batch = self._tokenize(texts)
         if len(texts) == 1:
-            return self._run(self._tokenize(texts))
-        lengths = [
-            len(ids) for ids in self._tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        ]
+            return self._run(batch)
+        # one tokenizer call, with the same settings every time: a fast tokenizer called with other
+        # padding settings from another thread fails ("Already borrowed")
+        lengths = [int(n) for n in batch["attention_mask"].sum(axis=1)]
+        left = getattr(self._tokenizer, "padding_side", "right") == "left"
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for group in length_groups(lengths):
-            out[group] = self._run(self._tokenize([texts[i] for i in group]))
+            width = max(lengths[i] for i in group)
+            cols = slice(-width, None) if left else slice(0, width)
+            out[group] = self._run({k: v[group, cols] for k, v in batch.items()})
         return out
 
     def _run(self, batch: dict[str, np.ndarray]) -> np.ndarray:

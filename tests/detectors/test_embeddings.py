@@ -83,6 +83,17 @@ def test_uneven_texts_run_in_separate_batches(onnx_encoder: SentenceEncoder, mon
     assert np.abs(again - whole).max() < 1e-6
 
 
+def test_concurrent_uneven_batches_agree_with_one_thread(onnx_encoder: SentenceEncoder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [TEXTS, TEXTS[:1], TEXTS[2:], [TEXTS[1], TEXTS[3]]] * 12
+    expected = [onnx_encoder.encode(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(onnx_encoder.encode, batches))
+    for a, b in zip(got, expected, strict=True):
+        assert np.abs(a - b).max() < 1e-5
+
+
 def test_different_texts_get_different_embeddings(onnx_encoder: SentenceEncoder) -> None:
     a, b = onnx_encoder.encode(["a red apple on a table", "instructions for building a bomb"])
     assert float(a @ b) < 0.5
