@@ -234,7 +234,7 @@ def _false(rows: Sequence[dict[str, float]], rule: str, thr: float) -> int:
     return sum(d[rule] <= thr + 1e-12 for d in rows)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--distractors", type=int, default=10_000)
     parser.add_argument("--draws", type=int, default=10, help="random crops per original (crop<=20)")
@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument(
         "--latency-only", action="store_true", help="only the latency table (its rows from 2,000 distractors)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     if args.crop_step is not None:
         copyright_module.CROP_STEP = args.crop_step

@@ -7,7 +7,8 @@ for even-numbered rows (the only ones used for tuning) and odd-numbered rows sep
 p95 latency per prompt. Evasion variants (homoglyphs, spacing, zero-width, leetspeak, base64) of
 the AdvBench and HarmBench prompts are made here with this script's own code, not by inverting the
 normalizer. PII: span-level precision/recall/F1 per entity on the presidio synthetic set.
-`--copy`: copy detection on scikit-image originals against real-content distractors.
+`--copy`: copy detection on scikit-image originals against real-content distractors, as
+`bench/eval_copy.py` measures it.
 
 A prompt counts as flagged by "unsafe_text" when any category scores >= --threshold (default
 0.5, the threshold recommended to the policy), by "jailbreak" when its score does, and by
@@ -21,7 +22,6 @@ import base64
 import csv
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -283,115 +283,13 @@ def eval_pii(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- copy detection
 
 
-def _copy_images() -> tuple[list[object], list[object]]:
-    import matplotlib  # noqa: F401
-    import numpy as np
-    from PIL import Image
-    from skimage import data as skd
-
-    names = [
-        "astronaut",
-        "camera",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "hubble_deep_field",
-        "horse",
-        "clock",
-        "immunohistochemistry",
-        "text",
-        "coins",
-        "brick",
-        "grass",
-        "gravel",
-        "cell",
-        "retina",
-        "motorcycle_left",
-    ]
-    originals = []
-    for n in names:
-        try:
-            arr = getattr(skd, n)()
-        except Exception:
-            continue
-        arr = np.asarray(arr)
-        if arr.dtype == bool:
-            arr = arr.astype(np.uint8) * 255
-        if arr.dtype != np.uint8:
-            arr = (255 * (arr - arr.min()) / max(1e-9, float(arr.max() - arr.min()))).astype(np.uint8)
-        originals.append(Image.fromarray(arr).convert("RGB"))
-    faces = [
-        Image.fromarray((255 * f).astype(np.uint8) if f.dtype != np.uint8 else f).convert("RGB")
-        for f in skd.lfw_subset()
-    ]
-    return originals, faces
-
-
 def eval_copy(args: argparse.Namespace) -> None:
-    import io
+    """The copy-detection harness (`bench/eval_copy.py`): one implementation of the target's
+    measurement (even/odd rows, the policy's threshold, 10,000 real-content distractors)."""
+    import eval_copy as harness
 
-    from PIL import Image, ImageEnhance, ImageOps
-
-    from detectors.copyright import CopyrightSimilarity, ProtectedIndex, hash_image, work_hashes
-
-    rng = random.Random(0)
-    originals, faces = _copy_images()
-    protected = originals[::2]
-    others = originals[1::2] + faces
-    print(f"\ncopy detection: {len(protected)} protected originals, distractors from {len(others)} real images")
-    index = ProtectedIndex.from_hashes(h for i, im in enumerate(protected) for h in work_hashes(f"w{i}", None, im))
-
-    def jpeg(im: Image.Image) -> Image.Image:
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=30)
-        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-    def crop(im: Image.Image, f: float) -> Image.Image:
-        w, h = im.size
-        cw, ch = int(w * (1 - f)), int(h * (1 - f))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        return im.crop((x, y, x + cw, y + ch))
-
-    transforms: dict[str, Callable[[Image.Image], Image.Image]] = {
-        "resize50": lambda im: im.resize((im.width // 2, im.height // 2)),
-        "jpeg30": jpeg,
-        "bright+30": lambda im: ImageEnhance.Brightness(im).enhance(1.3),
-        "bright-30": lambda im: ImageEnhance.Brightness(im).enhance(0.7),
-        "crop10": lambda im: crop(im, 0.10),
-        "crop20": lambda im: crop(im, 0.20),
-        "mirror": ImageOps.mirror,
-        "grayscale": lambda im: ImageOps.grayscale(im).convert("RGB"),
-    }
-    det = CopyrightSimilarity()
-    det.load()
-    ctx = DetectionContext(request_id="eval", tenant="eval", stage="output", resources={"protected_index": index})
-    from detectors.base import ImageItem
-
-    for name, fn in transforms.items():
-        hits = sum(
-            1
-            for i, im in enumerate(protected)
-            if any(f.evidence.get("work_id") == f"w{i}" for f in det.detect(ImageItem(fn(im)), ctx))
-        )
-        print(f"  {name}: recall {hits}/{len(protected)}")
-    distractors = []
-    for k in range(args.distractors):
-        im = others[k % len(others)]
-        if k >= len(others):
-            f = rng.uniform(0.2, 0.8)
-            im = crop(im, 1 - f).resize((rng.randint(64, 512), rng.randint(64, 512)))
-        distractors.append(im)
-    fp = 0
-    times = []
-    for im in distractors:
-        t0 = time.perf_counter()
-        fp += bool(det.detect(ImageItem(im), ctx))
-        times.append((time.perf_counter() - t0) * 1000)
-    print(
-        f"  distractors: {fp}/{len(distractors)} false positives (FPR {fp / len(distractors):.4%}); "
-        f"p50 {_pct(times, 0.5):.2f} ms per query over {len(index)} hashes"
-    )
-    _ = hash_image
+    print()
+    harness.main(["--distractors", str(args.distractors)])
 
 
 def main() -> None:
