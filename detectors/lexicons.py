@@ -17,11 +17,13 @@ __all__ = [
     "CATEGORIES",
     "CONTEXT_JA",
     "HOWTO_JA",
+    "INSTRUCT_JA",
     "INTENT_EN",
     "INTENT_JA",
     "JAILBREAK",
     "LEXICON",
     "MINORS",
+    "PRODUCE_JA",
     "REAL_PERSON",
 ]
 
@@ -277,9 +279,10 @@ INTENT_EN = (
     r"|explain how|ways? to|write (?:a|an|me)|create (?:a|an)|generate|develop|design|provide|give me|detailed|plan"
     r"|tips?|methods?|best way|easiest way|draw|photo of|picture of|image of|show me|make (?:a|an|me|some))"
 )
-INTENT_JA = (
-    r"(?:方法|作り方|やり方|手順|教えて|書いて|作成|詳しく|コツ|どうすれば|どうやって|仕方|描いて|画像|生成|作って)"
-)
+#: Japanese request cues: asking how to do something, and asking for a text or picture to be made.
+INSTRUCT_JA = r"(?:方法|作り方|やり方|手順|教えて|詳しく|コツ|どうすれば|どうやって|仕方)"
+PRODUCE_JA = r"(?:書いて|作成|描いて|画像|生成|作って)"
+INTENT_JA = f"(?:{INSTRUCT_JA}|{PRODUCE_JA})"
 
 #: Japanese framing that makes a violent or criminal term a topic rather than a request (fiction,
 #: history, prevention): Japanese text has no model reading, so without a how-to cue (`HOWTO_JA`)

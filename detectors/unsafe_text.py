@@ -53,6 +53,7 @@ from detectors.lexicons import (
     CATEGORIES,
     CONTEXT_JA,
     HOWTO_JA,
+    INSTRUCT_JA,
     INTENT_EN,
     INTENT_JA,
     LEXICON,
@@ -177,6 +178,10 @@ HEAD_PATH = Path(__file__).parent / "data" / "prompt_head.npz"
 _UNGATED = frozenset({"sexual_minors"})
 #: Categories a Japanese fiction, history or prevention framing damps (`CONTEXT_JA`).
 _CONTEXT_DAMPED = frozenset({"violence", "weapons", "drugs", "illicit", "self_harm"})
+#: Categories whose weak Japanese terms name goods a catalog shows (swimwear, lingerie, knives):
+#: a request to write or draw them is no request for harm, so only an instruction cue ("方法",
+#: "教えて") promotes them. Japanese text has no model reading to tell a product from a weapon.
+_GOODS_JA = frozenset({"sexual", "weapons"})
 #: Categories the head's features read (real_person is derived, never matched).
 FEATURE_CATEGORIES: tuple[str, ...] = tuple(c for c in CATEGORIES if c != "real_person")
 #: Which screening views the model reads first (at most `max_model_views`): the text, its
@@ -333,6 +338,10 @@ class UnsafeText:
         for name, phrases in custom.items():
             self._lexicon[name] = [(_phrase_pattern(p), 0.9) for p in phrases]
         self._intent = [re.compile(INTENT_EN), re.compile(INTENT_JA)]
+        self._instruct_ja = re.compile(INSTRUCT_JA)
+        self._goods_ja = {
+            pattern for cat in _GOODS_JA for pattern, _ in self._lexicon.get(cat, ()) if _JA.search(pattern.pattern)
+        }
         self._context_ja = re.compile(CONTEXT_JA)
         self._howto_ja = re.compile(HOWTO_JA)
         self._minors = [re.compile(p) for p in MINORS]
@@ -381,6 +390,7 @@ class UnsafeText:
         """Per category, the strongest lexicon hit in one view; and whether the view has a request cue."""
         text = view.text
         intent = any(p.search(text) for p in self._intent)
+        instruct_ja = intent and self._instruct_ja.search(text) is not None
         spaced = "spaced" in view.source
         # Japanese fiction, history or prevention without a how-to cue: a topic, not a request
         damp = 0.55 if self._context_ja.search(text) and not self._howto_ja.search(text) else 1.0
@@ -391,7 +401,8 @@ class UnsafeText:
                 m = pattern.search(text)
                 if m is None:
                     continue
-                score = weight if weight >= 0.8 or not intent else min(0.8, weight + 0.3)
+                promoted = instruct_ja if pattern in self._goods_ja else intent
+                score = weight if weight >= 0.8 or not promoted else min(0.8, weight + 0.3)
                 if cat in _CONTEXT_DAMPED:
                     score *= damp
                 term = m.group(0)[:40]
