@@ -218,8 +218,6 @@ class SentenceEncoder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         batch = self._tokenize(texts)
-        if len(texts) == 1:
-            return self._run(batch)
         # one tokenizer call, with the same settings every time: a fast tokenizer called with other
         # padding settings from another thread fails ("Already borrowed")
         lengths = [int(n) for n in batch["attention_mask"].sum(axis=1)]
