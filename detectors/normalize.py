@@ -353,6 +353,17 @@ def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
     return groups
 
 
+def _case_pieces(n: NormalizedText, idx: list[int]) -> list[list[int]]:
+    """Split a run of spaced-out letters where the original writing puts a capital letter after
+    a small one, the one word break that case still shows ("m a k e L e w i s i t e")."""
+    pieces: list[list[int]] = [[]]
+    for k, i in enumerate(idx):
+        if k and n.original[n.starts[i]].isupper() and n.original[n.starts[idx[k - 1]]].islower():
+            pieces.append([])
+        pieces[-1].append(i)
+    return pieces
+
+
 def _segment(letters: str) -> list[str]:
     """Split a run of letters into the likeliest English words (Zipf costs, dynamic programming)."""
     costs, longest = word_costs()
@@ -385,10 +396,12 @@ def join_spaced(n: NormalizedText, segment: bool = False) -> NormalizedText:
     """Join runs of spaced-out single letters: "b o m b" -> "bomb".
 
     Where the gaps differ ("h o w  t o  m a k e"), the wider gaps are word breaks. Where they
-    are all alike ("W r i t e a s c r i p t", every word spaced out), word breaks are lost:
-    by default the run is joined whole ("a b o m b" keeps a leading article apart), and with
-    `segment=True` it is split into the likeliest English words ("write a script"). Every
-    joined letter keeps its own original position; an inserted space maps to the gap it stands for.
+    are all alike ("W r i t e a s c r i p t", every word spaced out), word breaks are lost,
+    except where a capital letter follows a small one ("m a k e L e w i s i t e": "make",
+    "Lewisite"): by default each such piece is joined whole ("a b o m b" keeps a leading article
+    apart), and with `segment=True` it is split into the likeliest English words ("write a
+    script"). Every joined letter keeps its own original position; an inserted space maps to the
+    gap it stands for.
     """
     text = n.text
     pieces: list[Piece] = []
@@ -406,14 +419,15 @@ def join_spaced(n: NormalizedText, segment: bool = False) -> NormalizedText:
                 if k in breaks:
                     words.append([])
         elif segment:
-            letters = "".join(text[i] for i in idx)
-            words, pos = [], 0
-            for found in _segment(letters):
-                words.append(idx[pos : pos + len(found)])
-                pos += len(found)
+            words = []
+            for piece in _case_pieces(n, idx):
+                pos = 0
+                for found in _segment("".join(text[i] for i in piece)):
+                    words.append(piece[pos : pos + len(found)])
+                    pos += len(found)
         else:
-            words = [idx]
-            if text[idx[0]] in "ai" and len(idx) >= 5:
+            words = _case_pieces(n, idx)
+            if len(words) == 1 and text[idx[0]] in "ai" and len(idx) >= 5:
                 # "a b o m b": an English article or pronoun before a spelled-out word stays a word
                 words = [idx[:1], idx[1:]]
         if len(words) == 1 and len(words[0]) == 1:

@@ -186,9 +186,11 @@ _GOODS_JA = frozenset({"sexual", "weapons"})
 #: Categories the head's features read (real_person is derived, never matched).
 FEATURE_CATEGORIES: tuple[str, ...] = tuple(c for c in CATEGORIES if c != "real_person")
 #: Which screening views the model reads first (at most `max_model_views`): the text, its
-#: re-segmented and leet-folded readings, decoded payloads, and last the raw joined letters. A
-#: reading with spaced-out letters is read as its re-segmented "words" view only (`_words_view`):
-#: letters one by one, or joined without spaces, tell the model nothing and cost it the most tokens.
+#: re-segmented and leet-folded readings, decoded payloads, and last the joined letters. Where
+#: spaced-out letters were re-segmented into words (`_words_view`), the model does not read the
+#: letters one by one (they tell it nothing and cost it the most tokens), but it reads both guesses
+#: at the lost word breaks: the segmented words and the letters joined whole, since a rare word the
+#: segmenter splits ("l e w i s i t e" as "lewis it e") is whole only in the joined reading.
 _VIEW_RANK = {"text": 0, "words": 1, "leet": 2, "spaced": 9}
 
 
@@ -644,13 +646,12 @@ class UnsafeText:
 
 def _words_view(source: str) -> str | None:
     """The "words" view (spaced-out letters joined and re-segmented) made from the reading that
-    `source` names or was joined from: "text" and "spaced" -> "words", "base64" and
-    "base64>spaced" -> "base64>words"; None for a view that is already segmented or folded."""
-    head, _, last = source.rpartition(">")
-    if last in ("words", "leet"):
+    `source` names, when that reading holds the letters one by one: "text" -> "words", "base64"
+    -> "base64>words"; None for a view that is already joined, segmented or folded."""
+    last = source.rpartition(">")[2]
+    if last in ("spaced", "words", "leet"):
         return None
-    base = head if last == "spaced" else source
-    return "words" if base in ("", "text") else f"{base}>words"
+    return "words" if source == "text" else f"{source}>words"
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:

@@ -100,6 +100,19 @@ def test_screen_views_offer_the_segmented_reading() -> None:
     assert views["spaced"] == "developastrategy for hacking"
 
 
+def test_a_capital_after_a_small_letter_is_a_word_break() -> None:
+    text = "for m a k i n g L e w i s i t e at home"
+    joined = join_spaced(normalize_text(text))
+    assert joined.text == "for making lewisite at home"  # the rare word stays whole in the joined reading
+    start = joined.text.index("lewisite")
+    s, e = joined.to_original(start, start + len("lewisite"))
+    assert text[s:e] == "L e w i s i t e"
+    assert join_spaced(normalize_text(text), segment=True).text.startswith("for making lewis")
+    # without a case change the run is one piece, and a leading article stays apart
+    assert join_spaced(normalize_text("A b o m b")).text == "a bomb"
+    assert join_spaced(normalize_text("W R I T E a s c r i p t")).text == "writeascript"
+
+
 def test_dense_leetspeak_folds_short_numbers_too() -> None:
     # "70" is "to", "4" is "a", "17" is "it": only where most words are leetspeak
     text = "h0w 70 m4k3 4 b0mb 4nd u53 17"
