@@ -125,12 +125,17 @@ class PresidioPII:
     with `japanese_ner=True` (default, needs `ner`) text in Japanese script is parsed by GiNZA
     (`ja_ginza`) instead of the English model (`detectors.pii_ginza`): Japanese names and places
     without honorifics, and no English-model guesses on Japanese text.
+    With `truecase=True` (default, needs `ner` and a model with frequency-ordered vectors such as
+    en_core_web_md) a text written all in lowercase is also read by the NER in a truecased copy,
+    for the names that the model misses without capitals (`detectors.pii_truecase`: words whose
+    capitalised form is `truecase_ratio` times more frequent, default 6); `truecase_sentence_case`
+    does the same for text whose only capitals start sentences ("My name is john smith").
     Pipelines are loaded once per process and shared; calls are serialized with a lock because
     spaCy's vocabulary is mutated while parsing.
     """
 
     name = "pii"
-    version = "1.3.0"
+    version = "1.4.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -144,9 +149,14 @@ class PresidioPII:
         japanese: bool = True,
         japanese_ner: bool = True,
         japanese_model: str = JAPANESE_MODEL,
+        truecase: bool = True,
+        truecase_ratio: float | None = None,
+        truecase_sentence_case: bool = False,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError("score_threshold must be within [0, 1]")
+        if truecase_ratio is not None and truecase_ratio < 1.0:
+            raise ValueError("truecase_ratio must be at least 1")
         model_name = model or DEFAULT_MODELS.get(language)
         if model_name is None:
             raise ValueError(f"no spaCy model known for language {language!r}; pass model=")
@@ -159,6 +169,9 @@ class PresidioPII:
         self.japanese = bool(japanese)
         self.japanese_ner = bool(japanese_ner) and self.ner and self.japanese
         self.japanese_model = japanese_model
+        self.truecase = bool(truecase) and self.ner
+        self.truecase_ratio = truecase_ratio
+        self.truecase_sentence_case = bool(truecase_sentence_case)
         self._analyzer: AnalyzerEngine | None = None
 
     def load(self) -> None:
@@ -166,7 +179,7 @@ class PresidioPII:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NerModelConfiguration
 
-        from detectors.pii_ginza import GINZA_EXCLUDE, ScriptRoutingNlpEngine
+        from detectors.pii_ginza import GINZA_EXCLUDE
         from detectors.pii_recognizers import (
             mamori_ner_recognizer,
             payment_card_recognizer,
@@ -174,11 +187,19 @@ class PresidioPII:
             phone_recognizer,
         )
         from detectors.pii_spacy import load_pipeline
+        from detectors.pii_truecase import DEFAULT_RATIO, Truecaser, TruecasingNlpEngine
 
         english = load_pipeline(self.model, ENGLISH_EXCLUDE) if self.ner else spacy.blank(self.language)
         japanese = load_pipeline(self.japanese_model, GINZA_EXCLUDE) if self.japanese_ner else None
-        nlp_engine = ScriptRoutingNlpEngine(
-            english, japanese, NerModelConfiguration.from_dict(_NER_CONFIGURATION), self.language
+        ratio = DEFAULT_RATIO if self.truecase_ratio is None else self.truecase_ratio
+        truecaser = Truecaser.from_vectors(english.vocab, ratio) if self.truecase else None
+        nlp_engine = TruecasingNlpEngine(
+            english,
+            japanese,
+            NerModelConfiguration.from_dict(_NER_CONFIGURATION),
+            self.language,
+            truecaser,
+            self.truecase_sentence_case,
         )
         registry = RecognizerRegistry(supported_languages=[self.language])
         registry.load_predefined_recognizers(languages=[self.language], nlp_engine=nlp_engine)

@@ -13,7 +13,8 @@
   stands next to them (phone, tel, mobile, fax, call, ... before; or a label such as "office" right
   before or after). An extension after a validated number is included in its span.
 - Person names from cues: a capitalised name after a title (Mr, Ms, Dr, ...) or after "name is",
-  "Name:", "call me" ("called"/"named" score lower: things are called too).
+  "Name:", "call me" ("called"/"named" score lower: things are called too); in text written in
+  lowercase, a name capitalised in its truecased copy (`detectors.pii_truecase`).
 - The NER recognizer drops PERSON and NRP spans holding digits (street names, dates and phone
   numbers the model mistakes for people) and spans with fewer than two letters, trims the
   whitespace, quoting and final full stop it sometimes includes, and cuts a PERSON or NRP span
@@ -24,8 +25,9 @@
   ("Rue de Virton", "Rua João Pessoa", "ul. Cicha", "Via ...") or a ship's name in a military
   postal address ("USNV Vincent"), or stands between a house number and another number
   ("03751 Gerrit Achterberghove 137", "83393 Pärna 33"). Designators count only when
-  capitalised; those that are also names (Way, Lane, Court, ...) only after a house number
-  ("1317 Kimberly Way"), and those that are common surnames (Hill, Green, Park, ...) not at all.
+  capitalised (or after a name written in lowercase: "alameda street"); those that are also
+  names (Way, Lane, Court, ...) only after a house number ("1317 Kimberly Way"), and those that
+  are common surnames (Hill, Green, Park, ...) not at all.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from typing import Any
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
+
+from detectors.pii_truecase import TruecasedNlpArtifacts, is_uncased
 
 __all__ = [
     "card_number_plausible",
@@ -240,8 +244,22 @@ _NAME_CUE = rf"(?i:(?<!\b(?:{_NOT_PERSONAL})[ ])\bname(?:[ ]is|'s|[ ]?[:?])|\bca
 
 
 def person_cue_recognizer(language: str) -> Any:
-    """PERSON: a capitalised name right after a title or a naming phrase."""
-    return PatternRecognizer(
+    """PERSON: a capitalised name right after a title or a naming phrase; in text written in lowercase,
+    one capitalised in its truecased copy (`detectors.pii_truecase`: "my name is nyberg")."""
+
+    class PersonCueRecognizer(PatternRecognizer):
+        def analyze(
+            self,
+            text: str,
+            entities: list[str],
+            nlp_artifacts: NlpArtifacts | None = None,
+            regex_flags: int | None = None,
+        ) -> list[RecognizerResult]:
+            if isinstance(nlp_artifacts, TruecasedNlpArtifacts):
+                text = nlp_artifacts.truecased_text  # same length: the spans hold
+            return super().analyze(text, entities, nlp_artifacts, regex_flags)
+
+    return PersonCueRecognizer(
         supported_entity="PERSON",
         name="PersonCueRecognizer",
         supported_language=language,
@@ -283,23 +301,28 @@ _NUMBER_BEFORE = re.compile(r"(?:^|[\s,])\d{1,6}[A-Za-z]?[ \t]+$")
 _NUMBER_AFTER = re.compile(r"^[ \t]+\d{1,5}[A-Za-z]?\b")
 
 
-def _capitalised(match: re.Match[str] | None) -> bool:
-    return match is not None and match.group(1)[0].isupper()
+def _capitalised(match: re.Match[str] | None, uncased: bool = False) -> bool:
+    return match is not None and (uncased or match.group(1)[0].isupper())
 
 
 def in_street_address(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end], a capitalised name, is (part of) a street name in an address."""
+    """Whether text[start:end], a name, is (part of) a street name in an address. After a name
+    written in lowercase (found in a truecased copy) designators count without a capital too
+    ("alameda street")."""
+    uncased = is_uncased(text[start:end])
     span = text[start:end].strip()
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     before = text[max(line_start, start - 12) : start]
     after = text[end : len(text) if line_end < 0 else line_end]
     if _NUMBER_BEFORE.search(before):  # "1317 Kimberly Way", "83393 Pärna 33"
-        if _capitalised(_LAST_WORD_NUMBERED.search(span)) or _capitalised(_NEXT_WORD_NUMBERED.match(after)):
+        if _capitalised(_LAST_WORD_NUMBERED.search(span), uncased) or _capitalised(
+            _NEXT_WORD_NUMBERED.match(after), uncased
+        ):
             return True
         if _NUMBER_AFTER.match(after):
             return True
-    elif _capitalised(_LAST_WORD.search(span)) or _capitalised(_NEXT_WORD.match(after)):
+    elif _capitalised(_LAST_WORD.search(span), uncased) or _capitalised(_NEXT_WORD.match(after), uncased):
         return True  # "Zachary Cliffs", "Main St.", "Hoge Wei 32 St."
     return bool(_STREET_PREFIX.search(span + " ") or _STREET_PREFIX.search(before))
 
