@@ -174,3 +174,23 @@ def png(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def screen_random_words_with_lexicons(services: Any, patch: pytest.MonkeyPatch) -> None:
+    """Let the text rails read the tiny chat model's words with `unsafe_text`'s lexicons only.
+
+    The tiny model has random weights and says random words ("late below sell follow"). Whether the
+    prompt head reads such a phrase as unsafe is noise of its training: the shipped head and a
+    retrain each flag about 4 % of random four-word strings, and a phrase can sit at 0.4985 for one
+    head and 0.585 for the next. Chat flow tests that expect the rails to pass or a named rail to
+    fire would then ride on that noise, so they swap in the same detector without its model (a
+    supported configuration; the deny-list, PII, jailbreak and toxicity rails stay as they are).
+    The head's reading of text is tested in tests/detectors/test_unsafe_text.py.
+    """
+    from detectors.unsafe_text import UnsafeText
+
+    lexicons = UnsafeText(model=None)
+    lexicons.load()
+    detectors = [lexicons if d.name == "unsafe_text" else d for d in services.prescreen_detectors]
+    assert lexicons in detectors, "the gateway screens text without unsafe_text"
+    patch.setattr(services, "prescreen_detectors", detectors)

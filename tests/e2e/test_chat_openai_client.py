@@ -4,7 +4,9 @@ and held for review.
 The server is the session's one live server (tests/conftest.py `live_server`), sharing the session
 gateway's settings, loaded models and database. For this module its settings get a small stream
 window and an output term list holding two words the seeded tiny model emits, so a stream is cut
-off by the shipped policy's `output.denied_term` rule; both are restored afterwards.
+off by the shipped policy's `output.denied_term` rule, and its text rails read the tiny model's
+random words with unsafe_text's lexicons (`screen_random_words_with_lexicons`); all are restored
+afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import screen_random_words_with_lexicons
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +58,7 @@ def live_chat(live_server: Any) -> Iterator[LiveChat]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(services.settings, "stream_window_tokens", WINDOW)
         patch.setattr(services.settings, "text_output_terms", [{"term": term, "category": "test_output_term"}])
+        screen_random_words_with_lexicons(services, patch)
         yield LiveChat(live_server.root, live_server.keys["requester"], live_server.keys, services, full, term)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gateway.policy import PolicyError, create_engine, default_bundle_dir
+from tests.conftest import screen_random_words_with_lexicons
 
 CHAT = "/v1/chat/completions"
 PROMPT = "write a short catalog line for a red teapot"
@@ -58,10 +59,12 @@ def text_policy(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture
 def chat(gateway: Any, text_policy: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The session gateway with the output review rule and a small stream window; restored afterwards."""
+    """The session gateway with the output review rule, a small stream window and the tiny model's
+    random words read by unsafe_text's lexicons (`screen_random_words_with_lexicons`); restored afterwards."""
     settings = gateway.services.settings.model_copy(update={"stream_window_tokens": 4})
     monkeypatch.setattr(gateway.services, "settings", settings)
     monkeypatch.setattr(gateway.services, "policy", text_policy)
+    screen_random_words_with_lexicons(gateway.services, monkeypatch)
     return gateway
 
 
