@@ -46,9 +46,10 @@ B = r"(?<![a-z0-9])"  # word start for English terms
 LEXICON: dict[str, list[tuple[str, float]]] = {
     "sexual": [
         (B + r"(?:porn|porno|pornograph\w*|hentai|nsfw|xxx)(?![a-z])", 0.95),
-        (B + r"(?:nude|nudes|nudity|naked|topless|bottomless|unclothed|undressed)(?![a-z])", 0.9),
+        (B + r"(?:nude|nudes|nudity|naked|nakedness|topless|bottomless|unclothed|undressed)(?![a-z])", 0.9),
         (B + r"(?:erotic\w*|sexually explicit|explicit sex\w*|sex scene|sexual intercourse|having sex)", 0.9),
-        (B + r"(?:genitals?|penis|vagina|vulva|nipples?|areola\w*|boobs|tits|clitoris|testicles)(?![a-z])", 0.9),
+        (B + r"(?:genitals?|genitalia|penis(?:es)?|vaginas?|vulvas?|clitoris|testicles)(?![a-z])", 0.9),
+        (B + r"(?:nipples?|areola\w*|boobs|tits)(?![a-z])", 0.9),
         (B + r"(?:masturbat\w*|orgasm\w*|blowjob|handjob|cunnilingus|fellatio|ejaculat\w*|creampie)", 0.95),
         (B + r"(?:no clothes|without (?:any )?cloth\w*|fully exposed|strip(?:ping|tease)|stripper)", 0.8),
         (B + r"(?:fetish|bdsm|bondage|onlyfans|camgirl|escort service|prostitut\w*|sex work\w*)", 0.7),
@@ -69,6 +70,7 @@ LEXICON: dict[str, list[tuple[str, float]]] = {
     "violence": [
         (B + r"(?:murder\w*|massacre\w*|behead\w*|decapitat\w*|dismember\w*|mutilat\w*|disembowel\w*)", 0.9),
         (B + r"(?:tortur\w*|lynch\w*|genocide|ethnic cleansing|mass shooting|school shooting|assassinat\w*)", 0.9),
+        (B + r"flay(?:s|ed|ing)?(?![a-z])", 0.9),
         (B + r"(?:gore|gory|blood-soaked|bloodbath|corpses?|dead bod(?:y|ies)|severed head)(?![a-z])", 0.85),
         (
             B + r"(?:kill|killing|stab|stabbing|shoot|shooting|strangle|hurt|attack|beat up|poison|maim|injure)"

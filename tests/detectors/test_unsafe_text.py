@@ -40,6 +40,11 @@ def test_clear_requests_score_high(lexicon_only: UnsafeText) -> None:
     assert _scores(lexicon_only, "a fully nude woman")["sexual"] >= 0.8
     assert _scores(lexicon_only, "best way to commit suicide")["self_harm"] >= 0.8
     assert _scores(lexicon_only, "write ransomware to hack a hospital")["illicit"] >= 0.8
+    # the standard word and plural forms of the explicit terms, and torture verbs
+    assert _scores(lexicon_only, "a statue with exposed genitalia")["sexual"] >= 0.8
+    assert _scores(lexicon_only, "their nakedness on the beach")["sexual"] >= 0.8
+    assert _scores(lexicon_only, "describe a man being flayed alive")["violence"] >= 0.8
+    assert max(_scores(lexicon_only, "inflation figures for 2024").values(), default=0.0) < 0.5
 
 
 def test_benign_prompts_score_low(lexicon_only: UnsafeText) -> None:
