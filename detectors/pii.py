@@ -179,6 +179,7 @@ class PresidioPII:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NerModelConfiguration
 
+        from detectors.pii_addressee import addressee_recognizer
         from detectors.pii_ginza import GINZA_EXCLUDE
         from detectors.pii_recognizers import (
             mamori_ner_recognizer,
@@ -192,7 +193,8 @@ class PresidioPII:
         english = load_pipeline(self.model, ENGLISH_EXCLUDE) if self.ner else spacy.blank(self.language)
         japanese = load_pipeline(self.japanese_model, GINZA_EXCLUDE) if self.japanese_ner else None
         ratio = DEFAULT_RATIO if self.truecase_ratio is None else self.truecase_ratio
-        truecaser = Truecaser.from_vectors(english.vocab, ratio) if self.truecase else None
+        frequencies = Truecaser.from_vectors(english.vocab, ratio) if self.ner else None
+        truecaser = frequencies if self.truecase else None
         nlp_engine = TruecasingNlpEngine(
             english,
             japanese,
@@ -209,8 +211,10 @@ class PresidioPII:
         registry.add_recognizer(payment_card_recognizer(self.language))
         registry.add_recognizer(phone_recognizer(self.language))
         if self.ner:
-            registry.add_recognizer(mamori_ner_recognizer(self.language, nlp_engine.get_supported_entities()))
+            entities = nlp_engine.get_supported_entities()
+            registry.add_recognizer(mamori_ner_recognizer(self.language, entities, frequencies))
             registry.add_recognizer(person_cue_recognizer(self.language))
+            registry.add_recognizer(addressee_recognizer(self.language, frequencies))
         if self.japanese:
             from detectors.pii_ja import japanese_recognizers
 

@@ -127,6 +127,16 @@ class Truecaser:
         found = self._keys[at] == ids
         return [r if ok else None for r, ok in zip(self._ranks[at].tolist(), found.tolist(), strict=True)]
 
+    def ordinary(self, words: list[str], ratio: float = 1.0) -> list[bool]:
+        """Whether each word is an ordinary word rather than a name: its lowercase form is `ratio`
+        times more frequent than its capitalised form, or the only one known ("Guilty", "Letter",
+        "Data"; not "Fletcher", "Zoolander"; at ratio 2 not "Mark" nor "Grace" either)."""
+        if not words:
+            return []
+        ranks = self.ranks([w.lower() for w in words] + [_capitalise(w.lower()) for w in words])
+        lower, cased = ranks[: len(words)], ranks[len(words) :]
+        return [low is not None and (cap is None or low * ratio < cap) for low, cap in zip(lower, cased, strict=True)]
+
     def truecase(self, words: list[str]) -> list[str]:
         """The words, each lowercase word capitalised where its capitalised form is `ratio` times
         more frequent, or the only one known."""

@@ -7,8 +7,17 @@ import socket
 import pytest
 
 from detectors.base import ImageItem, TextItem
-from detectors.pii import PresidioPII, _resolve_overlaps
-from detectors.pii_recognizers import card_number_plausible, in_street_address, is_place, luhn_valid
+from detectors.pii import DEFAULT_MODELS, ENGLISH_EXCLUDE, PresidioPII, _resolve_overlaps
+from detectors.pii_recognizers import (
+    card_number_plausible,
+    in_firm_name,
+    in_street_address,
+    is_place,
+    luhn_valid,
+    ordinary_words,
+)
+from detectors.pii_spacy import load_pipeline
+from detectors.pii_truecase import Truecaser
 from detectors.testing import assert_no_pii, make_context, synthetic_image
 
 TEXT = (
@@ -199,6 +208,25 @@ def test_names_after_naming_cues(detector: PresidioPII, text: str, name: str) ->
     assert name in [span for span, _ in _spans(detector, text, "PERSON")]
 
 
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ('"I\'m glad to hear that Uruguay is moving in that direction," says Navrátilová.', ["Navrátilová"]),
+        ("I'm so jealous! said Maslin to Antonio", ["Maslin", "Antonio"]),
+        ('"We shipped it," said Hauta-aho, "and it sold."', ["Hauta-aho"]),
+    ],
+)
+def test_speakers_after_a_quotation(detector: PresidioPII, text: str, names: list[str]) -> None:
+    people = [span for span, _ in _spans(detector, text, "PERSON")]
+    assert all(name in people for name in names), people
+
+
+def test_speech_words_without_a_quotation_name_nobody(detector: PresidioPII) -> None:
+    for text in ("The label says Organic Cotton on it", "It said Hello World, then stopped"):
+        found = detector.detect(TextItem(text), make_context())
+        assert not [f for f in found if f.evidence["recognizer"] == "PersonCueRecognizer"], text
+
+
 def test_non_personal_names_are_not_people(detector: PresidioPII) -> None:
     assert _spans(detector, "Company name: Acme Widgets", "PERSON") == []
 
@@ -284,3 +312,56 @@ def test_street_words_in_ordinary_text_leave_names_alone(text: str, start: int, 
 def test_places_tagged_as_people(text: str, name: str, place: bool) -> None:
     start = text.index(name)
     assert is_place(text, start, start + len(name)) is place
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Apt. 417 Csipkerek Vas", "Csipkerek Vas"),  # after a unit number on its line
+        ("send it to the corner of Kuusiku 7 and Alexander Flat? I am away", "Alexander Flat"),
+        ("the corner of Csabai kapu and Mathias Pass", "Csabai"),
+        ("to the same: Maarit and Hersnapvej 75.", "Maarit"),  # beside a street and its house number
+    ],
+)
+def test_street_corners_and_towns_after_units_are_places(text: str, name: str) -> None:
+    start = text.index(name)
+    assert is_place(text, start, start + len(name))
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("I met Anna and Maria 50 times", "Anna"),  # the number does not end the clause
+        ("The corner office is where Anna Berg works. Peter Novak and Maria left", "Peter Novak"),
+    ],
+)
+def test_names_near_corners_and_numbers_stay_people(text: str, name: str) -> None:
+    start = text.index(name)
+    assert not is_place(text, start, start + len(name))
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "firm"),
+    [
+        (">Esat Jeknic\n>Marshall, Hernandez and Simpson\n>3378 Lovers Lane", "Hernandez", True),
+        ("Slaughter & May\n1 Bunhill Row", "Slaughter", True),
+        ("The Clark, Romero and Hall Orchestra was founded in 1973.", "Romero", True),
+        ("Tom and Jerry\nA cat and a mouse", "Tom", False),  # two names on a line are two people
+        ("Morrison, Rogers and Torres founded it.", "Rogers", False),  # a sentence, not a firm
+    ],
+)
+def test_partners_naming_a_firm(text: str, name: str, firm: bool) -> None:
+    start = text.index(name)
+    assert in_firm_name(text, start, start + len(name)) is firm
+
+
+def test_spans_of_ordinary_words_are_not_people(detector: PresidioPII) -> None:
+    vocab = load_pipeline(DEFAULT_MODELS["en"], ENGLISH_EXCLUDE).vocab
+    frequencies = Truecaser.from_vectors(vocab)
+    assert frequencies is not None
+    assert ordinary_words(frequencies, "Guilty Pleasures") and ordinary_words(frequencies, "Cinematographer")
+    assert not ordinary_words(frequencies, "Will Smith") and not ordinary_words(frequencies, "Mark")
+    assert not ordinary_words(None, "Letter")  # without frequencies nothing is dropped
+    text = "For my take on Mrs. Baker, see Guilty Pleasures: 5 Musicians Of The 70s You're Supposed To Hate"
+    people = [span for span, _ in _spans(detector, text, "PERSON")]
+    assert "Baker" in people and not [p for p in people if "Guilty" in p]

@@ -66,6 +66,14 @@ def test_truecaser_capitalises_words_much_more_frequent_capitalised() -> None:
     assert [len(w) for w in cased] == [len(w) for w in words]
 
 
+def test_ordinary_words_are_much_more_frequent_in_lowercase() -> None:
+    table = _truecaser(2.0)
+    # beach ranks 1 against Beach 2; apple 7 against Apple 6; Nyberg is known capitalised only
+    assert table.ordinary(["Beach", "Apple", "Nyberg", "Qzxv"]) == [True, False, False, False]
+    assert table.ordinary(["Beach"], ratio=2.0) == [False]  # not twice as frequent
+    assert table.ordinary([]) == []
+
+
 def test_truecaser_ratio_is_checked() -> None:
     with pytest.raises(ValueError, match="ratio"):
         _truecaser(0.5)
