@@ -38,6 +38,8 @@
   as often as capitalised ("Guilty Pleasures", "Letter", "Developer Mode", "Maximum"). On
   benign, jailbreak and I2P prompts this removed 272 of 10,375 PERSON findings at score 0.5 or
   more; the only names among them are "Guy", a cartoon villain ("Scar") and "jfk assassination".
+- Things are not people: a span that its sentence calls a film, a book, a company, a band, ...
+  ("Zoolander is a 1996 Scottish action-comedy film directed by ...").
 - Partners naming a firm are not people: a list of single words alone on its line ("Barnett,
   Melton and Garcia", "Slaughter & May") or before a firm word ("Clark, Romero and Hall
   Orchestra").
@@ -59,6 +61,7 @@ __all__ = [
     "in_firm_name",
     "in_street_address",
     "is_place",
+    "is_thing",
     "luhn_valid",
     "mamori_ner_recognizer",
     "ordinary_words",
@@ -421,6 +424,29 @@ def in_firm_name(text: str, start: int, end: int) -> bool:
     return False
 
 
+_KIND = (
+    r"film|movie|documentary|novel|book|song|album|single|series|sitcom|show|opera|musical|play|painting|"
+    r"video game|game|app|website|magazine|newspaper|company|corporation|conglomerate|firm|bank|brand|"
+    r"band|startup|charity|non-?profit|organi[sz]ation|university|school|restaurant|hotel|airline|ship"
+)
+# words that link the kind to something else: "Anna is a member of the band", "a friend at the bank"
+_LINK = r"(?:of|for|at|in|on|to|with|from|and|or|the|a|an|who|whose|that|which|'s)"
+# "Zoolander is a 1996 Scottish action-comedy film directed by ...", "Ramsey-Johnson is an
+# investment bank and ...": a span that a sentence calls a thing (the noun ends the phrase, so
+# "Smith is a film director" and "Lee is a bank clerk" are no things)
+_IS_A_THING = re.compile(
+    rf"(?i)[ \t]+(?:is|was)[ \t]+(?:a|an|the)[ \t]+(?:(?!{_LINK}\b)[\w'’-]+[ \t]+){{0,5}}?(?:{_KIND})"
+    r"(?=[ \t]*(?:[.,;:!?)]|$)|[ \t]+(?:directed|starring|written|released|produced|founded|based|set|about|by|"
+    r"from|in|of|that|which|and|with|headquartered|owned|created|developed|published|made)\b)"
+)
+
+
+def is_thing(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], tagged as a person, is what the sentence calls a film, a book, a
+    company, a band, ... ("Zoolander is a 1996 Scottish action-comedy film directed by ...")."""
+    return _IS_A_THING.match(text, end) is not None
+
+
 def mamori_ner_recognizer(language: str, supported_entities: list[str], frequencies: Truecaser | None = None) -> Any:
     """presidio's SpacyRecognizer whose PERSON spans are trimmed, and dropped when they hold a digit,
     are part of an address, or (with `frequencies`) are made of ordinary words only."""
@@ -437,6 +463,7 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str], frequenc
                     or is_place(text, r.start, r.end)
                     or ordinary_words(frequencies, value)
                     or in_firm_name(text, r.start, r.end)
+                    or is_thing(text, r.start, r.end)
                 ):
                     continue  # "Alexander Flat", "Rue de Virton", "03751 Gerrit Achterberghove 137", "Letter"
                 lead = len(value) - len(value.lstrip(_TRIM))

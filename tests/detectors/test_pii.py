@@ -13,6 +13,7 @@ from detectors.pii_recognizers import (
     in_firm_name,
     in_street_address,
     is_place,
+    is_thing,
     luhn_valid,
     ordinary_words,
 )
@@ -365,3 +366,25 @@ def test_spans_of_ordinary_words_are_not_people(detector: PresidioPII) -> None:
     text = "For my take on Mrs. Baker, see Guilty Pleasures: 5 Musicians Of The 70s You're Supposed To Hate"
     people = [span for span, _ in _spans(detector, text, "PERSON")]
     assert "Baker" in people and not [p for p in people if "Guilty" in p]
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "thing"),
+    [
+        ("Zoolander is a 2017 Polish action-comedy film directed by Maciej Borkowski", "Zoolander", True),
+        (
+            "Ramsey-Johnson is an Swedish multinational investment bank and financial services company",
+            "Ramsey-Johnson",
+            True,
+        ),
+        ("Dataweave was a startup.", "Dataweave", True),
+        ("Smith is a film director", "Smith", False),  # the kind word does not end the phrase
+        ("Lee is a bank clerk in Leeds", "Lee", False),
+        ("Anna is the band's singer", "Anna", False),
+        ("Anna is a friend of the company", "Anna", False),  # the kind is not what she is
+        ("Anna was a member of the band.", "Anna", False),
+    ],
+)
+def test_spans_a_sentence_calls_a_thing(text: str, name: str, thing: bool) -> None:
+    start = text.index(name)
+    assert is_thing(text, start, start + len(name)) is thing
