@@ -42,7 +42,8 @@
   ("Zoolander is a 1996 Scottish action-comedy film directed by ...").
 - Partners naming a firm are not people: a list of single words alone on its line ("Barnett,
   Melton and Garcia", "Slaughter & May") or before a firm word ("Clark, Romero and Hall
-  Orchestra").
+  Orchestra"), nor is a single word alone on its line in an address block (the firm line of a
+  mailing label, `detectors.pii_addressee.firm_line`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, Pa
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
 
+from detectors.pii_addressee import firm_line
 from detectors.pii_truecase import TruecasedNlpArtifacts, Truecaser, is_uncased
 
 __all__ = [
@@ -477,6 +479,8 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str], frequenc
                     if sum(c.isalpha() for c in first) < 2:
                         continue
                     r.end = r.start + len(first)
+                if r.entity_type == "PERSON" and firm_line(text, r.start, r.end):
+                    continue  # "> Flightaware" between the addressee and the street of a mailing label
                 kept.append(r)
             return kept
 

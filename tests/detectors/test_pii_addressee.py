@@ -8,7 +8,7 @@ from spacy.strings import get_string_id
 
 from detectors.base import TextItem
 from detectors.pii import DEFAULT_MODELS, ENGLISH_EXCLUDE, PresidioPII
-from detectors.pii_addressee import ADDRESSEE_SCORE, addressee_spans
+from detectors.pii_addressee import ADDRESSEE_SCORE, addressee_spans, firm_line
 from detectors.pii_spacy import load_pipeline
 from detectors.pii_truecase import Truecaser
 from detectors.testing import make_context
@@ -85,3 +85,26 @@ def test_addressees_are_person_findings(detector: PresidioPII) -> None:
     people = [(text[f.span[0] : f.span[1]], f.score) for f in found if f.evidence["entity_type"] == "PERSON" and f.span]
     assert ("Duqyaha Karataev", ADDRESSEE_SCORE) in people
     assert all(f.evidence["recognizer"] != "AddresseeRecognizer" or f.score == ADDRESSEE_SCORE for f in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "firm"),
+    [
+        (
+            "> Elizabeth Hanson\n> Flightaware\n> Elizabeth Hanson\n> 077 Mellemstræde 74\n> Apt. 316",
+            "Flightaware",
+            True,
+        ),
+        ("leidy t muris\nrosales-mcguire\n5670 r josé a madeira 1 suite 696", "rosales-mcguire", True),
+        (
+            "> Elizabeth Hanson\n> Flightaware\n> Elizabeth Hanson\n> 077 Mellemstræde 74",
+            "Elizabeth",
+            False,
+        ),  # two words
+        ("Flightaware\nis where I work", "Flightaware", False),  # no address follows
+        ("Ask Flightaware\n12 Baker Street\nSuite 5", "Flightaware", False),  # not alone on its line
+    ],
+)
+def test_single_words_alone_on_a_line_of_an_address_block_are_firms(text: str, word: str, firm: bool) -> None:
+    start = text.index(word)
+    assert firm_line(text, start, start + len(word)) is firm
