@@ -219,7 +219,7 @@ class PresidioPII:
         if self.ner:
             entities = nlp_engine.get_supported_entities()
             registry.add_recognizer(mamori_ner_recognizer(self.language, entities, frequencies))
-            registry.add_recognizer(person_cue_recognizer(self.language))
+            registry.add_recognizer(person_cue_recognizer(self.language, frequencies))
             registry.add_recognizer(addressee_recognizer(self.language, frequencies))
         if self.japanese:
             from detectors.pii_ja import japanese_recognizers

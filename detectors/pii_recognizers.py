@@ -13,7 +13,10 @@
   stands next to them (phone, tel, mobile, fax, call, ... before; or a label such as "office" right
   before or after). An extension after a validated number is included in its span.
 - Person names from cues: a capitalised name after a title (Mr, Ms, Dr, ...) or after "name is",
-  "Name:", "call me" ("called"/"named" score lower: things are called too); the speaker named
+  "Name:", "call me" ("called"/"named" score lower: things are called too); after a role written
+  as a title ("Producer Vilhjálmur Georgsson", 0.7; not ordinary words: "CEO Summit"); the subject
+  of "lives at / on / in" an address with a number ("Timotea lives on Via dei Fiorentini 17",
+  not a pronoun); the speaker named
   after a quotation ('"...," says Navrátilová.', "... ! said Gladys to Logan"; as high as the
   NER's own score, so that the cue stands beside the model's reading of an unfamiliar name as a
   place); in text written in lowercase, a name capitalised in its truecased copy
@@ -269,9 +272,29 @@ _SPEECH = r"(?i:says|said|asks|asked|replies|replied|adds|added|explains|explain
 _SPEAKER_END = r"[ ]*(?:[.,;:!?]|$|[ ]to[ ])"
 
 
-def person_cue_recognizer(language: str) -> Any:
-    """PERSON: a capitalised name right after a title or a naming phrase; in text written in lowercase,
-    one capitalised in its truecased copy (`detectors.pii_truecase`: "my name is nyberg")."""
+# a role written before a name, as a title ("Producer Vilhjálmur Georgsson explained", "songwriter
+# Zoe Young"); the name must not be ordinary words ("CEO Summit", "Director General")
+_ROLES = (
+    r"producer|director|ceo|cfo|cto|chairman|chairwoman|chairperson|founder|co-founder|songwriter|singer|"
+    r"guitarist|drummer|bassist|pianist|violinist|composer|conductor|rapper|author|novelist|writer|poet|"
+    r"actor|actress|artist|painter|sculptor|photographer|filmmaker|journalist|reporter|editor|columnist|"
+    r"professor|coach|manager|senator|governor|mayor|minister|judge|detective|spokesperson|spokesman|"
+    r"spokeswoman|designer|architect|scientist|researcher|economist|analyst|attorney|lawyer|chef|"
+    r"footballer|striker|goalkeeper|quarterback"
+)
+# the subject of "lives at / on / in" an address with a number ("Timotea lives on Via dei Fiorentini 17")
+_CLAUSE_START = r"(?:^|(?<=[.!?;:][ ]+)|(?<=\n[ \t>]*))"
+_LIVES_AT_ADDRESS = r"(?=[ ]lives[ ](?:at|on|in)[ ][^.\n]*\d)"
+_NOT_A_PRONOUN = r"(?!(?:He|She|It|They|We|You|One|Who|This|That|Everyone|Everybody|Someone|Somebody|Nobody)\b)"
+#: cue patterns whose match must not be made of ordinary words only (`ordinary_words`, here any word
+#: more frequent in lowercase: "Summit" 1.3x, "General" 1.1x; a name of one such word goes too)
+_NAME_NOT_ORDINARY = frozenset({"role", "lives_at"})
+
+
+def person_cue_recognizer(language: str, frequencies: Truecaser | None = None) -> Any:
+    """PERSON: a capitalised name right after a title, a role or a naming phrase, after a quotation
+    as its speaker, or as the subject of "lives at" an address; in text written in lowercase, one
+    capitalised in its truecased copy (`detectors.pii_truecase`: "my name is nyberg")."""
 
     class PersonCueRecognizer(PatternRecognizer):
         def analyze(
@@ -283,7 +306,12 @@ def person_cue_recognizer(language: str) -> Any:
         ) -> list[RecognizerResult]:
             if isinstance(nlp_artifacts, TruecasedNlpArtifacts):
                 text = nlp_artifacts.truecased_text  # same length: the spans hold
-            return super().analyze(text, entities, nlp_artifacts, regex_flags)
+            return [
+                r
+                for r in super().analyze(text, entities, nlp_artifacts, regex_flags)
+                if getattr(r.analysis_explanation, "pattern_name", None) not in _NAME_NOT_ORDINARY
+                or not ordinary_words(frequencies, text[r.start : r.end], ratio=1.0)
+            ]
 
     return PersonCueRecognizer(
         supported_entity="PERSON",
@@ -295,6 +323,8 @@ def person_cue_recognizer(language: str) -> Any:
             Pattern("called", rf"(?<=\b(?i:called|named)[ ]){_NAME}", 0.4),
             Pattern("speaker", rf"(?<={_QUOTE_END}{_SPEECH}[ ]){_NAME}(?={_SPEAKER_END})", 0.85),
             Pattern("spoken_to", rf"(?<={_QUOTE_END}{_SPEECH}[ ]{_NAME}[ ]to[ ]){_NAME}(?={_SPEAKER_END})", 0.85),
+            Pattern("role", rf"(?<=\b(?i:{_ROLES})[ ]){_NAME}", 0.7),
+            Pattern("lives_at", rf"{_CLAUSE_START}{_NOT_A_PRONOUN}{_NAME}{_LIVES_AT_ADDRESS}", 0.85),
         ],
         global_regex_flags=re.DOTALL | re.MULTILINE,
     )
@@ -393,13 +423,13 @@ def is_place(text: str, start: int, end: int) -> bool:
     return False
 
 
-def ordinary_words(frequencies: Truecaser | None, value: str) -> bool:
+def ordinary_words(frequencies: Truecaser | None, value: str, ratio: float = ORDINARY_RATIO) -> bool:
     """Whether a span tagged PERSON is made of ordinary words only, each written in lowercase at
     least `ORDINARY_RATIO` times more often than capitalised ("Guilty Pleasures", "Letter",
     "Children", "Cinematographer": capitalised in a title or at a line start). Names that are also
     words, written alone, go too ("Hope", "Will"); beside another name they stay ("Will Smith")."""
     words = _WORDS.findall(value)
-    return frequencies is not None and bool(words) and all(frequencies.ordinary(words, ORDINARY_RATIO))
+    return frequencies is not None and bool(words) and all(frequencies.ordinary(words, ratio))
 
 
 _LIST_WORD = r"[^\W\d_][\w'’-]*"

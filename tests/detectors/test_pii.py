@@ -222,6 +222,32 @@ def test_speakers_after_a_quotation(detector: PresidioPII, text: str, names: lis
     assert all(name in people for name in names), people
 
 
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Producer Vilhjálmur Georgsson explained to Fuse TV why", "Vilhjálmur Georgsson"),
+        ("a song by songwriter Jouni Hahli", "Jouni Hahli"),
+        ("Timotea lives on Via dei Fiorentini 17 street.", "Timotea"),
+        ("We moved. Csanád P Gere lives at 3178 254 Damvergi Street, Nicosia", "Csanád P Gere"),
+    ],
+)
+def test_names_after_a_role_or_living_at_an_address(detector: PresidioPII, text: str, name: str) -> None:
+    assert name in [span for span, _ in _spans(detector, text, "PERSON")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tickets for the CEO Summit and the Director General's speech",  # ordinary words after a role
+        "He lives on the north side of Rua Diadema 1903.",  # a pronoun
+        "Timotea lives in Rome with her sister",  # no address
+    ],
+)
+def test_roles_and_living_places_without_a_name(detector: PresidioPII, text: str) -> None:
+    found = detector.detect(TextItem(text), make_context())
+    assert not [f for f in found if f.evidence["recognizer"] == "PersonCueRecognizer"], text
+
+
 def test_speech_words_without_a_quotation_name_nobody(detector: PresidioPII) -> None:
     for text in ("The label says Organic Cotton on it", "It said Hello World, then stopped"):
         found = detector.detect(TextItem(text), make_context())
