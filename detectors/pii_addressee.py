@@ -37,7 +37,7 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerR
 
 from detectors.pii_truecase import Truecaser
 
-__all__ = ["ADDRESSEE_SCORE", "addressee_recognizer", "addressee_spans", "firm_line"]
+__all__ = ["ADDRESSEE_SCORE", "addressee_recognizer", "addressee_spans", "ends_with_firm_word", "firm_line"]
 
 #: Score of a name found at the head of an address block: above the policy's PII threshold (0.5),
 #: below the NER's own PERSON score (0.85), which wins where both find a name.
@@ -65,7 +65,8 @@ _UNIT_OR_BOX = regex.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit|flat|p\.?[ 
 _POSTCODE = regex.compile(r"\p{L}{2,}[ \t,]+\d{4,6}\b|\b\d{4,6}[ \t]+\p{Lu}\p{L}+")
 # the last word of a firm's name: "Rand Corporation", "Palantir Technologies"
 _FIRM = regex.compile(
-    r"(?i)[ ](?:inc|llc|llp|ltd|plc|corp|corporation|co|company|companies|group|holdings|partners|associates|"
+    r"(?i)[ ](?:inc|incorporated|llc|llp|ltd|limited|plc|corp|corporation|co|company|companies|group|holdings|"
+    r"partners|associates|"
     r"technologies|technology|systems|solutions|software|labs|industries|enterprises|international|"
     r"consulting|services|bank|foundation|institute|university|college|gmbh|ag|sa|bv|nv|oy|ab|as|kk)\.?$"
 )
@@ -74,6 +75,12 @@ _LOOKAHEAD = 3  # lines between the name and its street line (a company, the nam
 
 def _confirms_address(lines: list[str]) -> bool:
     return any(_DESIGNATOR.search(line) or _UNIT_OR_BOX.search(line) or _POSTCODE.search(line) for line in lines)
+
+
+def ends_with_firm_word(name: str) -> bool:
+    """Whether a name of several words ends with a word that names a firm ("Galorath Incorporated",
+    "Palantir Technologies", "Rand Corporation")."""
+    return _FIRM.search(name.rstrip()) is not None
 
 
 def _heads_address(lines: list[str], i: int) -> bool:
@@ -108,7 +115,7 @@ def addressee_spans(text: str, truecaser: Truecaser | None) -> list[tuple[int, i
     spans: list[tuple[int, int]] = []
     for i, line in enumerate(lines):
         match: regex.Match[str] | None = _NAME_LINE.match(line)
-        if match is None or _FIRM.search(match["name"]):
+        if match is None or ends_with_firm_word(match["name"]):
             continue
         if not _heads_address(lines, i):
             continue

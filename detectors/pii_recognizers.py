@@ -42,7 +42,9 @@
   benign, jailbreak and I2P prompts this removed 272 of 10,375 PERSON findings at score 0.5 or
   more; the only names among them are "Guy", a cartoon villain ("Scar") and "jfk assassination".
 - Things are not people: a span that its sentence calls a film, a book, a company, a band, ...
-  ("Zoolander is a 1996 Scottish action-comedy film directed by ...").
+  ("Zoolander is a 1996 Scottish action-comedy film directed by ..."), or that ends with a firm
+  word ("Galorath Incorporated"); nor are the places one comes from or travels to ("originally
+  from Eckenroth", "flew to Coles").
 - Partners naming a firm are not people: a list of single words alone on its line ("Barnett,
   Melton and Garcia", "Slaughter & May") or before a firm word ("Clark, Romero and Hall
   Orchestra"), nor is a single word alone on its line in an address block (the firm line of a
@@ -58,7 +60,7 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, Pa
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
 
-from detectors.pii_addressee import firm_line
+from detectors.pii_addressee import ends_with_firm_word, firm_line
 from detectors.pii_truecase import TruecasedNlpArtifacts, Truecaser, is_uncased
 
 __all__ = [
@@ -390,6 +392,13 @@ def in_street_address(text: str, start: int, end: int) -> bool:
 
 
 _IN_BEFORE = re.compile(r"(?i)(?:^|\s)in[ \t]+$")  # "I am in Sutri": people are not places one is in
+# "originally from Eckenroth", "we moved here from Tjæreborg", "she flew to Coles": where one comes
+# from or travels to
+_TRAVEL_BEFORE = re.compile(
+    r"(?i)(?:^|\s)(?:(?:originally|moved(?:[ \t]+(?:here|there|back))?|emigrated|immigrated|relocated|hails?)"
+    r"[ \t]+from|(?:flew|flown|flying|fly|flies|travell?ed|travell?ing|moved|relocated|emigrated|drove|sailed)"
+    r"[ \t]+(?:back[ \t]+)?to)[ \t]+$"
+)
 _POSSESSIVE_AFTER = re.compile(r"^['’]s\b")
 _HOUSE_NUMBER_COMMA = re.compile(r"(?:\d{1,5}[A-Za-z]?|\b[Ss]tr?\.),[ \t]*$")  # "Jahu 80, Liiva"
 _END_OF_ADDRESS_PART = re.compile(r"^[ \t]*(?:,|$)")
@@ -403,15 +412,15 @@ _AND_STREET_AFTER = re.compile(r"^[ \t]+and[ \t]+[^\W\d_][\w'’.-]*[ \t]+\d{1,5
 
 def is_place(text: str, start: int, end: int) -> bool:
     """Whether text[start:end], tagged as a person, reads as a place: right after "in" ("I am in
-    Sutri"), after the house number of a European address ("Jahu 80, Liiva"), after an apartment
-    or suite number on its line ("Apt. 417 Csipkerek Vas") or on the line after one ("Apt. 050"
-    then "Broomfield"), or in a street corner ("the corner of Kuusiku 7 and Alexander Flat",
-    "Maarit and Hersnapvej 75.")."""
+    Sutri") or a journey ("originally from Eckenroth", "flew to Coles"), after the house number of
+    a European address ("Jahu 80, Liiva"), after an apartment or suite number on its line ("Apt.
+    417 Csipkerek Vas") or on the line after one ("Apt. 050" then "Broomfield"), or in a street
+    corner ("the corner of Kuusiku 7 and Alexander Flat", "Maarit and Hersnapvej 75.")."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     before = text[line_start:start]
     after = text[end : len(text) if line_end < 0 else line_end]
-    if _IN_BEFORE.search(before) and not _POSSESSIVE_AFTER.match(after):
+    if (_IN_BEFORE.search(before) or _TRAVEL_BEFORE.search(before)) and not _POSSESSIVE_AFTER.match(after):
         return True
     if _HOUSE_NUMBER_COMMA.search(before) and _END_OF_ADDRESS_PART.match(after):
         return True
@@ -496,6 +505,7 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str], frequenc
                     or ordinary_words(frequencies, value)
                     or in_firm_name(text, r.start, r.end)
                     or is_thing(text, r.start, r.end)
+                    or ends_with_firm_word(value)
                 ):
                     continue  # "Alexander Flat", "Rue de Virton", "03751 Gerrit Achterberghove 137", "Letter"
                 lead = len(value) - len(value.lstrip(_TRIM))

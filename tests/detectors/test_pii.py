@@ -331,6 +331,11 @@ def test_street_words_in_ordinary_text_leave_names_alone(text: str, start: int, 
         ("Jan Kowalski lives at Polna 17, Wadowice", "Wadowice", True),  # after a European house number
         ("Ana Lopez\nApt. 12\nFairhaven\nUSA", "Fairhaven", True),  # the line after an apartment line
         ("Ana Lopez\nApt. 12\nFairhaven\nUSA", "Ana Lopez", False),
+        ("I'm Annemette Iversen, originally from Eckenroth, and 54", "Eckenroth", True),  # a journey
+        ("We moved here from Tjæreborg", "Tjæreborg", True),
+        ("Mrs. Schwarz flew to Coles on Sunday morning.", "Coles", True),
+        ("I got a letter from Anna Berg today", "Anna Berg", False),  # from a person: no journey
+        ("We drove to Maria's house", "Maria", False),
         ("We stayed in Maria's flat", "Maria", False),  # a possessive is a person's
         ("At 10, John Smith left the room", "John Smith", False),  # a time, and the sentence goes on
         ("I wrote to Peter Novak in May", "Peter Novak", False),
@@ -392,6 +397,12 @@ def test_spans_of_ordinary_words_are_not_people(detector: PresidioPII) -> None:
     text = "For my take on Mrs. Baker, see Guilty Pleasures: 5 Musicians Of The 70s You're Supposed To Hate"
     people = [span for span, _ in _spans(detector, text, "PERSON")]
     assert "Baker" in people and not [p for p in people if "Guilty" in p]
+
+
+def test_names_ending_in_a_firm_word_are_firms(detector: PresidioPII) -> None:
+    text = "Galorath Incorporated is the brainchild of our founders, Anna Berg and Peter Novak."
+    people = [span for span, _ in _spans(detector, text, "PERSON")]
+    assert "Anna Berg" in people and not [p for p in people if "Galorath" in p]
 
 
 @pytest.mark.parametrize(
