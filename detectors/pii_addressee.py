@@ -66,9 +66,9 @@ _POSTCODE = regex.compile(r"\p{L}{2,}[ \t,]+\d{4,6}\b|\b\d{4,6}[ \t]+\p{Lu}\p{L}
 # the last word of a firm's name: "Rand Corporation", "Palantir Technologies"
 _FIRM = regex.compile(
     r"(?i)[ ](?:inc|incorporated|llc|llp|ltd|limited|plc|corp|corporation|co|company|companies|group|holdings|"
-    r"partners|associates|"
-    r"technologies|technology|systems|solutions|software|labs|industries|enterprises|international|"
-    r"consulting|services|bank|foundation|institute|university|college|gmbh|ag|sa|bv|nv|oy|ab|as|kk)\.?$"
+    r"partners|associates|technologies|technology|systems|solutions|software|labs|industries|enterprises|"
+    r"international|consulting|services|bank|foundation|institute|university|college|gmbh|ag|sa|bv|nv|oy|ab|"
+    r"as|kk)\.?$"
 )
 _LOOKAHEAD = 3  # lines between the name and its street line (a company, the name again), and after it
 
