@@ -2,7 +2,9 @@
 
 SQLite is configured for several gateway processes sharing one file: WAL journal, a 30 s busy
 timeout, foreign keys on, and SQLAlchemy (not the ``sqlite3`` module) emitting ``BEGIN`` so that a
-writer can ask for ``BEGIN IMMEDIATE`` (see :func:`write_lock`). PostgreSQL goes through psycopg 3.
+writer can ask for ``BEGIN IMMEDIATE`` (see :func:`write_lock`; explicit transactions of
+:func:`session_factory`'s sessions always do, see :class:`WriteIntentSession`). PostgreSQL goes
+through psycopg 3.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -22,6 +24,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "Base",
     "UTCDateTime",
+    "WriteIntentSession",
     "create_db_engine",
     "lock_key",
     "session_factory",
@@ -122,9 +125,31 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+class WriteIntentSession(Session):
+    """A session whose explicit transactions (``session.begin()``, ``sessionmaker.begin()``) are
+    writes: on SQLite they open with ``BEGIN IMMEDIATE``, taking the write lock up front.
+
+    A deferred SQLite transaction that reads and then writes fails at once with "database is
+    locked" when another connection committed a write in between (WAL's SQLITE_BUSY_SNAPSHOT; the
+    busy timeout does not apply), which a video job's progress update met beside a gateway that
+    kept writing audit records. With the lock taken at ``begin()`` the second writer waits its turn
+    instead. Reads go through autobegin (``with sessions() as session: ...``) and stay deferred, so
+    readers never wait for writers. PostgreSQL is unaffected.
+    """
+
+    def begin(self, nested: bool = False) -> SessionTransaction:
+        transaction = super().begin(nested=nested)
+        if not nested and self.get_bind().dialect.name == "sqlite":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a connection already bound keeps its own options
+                self.connection(execution_options={_SQLITE_IMMEDIATE: True})
+        return transaction
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A sessionmaker bound to ``engine``; objects stay usable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """A sessionmaker bound to ``engine``, whose explicit transactions are writes
+    (`WriteIntentSession`); objects stay usable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False, class_=WriteIntentSession)
 
 
 def lock_key(name: str) -> int:

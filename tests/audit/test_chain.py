@@ -422,7 +422,7 @@ def test_write_lock_refuses_to_start_late(tmp_path: Path) -> None:
     from audit.db import write_lock
 
     db = next(_sqlite_db(tmp_path))
-    with db.sessions() as session, session.begin():
+    with db.sessions() as session:  # a read began the transaction (deferred), not begin()
         session.execute(text("SELECT 1"))
         with pytest.raises(RuntimeError, match="first statement"):
             write_lock(session, "x")
