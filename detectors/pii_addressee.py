@@ -37,7 +37,14 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerR
 
 from detectors.pii_truecase import Truecaser
 
-__all__ = ["ADDRESSEE_SCORE", "addressee_recognizer", "addressee_spans", "ends_with_firm_word", "firm_line"]
+__all__ = [
+    "ADDRESSEE_SCORE",
+    "addressee_recognizer",
+    "addressee_spans",
+    "ends_with_firm_word",
+    "firm_line",
+    "heads_address_block",
+]
 
 #: Score of a name found at the head of an address block: above the policy's PII threshold (0.5),
 #: below the NER's own PERSON score (0.85), which wins where both find a name.
@@ -51,7 +58,7 @@ _LABEL = (
     r"ship[ ]+to|deliver[ ]+to|send[ ]+to|attn\.?|attention|recipient|addressee)[ \t]*:"
 )
 _NAME_PART = rf"{_WORD}(?:[ ](?:{_INITIAL}|{_PARTICLE})){{0,2}}"  # "Agatha Á", "Willemine ten"
-_NAME_LINE = regex.compile(rf"^[ \t>]*(?:{_LABEL}[ \t]*)?(?P<name>{_NAME_PART}(?:[ ]{_NAME_PART}){{1,3}})[ \t]*$")
+_NAME_LINE = regex.compile(rf"^[ \t>]*(?:{_LABEL}[ \t]*)?(?P<name>{_NAME_PART}(?:[ ]{_NAME_PART}){{1,3}})[ \t\r]*$")
 _UNIT_OF_MEASURE = r"(?i:am|pm|x|kg|g|ml|l|cm|mm|m|km|min|h)\b"  # "200 g flour", "10 am"
 _STREET_LINE = regex.compile(
     rf"^[ \t>]*(?:\d{{1,6}}[A-Za-z]?[ \t]+(?!{_UNIT_OF_MEASURE})[\p{{L}}\d]|(?i:p\.?[ ]?o\.?[ ]+box)\b)"
@@ -59,10 +66,12 @@ _STREET_LINE = regex.compile(
 _DESIGNATOR = regex.compile(
     r"(?i)\b(?:street|st|str|avenue|ave|road|rd|drive|dr|boulevard|blvd|lane|ln|way|court|ct|place|pl|"
     r"terrace|crescent|highway|hwy|parkway|pkwy|square|plaza|alley|close|rue|rua|via|calle|strasse|straße|"
-    r"gasse|weg|laan|vej|gade|tie|katu|kuja|gatan|vägen)\b"
+    r"gasse|weg|laan|vej|gade|tie|katu|kuja|gatan|vägen)\b(?!-)"
 )
 _UNIT_OR_BOX = regex.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit|flat|p\.?[ ]?o\.?[ ]+box)\.?[ ]*#?\d+")
-_POSTCODE = regex.compile(r"\p{L}{2,}[ \t,]+\d{4,6}\b|\b\d{4,6}[ \t]+\p{Lu}\p{L}+")
+# a place name then a postcode, or a postcode then a place name ("Finland 38524", "1017 Amsterdam");
+# the place name's start is anchored, or a long run of letters is retried from each of its letters
+_POSTCODE = regex.compile(r"(?<!\p{L})\p{L}{2,}[ \t,]+\d{4,6}\b|\b\d{4,6}[ \t]+\p{Lu}\p{L}+")
 # the last word of a firm's name: "Rand Corporation", "Palantir Technologies"
 _FIRM = regex.compile(
     r"(?i)[ ](?:inc|incorporated|llc|llp|ltd|limited|plc|corp|corporation|co|company|companies|group|holdings|"
@@ -71,10 +80,15 @@ _FIRM = regex.compile(
     r"as|kk)\.?$"
 )
 _LOOKAHEAD = 3  # lines between the name and its street line (a company, the name again), and after it
+_SCAN = 12  # lines read after a candidate line, blank ones included: the work per line stays bounded
 
 
-def _confirms_address(lines: list[str]) -> bool:
-    return any(_DESIGNATOR.search(line) or _UNIT_OR_BOX.search(line) or _POSTCODE.search(line) for line in lines)
+def _confirms_address(street: str, after: list[str]) -> bool:
+    """A street line is an address with a designator on it ("24 Clarke Avenue"), or a unit, a PO box
+    or a postcode on it or on the lines after it ("Suite 727", "Finland 38524")."""
+    return _DESIGNATOR.search(street) is not None or any(
+        _UNIT_OR_BOX.search(line) or _POSTCODE.search(line) for line in [street, *after]
+    )
 
 
 def ends_with_firm_word(name: str) -> bool:
@@ -83,25 +97,40 @@ def ends_with_firm_word(name: str) -> bool:
     return _FIRM.search(name.rstrip()) is not None
 
 
-def _heads_address(lines: list[str], i: int) -> bool:
-    """Whether a street line, confirmed as an address, follows line `i` within three lines."""
-    following = [j for j in range(i + 1, len(lines)) if lines[j].strip(" \t>")][:_LOOKAHEAD]
-    street = next((j for j in following if _STREET_LINE.match(lines[j])), None)
-    return street is not None and _confirms_address(lines[street : street + _LOOKAHEAD + 1])
+def _heads_address(following: list[str]) -> bool:
+    """Whether a street line, confirmed as an address, is among the first three non-blank lines of
+    `following` (the lines after a candidate line)."""
+    lines = [line for line in following[:_SCAN] if line.strip(" \t\r>")]
+    for k, line in enumerate(lines[:_LOOKAHEAD]):
+        if _STREET_LINE.match(line):
+            return _confirms_address(line, lines[k + 1 : k + 1 + _LOOKAHEAD])
+    return False
+
+
+def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    line_end = text.find("\n", end)
+    return text.rfind("\n", 0, start) + 1, len(text) if line_end < 0 else line_end
+
+
+def heads_address_block(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is alone on its line (after quoting) and that line heads or sits in a
+    postal address block: a confirmed street line follows within three lines."""
+    line_start, line_end = _line_bounds(text, start, end)
+    if text[line_start:start].strip(" \t>") or text[end:line_end].strip():
+        return False
+    return _heads_address(text[line_end + 1 :].split("\n", _SCAN)[:_SCAN])
 
 
 def firm_line(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] is a single word alone on its line in an address block: the firm
-    line of a mailing label ("> Elizabeth Hanson\n> Flightaware\n> 077 Mellemstræde 74\n> Apt.
-    316"), which the NER takes for a person. People in address blocks are named in two words or
-    more."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line_end = len(text) if line_end < 0 else line_end
-    if text[line_start:start].strip(" \t>") or text[end:line_end].strip() or len(text[start:end].split()) != 1:
+    """Whether text[start:end] is a single word alone on its line right under the addressee of an
+    address block: the firm line of a mailing label ("> Elizabeth Hanson\n> Flightaware\n> 077
+    Mellemstræde 74\n> Apt. 316"), which the NER takes for a person. A single word under anything
+    else stays a person ("Best,\nJohn\n12 Main Street")."""
+    if len(text[start:end].split()) != 1 or not heads_address_block(text, start, end):
         return False
-    lines = text[:line_start].split("\n")[:-1] + text[line_start:].split("\n")
-    return _heads_address(lines, text.count("\n", 0, line_start))
+    line_start, _ = _line_bounds(text, start, end)
+    previous = [line for line in text[:line_start].rsplit("\n", _SCAN)[-_SCAN:] if line.strip(" \t\r>")]
+    return bool(previous) and _NAME_LINE.match(previous[-1]) is not None
 
 
 def addressee_spans(text: str, truecaser: Truecaser | None) -> list[tuple[int, int]]:
@@ -117,7 +146,7 @@ def addressee_spans(text: str, truecaser: Truecaser | None) -> list[tuple[int, i
         match: regex.Match[str] | None = _NAME_LINE.match(line)
         if match is None or ends_with_firm_word(match["name"]):
             continue
-        if not _heads_address(lines, i):
+        if not _heads_address(lines[i + 1 : i + 1 + _SCAN]):
             continue
         words = [w for w in regex.findall(r"\p{L}[\p{L}'’-]+", match["name"]) if not regex.fullmatch(_PARTICLE, w)]
         if truecaser is not None:

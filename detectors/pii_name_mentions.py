@@ -5,7 +5,9 @@ mention on its own, misses the short one or reads it as a place.
 
 `other_mentions` takes the PERSON results of a text and adds one for each other occurrence of the
 first or last word of a name of two words or more, capitalised as in the name, where no PERSON
-result lies yet. Words of three letters or fewer and ordinary words (`Truecaser.ordinary`: "Key",
+result lies yet and no other capitalised word stands right beside it (then it is part of another
+name: "Harrison Ford ... a red Ford Mustang", "Michael Jordan in Air Jordan sneakers"). Words of
+three letters or fewer and ordinary words (`Truecaser.ordinary`: "Key",
 "Will") are not followed, since they occur in text for other reasons. The added results score
 `MENTION_SCORE`, below the NER's own 0.85, so that a place or firm the NER found at the same
 spot, with its higher score, still covers them when overlaps are resolved.
@@ -25,6 +27,8 @@ __all__ = ["MENTION_SCORE", "other_mentions"]
 #: Score of another mention of a name found in full: above the policy's PII threshold (0.5).
 MENTION_SCORE = 0.6
 _PERSON = "PERSON"
+_CAPITALISED_BEFORE = regex.compile(r"\p{Lu}[\p{L}'’-]*[ ]$")
+_CAPITALISED_AFTER = regex.compile(r"[ ]\p{Lu}")
 _NAME_WORD = regex.compile(r"\p{Lu}[\p{Ll}\p{Lm}'’]{3,}(?:-\p{Lu}?[\p{Ll}\p{Lm}'’]+)?")
 
 
@@ -53,6 +57,8 @@ def other_mentions(text: str, results: list[Any], frequencies: Truecaser | None)
             start, end = match.span()
             if any(r.start < end and start < r.end for r in persons + added):
                 continue
+            if _CAPITALISED_BEFORE.search(text, max(0, start - 40), start) or _CAPITALISED_AFTER.match(text, end):
+                continue  # part of another name: "a red Ford Mustang", "Air Jordan sneakers"
             explanation = AnalysisExplanation(
                 recognizer="NameMentions",
                 original_score=MENTION_SCORE,

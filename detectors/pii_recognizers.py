@@ -60,7 +60,7 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, Pa
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
 
-from detectors.pii_addressee import ends_with_firm_word, firm_line
+from detectors.pii_addressee import ends_with_firm_word, firm_line, heads_address_block
 from detectors.pii_truecase import TruecasedNlpArtifacts, Truecaser, is_uncased
 
 __all__ = [
@@ -289,8 +289,27 @@ _CLAUSE_START = r"(?:^|(?<=[.!?;:][ ]+)|(?<=\n[ \t>]*))"
 _LIVES_AT_ADDRESS = r"(?=[ ]lives[ ](?:at|on|in)[ ][^.\n]*\d)"
 _NOT_A_PRONOUN = r"(?!(?:He|She|It|They|We|You|One|Who|This|That|Everyone|Everybody|Someone|Somebody|Nobody)\b)"
 #: cue patterns whose match must not be made of ordinary words only (`ordinary_words`, here any word
-#: more frequent in lowercase: "Summit" 1.3x, "General" 1.1x; a name of one such word goes too)
-_NAME_NOT_ORDINARY = frozenset({"role", "lives_at"})
+#: more frequent in lowercase: "Summit" 1.3x, "General" 1.1x; a name of one such word goes too), nor
+#: be what the NER reads as an organisation or a product (firms are quoted and brands have designers)
+_NAME_NOT_ORDINARY = frozenset({"speaker", "spoken_to", "role", "lives_at"})
+_POSSESSIVE_END = re.compile(r"['’]s$")
+_ORGANISATION_LABELS = frozenset({"ORG", "PRODUCT"})
+
+
+#: a word ranked this high in the vector table's frequencies is a known word ("Microsoft", "Gucci");
+#: rarer ones are the unfamiliar names that the NER often reads as firms ("Hauta-aho", "Shovda")
+KNOWN_WORD_RANK = 100_000
+
+
+def _read_as_organisation(doc: Any, start: int, end: int, frequencies: Truecaser | None) -> bool:
+    """Whether the NER labelled text[start:end] an organisation or a product, and (with
+    `frequencies`) each of its words is a known word rather than an unfamiliar name."""
+    span = doc.char_span(start, end, alignment_mode="expand") if doc is not None else None
+    if span is None or not any(token.ent_type_ in _ORGANISATION_LABELS for token in span):
+        return False
+    words = _WORDS.findall(span.text)
+    ranks = frequencies.ranks(words) if frequencies is not None else []
+    return all(rank is not None and rank < KNOWN_WORD_RANK for rank in ranks)
 
 
 def person_cue_recognizer(language: str, frequencies: Truecaser | None = None) -> Any:
@@ -308,12 +327,18 @@ def person_cue_recognizer(language: str, frequencies: Truecaser | None = None) -
         ) -> list[RecognizerResult]:
             if isinstance(nlp_artifacts, TruecasedNlpArtifacts):
                 text = nlp_artifacts.truecased_text  # same length: the spans hold
-            return [
-                r
-                for r in super().analyze(text, entities, nlp_artifacts, regex_flags)
-                if getattr(r.analysis_explanation, "pattern_name", None) not in _NAME_NOT_ORDINARY
-                or not ordinary_words(frequencies, text[r.start : r.end], ratio=1.0)
-            ]
+            doc = getattr(nlp_artifacts, "tokens", None)
+            kept = []
+            for r in super().analyze(text, entities, nlp_artifacts, regex_flags):
+                if _POSSESSIVE_END.search(text, r.start, r.end):
+                    r.end -= 2  # "Designer Coco Chanel's studio": the name is "Coco Chanel"
+                if getattr(r.analysis_explanation, "pattern_name", None) in _NAME_NOT_ORDINARY and (
+                    ordinary_words(frequencies, text[r.start : r.end], ratio=1.0)
+                    or _read_as_organisation(doc, r.start, r.end, frequencies)
+                ):
+                    continue  # "CEO Summit"; '"...," said Microsoft.', "designer Gucci"
+                kept.append(r)
+            return kept
 
     return PersonCueRecognizer(
         supported_entity="PERSON",
@@ -392,39 +417,52 @@ def in_street_address(text: str, start: int, end: int) -> bool:
 
 
 _IN_BEFORE = re.compile(r"(?i)(?:^|\s)in[ \t]+$")  # "I am in Sutri": people are not places one is in
-# "originally from Eckenroth", "we moved here from Tjæreborg", "she flew to Coles": where one comes
-# from or travels to
-_TRAVEL_BEFORE = re.compile(
-    r"(?i)(?:^|\s)(?:(?:originally|moved(?:[ \t]+(?:here|there|back))?|emigrated|immigrated|relocated|hails?)"
-    r"[ \t]+from|(?:flew|flown|flying|fly|flies|travell?ed|travell?ing|moved|relocated|emigrated|drove|sailed)"
-    r"[ \t]+(?:back[ \t]+)?to)[ \t]+$"
+# "originally from Eckenroth", "we moved here from Tjæreborg": where one comes from, for a span of
+# one word (a place's name; "Letters originally from Albert Einstein" keep their sender). Journeys
+# "to" are left out: balls and cameras move to people too ("the ball flew to Ronaldo").
+_FROM_PLACE_BEFORE = re.compile(
+    r"(?i)(?:^|\s)(?:originally|(?:moved|emigrated|immigrated|relocated)(?:[ \t]+(?:here|there|back))?|hails?)"
+    r"[ \t]+from[ \t]+$"
 )
 _POSSESSIVE_AFTER = re.compile(r"^['’]s\b")
 _HOUSE_NUMBER_COMMA = re.compile(r"(?:\d{1,5}[A-Za-z]?|\b[Ss]tr?\.),[ \t]*$")  # "Jahu 80, Liiva"
 _END_OF_ADDRESS_PART = re.compile(r"^[ \t]*(?:,|$)")
 _UNIT_LINE = re.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?[ \t]*#?\d+[ \t]*$")
 _UNIT_BEFORE = re.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?[ \t]*#?\d+[ \t]*,?[ \t]+$")
-# "at the corner of X and Y": both are streets, up to the end of the clause
-_CORNER_BEFORE = re.compile(r"(?i)\bcorner[ \t]+of[ \t]+[^.?!;:\n]*$")
-# "X and Hersnapvej 75." (a street and a house number that end the clause): X is the other street
-_AND_STREET_AFTER = re.compile(r"^[ \t]+and[ \t]+[^\W\d_][\w'’.-]*[ \t]+\d{1,5}[A-Za-z]?[ \t]*(?:[.,;:!?)]|$)")
+# "at the corner of X and Y": X right after "corner of" (a house number may come first), Y right
+# after the "and" that follows within a few words ("In the corner of the frame, Barack Obama" and
+# "the corner of the cafe where Ernest Hemingway" are people)
+_CORNER_BEFORE = re.compile(
+    r"(?i)\bcorner[ \t]+of[ \t]+(?:[^\W_][\w'’.-]*[ \t]+){0,4}?(?:and[ \t]+)?(?:\d{1,5}[a-z]?[ \t]+)?$"
+)
+_CORNER_FILLER = re.compile(r"(?i)\b(?:the|a|an|my|our|his|her|their|this|that|where|frame|room|picture|cafe)\b")
+# "X and Hersnapvej 75." (a street and a house number of up to three digits that end the clause; not
+# a year: "Obama and Biden 2012."): X is the other street
+_AND_STREET_AFTER = re.compile(r"^[ \t]+and[ \t]+[^\W\d_][\w'’.-]*[ \t]+\d{1,3}[A-Za-z]?[ \t]*(?:[.,;:!?)\r]|$)")
+_CONTEXT = 80  # characters of the line read on either side of a span
 
 
 def is_place(text: str, start: int, end: int) -> bool:
     """Whether text[start:end], tagged as a person, reads as a place: right after "in" ("I am in
-    Sutri") or a journey ("originally from Eckenroth", "flew to Coles"), after the house number of
+    Sutri") or where one comes from ("originally from Eckenroth"), after the house number of
     a European address ("Jahu 80, Liiva"), after an apartment or suite number on its line ("Apt.
     417 Csipkerek Vas") or on the line after one ("Apt. 050" then "Broomfield"), or in a street
     corner ("the corner of Kuusiku 7 and Alexander Flat", "Maarit and Hersnapvej 75.")."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
-    before = text[line_start:start]
-    after = text[end : len(text) if line_end < 0 else line_end]
-    if (_IN_BEFORE.search(before) or _TRAVEL_BEFORE.search(before)) and not _POSSESSIVE_AFTER.match(after):
+    line_end = len(text) if line_end < 0 else line_end
+    before = text[max(line_start, start - _CONTEXT) : start]
+    after = text[end : min(line_end, end + _CONTEXT)]
+    if _POSSESSIVE_AFTER.match(after):
+        pass  # "Maria's": a person's
+    elif _IN_BEFORE.search(before) or (_FROM_PLACE_BEFORE.search(before) and len(text[start:end].split()) == 1):
         return True
     if _HOUSE_NUMBER_COMMA.search(before) and _END_OF_ADDRESS_PART.match(after):
         return True
-    if _UNIT_BEFORE.search(before) or _CORNER_BEFORE.search(before) or _AND_STREET_AFTER.match(after):
+    if _UNIT_BEFORE.search(before) or _AND_STREET_AFTER.match(after):
+        return True
+    corner = _CORNER_BEFORE.search(before)
+    if corner and not _CORNER_FILLER.search(corner.group()[len("corner of") :]):
         return True
     if line_start > 0 and _END_OF_ADDRESS_PART.match(after):
         previous = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
@@ -446,7 +484,7 @@ _LIST = rf"{_LIST_WORD}(?:,[ ]{_LIST_WORD})*,?[ ](?:and|&)[ ]{_LIST_WORD}"
 # a firm named after its partners: alone on its line (letterheads, address blocks), or before a
 # word that names a firm or an ensemble ("Clark, Romero and Hall Orchestra")
 _FIRM_LIST_LINE = re.compile(  # three partners or more, or two joined by "&" ("Tom and Jerry" are two)
-    rf"(?m)^[ \t>]*(?:{_LIST_WORD}(?:,[ ]{_LIST_WORD})+,?[ ](?:and|&)|{_LIST_WORD}[ ]&)[ ]{_LIST_WORD}[ \t]*$"
+    rf"(?m)^[ \t>]*(?:{_LIST_WORD}(?:,[ ]{_LIST_WORD})+,?[ ](?:and|&)|{_LIST_WORD}[ ]&)[ ]{_LIST_WORD}[ \t\r]*$"
 )
 _FIRM_LIST_NOUN = re.compile(
     rf"{_LIST}[ ](?:LLP|LLC|Inc|Ltd|PLC|Co|Company|Group|Partners|Associates|Architects|Solicitors|"
@@ -456,12 +494,18 @@ _FIRM_LIST_NOUN = re.compile(
 
 def in_firm_name(text: str, start: int, end: int) -> bool:
     """Whether text[start:end], tagged as a person, is one of the surnames naming a firm: a list of
-    single words alone on its line ("Barnett, Melton and Garcia", "Slaughter & May") or before a
-    firm word ("Clark, Romero and Hall Orchestra")."""
-    for pattern in (_FIRM_LIST_LINE, _FIRM_LIST_NOUN):
-        for match in pattern.finditer(text, max(0, start - 200), min(len(text), end + 200)):
-            if match.start() <= start and end <= match.end():
-                return True
+    single words alone on its line in an address block ("Barnett, Melton and Garcia" above a street
+    line; not a cast list, "Characters:\nAlice, Bob and Carol") or before a firm word ("Clark,
+    Romero and Hall Orchestra")."""
+    window = (max(0, start - 200), min(len(text), end + 200))
+    for match in _FIRM_LIST_NOUN.finditer(text, *window):
+        if match.start() <= start and end <= match.end():
+            return True
+    for match in _FIRM_LIST_LINE.finditer(text, *window):
+        if match.start() <= start and end <= match.end():
+            listed = match.group().strip(" \t\r>")
+            first = match.start() + match.group().index(listed)
+            return heads_address_block(text, first, first + len(listed))
     return False
 
 
@@ -472,13 +516,13 @@ _KIND = (
 )
 # words that link the kind to something else: "Anna is a member of the band", "a friend at the bank"
 _LINK = r"(?:of|for|at|in|on|to|with|from|and|or|the|a|an|who|whose|that|which|'s)"
-# "Zoolander is a 1996 Scottish action-comedy film directed by ...", "Ramsey-Johnson is an
-# investment bank and ...": a span that a sentence calls a thing (the noun ends the phrase, so
-# "Smith is a film director" and "Lee is a bank clerk" are no things)
+# "Zoolander is a 1996 Scottish action-comedy film directed by ...": a span that a sentence calls a
+# thing (the noun ends the phrase, so "Smith is a film director", "Lee is a bank clerk" and
+# "Johansson is a film and stage actress" are no things)
 _IS_A_THING = re.compile(
     rf"(?i)[ \t]+(?:is|was)[ \t]+(?:a|an|the)[ \t]+(?:(?!{_LINK}\b)[\w'’-]+[ \t]+){{0,5}}?(?:{_KIND})"
     r"(?=[ \t]*(?:[.,;:!?)]|$)|[ \t]+(?:directed|starring|written|released|produced|founded|based|set|about|by|"
-    r"from|in|of|that|which|and|with|headquartered|owned|created|developed|published|made)\b)"
+    r"that|which|headquartered|owned|created|developed|published|made)\b)"
 )
 
 
@@ -486,6 +530,19 @@ def is_thing(text: str, start: int, end: int) -> bool:
     """Whether text[start:end], tagged as a person, is what the sentence calls a film, a book, a
     company, a band, ... ("Zoolander is a 1996 Scottish action-comedy film directed by ...")."""
     return _IS_A_THING.match(text, end) is not None
+
+
+def _not_a_person(text: str, start: int, end: int, frequencies: Truecaser | None) -> bool:
+    """The checks on a PERSON span once trimmed and cut at its line break: ordinary words, a firm
+    (partners, a firm word, the firm line of a mailing label) or a thing."""
+    value = text[start:end]
+    return (
+        ordinary_words(frequencies, value)
+        or ends_with_firm_word(value)
+        or in_firm_name(text, start, end)
+        or is_thing(text, start, end)
+        or firm_line(text, start, end)
+    )
 
 
 def mamori_ner_recognizer(language: str, supported_entities: list[str], frequencies: Truecaser | None = None) -> Any:
@@ -500,14 +557,9 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str], frequenc
                 if r.entity_type in _NAME_TYPES and any(c.isdigit() for c in value):
                     continue  # "86036 Rua", "+1-903-140-4508x769" tagged NRP: not names
                 if r.entity_type == "PERSON" and (
-                    in_street_address(text, r.start, r.end)
-                    or is_place(text, r.start, r.end)
-                    or ordinary_words(frequencies, value)
-                    or in_firm_name(text, r.start, r.end)
-                    or is_thing(text, r.start, r.end)
-                    or ends_with_firm_word(value)
+                    in_street_address(text, r.start, r.end) or is_place(text, r.start, r.end)
                 ):
-                    continue  # "Alexander Flat", "Rue de Virton", "03751 Gerrit Achterberghove 137", "Letter"
+                    continue  # "Alexander Flat", "Rue de Virton", "03751 Gerrit Achterberghove 137"
                 lead = len(value) - len(value.lstrip(_TRIM))
                 tail = len(value) - len(value.rstrip(_TRIM + "."))
                 if sum(c.isalpha() for c in value) < 2 or lead + tail >= len(value):
@@ -519,8 +571,8 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str], frequenc
                     if sum(c.isalpha() for c in first) < 2:
                         continue
                     r.end = r.start + len(first)
-                if r.entity_type == "PERSON" and firm_line(text, r.start, r.end):
-                    continue  # "> Flightaware" between the addressee and the street of a mailing label
+                if r.entity_type == "PERSON" and _not_a_person(text, r.start, r.end, frequencies):
+                    continue  # "Letter", "Galorath Incorporated", "Zoolander is a ... film", "> Flightaware"
                 kept.append(r)
             return kept
 

@@ -3,6 +3,7 @@ writer that committed in between ("database is locked" at once, whatever the bus
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -73,3 +74,23 @@ def test_reads_stay_deferred_and_write_lock_still_checks_its_place(engine: Engin
         session.execute(text("SELECT 1"))
         with pytest.raises(RuntimeError, match="first statement"):
             write_lock(session, "x")
+
+
+def test_a_begin_that_cannot_lock_leaves_no_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    sessions = session_factory(engine)
+    session = sessions()
+    session.connection().exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once, not in 30 s
+    session.commit()
+    holder = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with pytest.raises(OperationalError, match="locked"):
+            session.begin()
+        assert not session.in_transaction()
+    finally:
+        holder.close()
+    with session.begin():  # the same session works once the lock is free
+        session.execute(text("SELECT 1"))
+    session.close()

@@ -60,6 +60,9 @@ def test_names_heading_an_address_block(frequencies: Truecaser, text: str, names
         "Anna Berg lives at 12 Baker Street, London",  # one line: the NER's business
         "Barnett, Melton and Garcia\n770 26 rue Thomazo\nApt. 735",  # a list of partners
         "Anna Berg\nThe plan\nhas\nmany steps\n12 Baker Street",  # the street line is too far
+        "Menu\nCaesar Salad\n12 croutons and dressing\nServe in place of bread",  # "place": no designator here
+        "Poster layout\nNeon Genesis\n3 panels, each one close-up",
+        "Anna Berg\r\n12 rooms\r\n" + "x" * 50_000,  # a long line with no address sign
     ],
 )
 def test_lines_that_head_no_address_or_name_no_person(frequencies: Truecaser, text: str) -> None:
@@ -84,7 +87,6 @@ def test_addressees_are_person_findings(detector: PresidioPII) -> None:
     found = detector.detect(TextItem(text), make_context())
     people = [(text[f.span[0] : f.span[1]], f.score) for f in found if f.evidence["entity_type"] == "PERSON" and f.span]
     assert ("Duqyaha Karataev", ADDRESSEE_SCORE) in people
-    assert all(f.evidence["recognizer"] != "AddresseeRecognizer" or f.score == ADDRESSEE_SCORE for f in found)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,7 @@ def test_addressees_are_person_findings(detector: PresidioPII) -> None:
             "Flightaware",
             True,
         ),
-        ("leidy t muris\nrosales-mcguire\n5670 r josé a madeira 1 suite 696", "rosales-mcguire", True),
+        ("Best,\nJohn\n12 Main Street\nSpringfield 12345", "John", False),  # a signature, not under a name
         (
             "> Elizabeth Hanson\n> Flightaware\n> Elizabeth Hanson\n> 077 Mellemstræde 74",
             "Elizabeth",
@@ -108,3 +110,18 @@ def test_addressees_are_person_findings(detector: PresidioPII) -> None:
 def test_single_words_alone_on_a_line_of_an_address_block_are_firms(text: str, word: str, firm: bool) -> None:
     start = text.index(word)
     assert firm_line(text, start, start + len(word)) is firm
+
+
+def test_long_lines_and_many_lines_cost_linear_time(frequencies: Truecaser) -> None:
+    import time
+
+    letters = "Anna Berg\n12 Pagari 18\n" + "x" * 50_000
+    many = "Ab Cd\n" * 20_000
+    started = time.perf_counter()
+    assert _names(letters, frequencies) == [] and _names(many, frequencies) == []
+    assert time.perf_counter() - started < 5.0  # seconds; the quadratic versions took 13 s and more
+
+
+def test_windows_line_endings(frequencies: Truecaser) -> None:
+    text = "Satu Elomo\r\n\r\n45818 P.O. Box 242\r\n Suite 787\r\n Kangerlussuaq"
+    assert _names(text, frequencies) == ["Satu Elomo"]

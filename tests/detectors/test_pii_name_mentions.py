@@ -42,6 +42,12 @@ def test_short_ordinary_and_single_word_names_are_not_followed() -> None:
     assert _spans(text, without_frequencies) == [("Will", text.index("Will said"), MENTION_SCORE)]
 
 
+def test_a_word_beside_another_capitalised_word_is_part_of_another_name() -> None:
+    text = "Harrison Ford stands beside a red Ford Mustang; Ford smiles"
+    added = other_mentions(text, [_person(text, "Harrison Ford")], None)[1:]
+    assert _spans(text, added) == [("Ford", text.index("Ford smiles"), MENTION_SCORE)]
+
+
 def test_no_person_no_change() -> None:
     text = "Meet at Berlin, Berlin"
     results = [RecognizerResult("LOCATION", 8, 14, 0.85)]
