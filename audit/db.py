@@ -135,14 +135,23 @@ class WriteIntentSession(Session):
     kept writing audit records. With the lock taken at ``begin()`` the second writer waits its turn
     instead. Reads go through autobegin (``with sessions() as session: ...``) and stay deferred, so
     readers never wait for writers. PostgreSQL is unaffected.
+
+    One consequence: a write transaction opened while the same thread holds another one on the same
+    SQLite file waits the busy timeout and fails (it used to proceed until its first write), so
+    write blocks are never nested. If the lock cannot be had, ``begin()`` raises and leaves no
+    transaction open.
     """
 
     def begin(self, nested: bool = False) -> SessionTransaction:
         transaction = super().begin(nested=nested)
         if not nested and self.get_bind().dialect.name == "sqlite":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a connection already bound keeps its own options
-                self.connection(execution_options={_SQLITE_IMMEDIATE: True})
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a connection already bound keeps its own options
+                    self.connection(execution_options={_SQLITE_IMMEDIATE: True})
+            except BaseException:
+                self.rollback()
+                raise
         return transaction
 
 
