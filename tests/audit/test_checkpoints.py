@@ -36,11 +36,13 @@ def test_checkpoint_after_t_seconds(db_url: str, signing_key: SigningKey) -> Non
 
     engine = create_db_engine(db_url)
     Base.metadata.create_all(engine)
-    store = AuditStore(session_factory(engine), checkpointer=Checkpointer(signing_key, every=0, seconds=0.05))
+    # one second: the third append must come sooner than that after the second one, also on a busy
+    # two-core CI runner (at 0.05 s it once came later and made a second checkpoint)
+    store = AuditStore(session_factory(engine), checkpointer=Checkpointer(signing_key, every=0, seconds=1.0))
     store.append("x", {})
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM audit_checkpoints").scalar() == 0
-    time.sleep(0.1)
+    time.sleep(1.1)
     store.append("x", {})
     store.append("x", {})  # too soon after the checkpoint
     with engine.connect() as conn:
