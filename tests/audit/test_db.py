@@ -24,7 +24,7 @@ def engine(tmp_path: Path) -> Engine:
     return engine
 
 
-def _race(sessions: sessionmaker[Session]) -> tuple[list[BaseException], int]:
+def _race(sessions: sessionmaker[Session], wait: float) -> tuple[list[BaseException], int]:
     """A reads counter 1; meanwhile another thread writes counter 2 and commits; then A writes
     counter 1. Returns the errors of both writers and the final sum of the counters."""
     errors: list[BaseException] = []
@@ -41,7 +41,7 @@ def _race(sessions: sessionmaker[Session]) -> tuple[list[BaseException], int]:
             n = session.execute(text("SELECT n FROM counters WHERE id = 1")).scalar_one()
             other = threading.Thread(target=other_writer)
             other.start()
-            other.join(timeout=1.0)  # done at once if it need not wait for us
+            other.join(timeout=wait)  # done at once if it need not wait for us
             session.execute(text("UPDATE counters SET n = :n WHERE id = 1"), {"n": n + 1})
     except OperationalError as exc:
         errors.append(exc)
@@ -54,12 +54,12 @@ def _race(sessions: sessionmaker[Session]) -> tuple[list[BaseException], int]:
 def test_read_then_write_waits_for_no_one_and_loses_nothing(engine: Engine) -> None:
     sessions = session_factory(engine)
     assert issubclass(sessions.class_, WriteIntentSession)
-    assert _race(sessions) == ([], 2)
+    assert _race(sessions, wait=0.5) == ([], 2)  # the other writer waits for us, however long we take
 
 
 def test_a_deferred_read_then_write_is_what_failed(engine: Engine) -> None:
     # the plain Session's deferred BEGIN: the other writer commits between our read and our write
-    errors, total = _race(sessionmaker(bind=engine, expire_on_commit=False))
+    errors, total = _race(sessionmaker(bind=engine, expire_on_commit=False), wait=30.0)
     assert len(errors) == 1 and "database is locked" in str(errors[0])
     assert total == 1  # our update was lost
 
