@@ -33,8 +33,9 @@ from __future__ import annotations
 from typing import Any
 
 import regex
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+from detectors.pii_results import explained_result
 from detectors.pii_truecase import Truecaser
 
 __all__ = [
@@ -169,26 +170,17 @@ def addressee_recognizer(language: str, truecaser: Truecaser | None) -> Any:
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
             if "PERSON" not in entities:
                 return []
-            results = []
-            for start, end in addressee_spans(text, truecaser):
-                explanation = AnalysisExplanation(
-                    recognizer=type(self).__name__,
-                    original_score=ADDRESSEE_SCORE,
-                    textual_explanation="a name heading a postal address block",
+            return [
+                explained_result(
+                    "PERSON",
+                    start,
+                    end,
+                    ADDRESSEE_SCORE,
+                    "a name heading a postal address block",
+                    recognizer="AddresseeRecognizer",
+                    identifier=self.id,
                 )
-                results.append(
-                    RecognizerResult(
-                        entity_type="PERSON",
-                        start=start,
-                        end=end,
-                        score=ADDRESSEE_SCORE,
-                        analysis_explanation=explanation,
-                        recognition_metadata={
-                            RecognizerResult.RECOGNIZER_NAME_KEY: "AddresseeRecognizer",
-                            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                        },
-                    )
-                )
-            return results
+                for start, end in addressee_spans(text, truecaser)
+            ]
 
     return AddresseeRecognizer(supported_entities=["PERSON"], supported_language=language, name="AddresseeRecognizer")

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import regex
-from presidio_analyzer import AnalysisExplanation, RecognizerResult
 
+from detectors.pii_results import explained_result
 from detectors.pii_truecase import Truecaser
 
 __all__ = ["MENTION_SCORE", "other_mentions"]
@@ -59,19 +59,14 @@ def other_mentions(text: str, results: list[Any], frequencies: Truecaser | None)
                 continue
             if _CAPITALISED_BEFORE.search(text, max(0, start - 40), start) or _CAPITALISED_AFTER.match(text, end):
                 continue  # part of another name: "a red Ford Mustang", "Air Jordan sneakers"
-            explanation = AnalysisExplanation(
-                recognizer="NameMentions",
-                original_score=MENTION_SCORE,
-                textual_explanation="another mention of a name found in full in the text",
-            )
             added.append(
-                RecognizerResult(
-                    entity_type=_PERSON,
-                    start=start,
-                    end=end,
-                    score=MENTION_SCORE,
-                    analysis_explanation=explanation,
-                    recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "NameMentions"},
+                explained_result(
+                    _PERSON,
+                    start,
+                    end,
+                    MENTION_SCORE,
+                    "another mention of a name found in full in the text",
+                    recognizer="NameMentions",
                 )
             )
     return results + added

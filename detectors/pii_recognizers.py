@@ -56,11 +56,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
 
 from detectors.pii_addressee import ends_with_firm_word, firm_line, heads_address_block
+from detectors.pii_results import explained_result
 from detectors.pii_truecase import TruecasedNlpArtifacts, Truecaser, is_uncased
 
 __all__ = [
@@ -231,23 +232,17 @@ def phone_recognizer(language: str) -> Any:
                     continue
                 if not _phone_context(text, start, end):
                     continue
-                explanation = AnalysisExplanation(
-                    recognizer=type(self).__name__,
-                    original_score=self.CONTEXT_SCORE,
-                    textual_explanation="phone-shaped number next to a phone word",
-                )
                 results.append(
-                    RecognizerResult(
-                        entity_type=self.supported_entities[0],
-                        start=start,
-                        end=end,
-                        score=self.CONTEXT_SCORE,
-                        analysis_explanation=explanation,
-                        recognition_metadata={
-                            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer_name,
-                            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                            RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY: True,
-                        },
+                    explained_result(
+                        self.supported_entities[0],
+                        start,
+                        end,
+                        self.CONTEXT_SCORE,
+                        "phone-shaped number next to a phone word",
+                        recognizer=recognizer_name,
+                        explainer=type(self).__name__,
+                        identifier=self.id,
+                        context_enhanced=True,
                     )
                 )
             return EntityRecognizer.remove_duplicates(results)
