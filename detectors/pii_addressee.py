@@ -11,17 +11,19 @@ A line is an addressee line when, after any quoting ("> ") and an address label 
 address:", "Ship to:", "Attn:"), it holds nothing but a name of two to four words (capitalised
 words, initials, and the particles of names such as "ten", "van" or "de"), and a street line
 follows within three lines: a house number before a word ("3369 24 Clarke Avenue", "91215
-Harjukuja 54") or a post-office box. The street line, or one of the three lines after it, must
-confirm the address with a street designator, a unit (Apt, Suite, Unit), a post-office box, or a
-postcode after a place name ("Finland 38524"). A name line whose words are mostly ordinary words
+Harjukuja 54") or a post-office box. The address must be confirmed by a street designator on the
+street line (not before a hyphen: "close-up"), or by a unit (Apt, Suite, Unit), a post-office box
+or a postcode next to a place name ("Finland 38524") on it or on the three lines after it; so a
+recipe ("2 eggs\nPlace in a hot wok") is no address. A bounded number of lines is read after each
+line, so the scan stays linear in the length of the text. A name line whose words are mostly ordinary words
 ("Google Public Data Explorer", "Chocolate Cake"), judged by the frequency ranks of the words
 written in lowercase and capitalised (`detectors.pii_truecase.Truecaser`), is a company or a
 heading, not a person. Lines with digits, commas or "and" are never names (firms such as
 "Barnett, Melton and Garcia").
 
 `firm_line` tells the NER recognizer (`detectors.pii_recognizers`) that a single word alone on its
-line in an address block ("> Flightaware" between the addressee and the street) is the firm of a
-mailing label, not a person.
+line right under the addressee of an address block ("> Flightaware") is the firm of a mailing
+label, not a person; `heads_address_block` tells it which lines sit in such a block.
 
 Measured with bench/eval_pii.py on presidio's synthetic set, PERSON recall on even rows 0.862 ->
 0.886 (11 names more, 1 firm more: "Morgan Stanley", a firm named like a person); latency is

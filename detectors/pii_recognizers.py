@@ -16,11 +16,11 @@
   "Name:", "call me" ("called"/"named" score lower: things are called too); after a role written
   as a title ("Producer Vilhjálmur Georgsson", 0.7; not ordinary words: "CEO Summit"); the subject
   of "lives at / on / in" an address with a number ("Timotea lives on Via dei Fiorentini 17",
-  not a pronoun); the speaker named
-  after a quotation ('"...," says Navrátilová.', "... ! said Gladys to Logan"; as high as the
-  NER's own score, so that the cue stands beside the model's reading of an unfamiliar name as a
-  place); in text written in lowercase, a name capitalised in its truecased copy
-  (`detectors.pii_truecase`).
+  not a pronoun); the speaker named after a quotation ('"...," says Navrátilová.', "... ! said
+  Gladys to Logan"; as high as the NER's own score, so that the cue stands beside the model's
+  reading of an unfamiliar name as a place). The speaker, role and lives-at cues skip what the NER
+  reads as an organisation or product made of known words ('"...," said Microsoft.'). In text
+  written in lowercase, a name capitalised in its truecased copy (`detectors.pii_truecase`).
 - The NER recognizer drops PERSON and NRP spans holding digits (street names, dates and phone
   numbers the model mistakes for people) and spans with fewer than two letters, trims the
   whitespace, quoting and final full stop it sometimes includes, and cuts a PERSON or NRP span
@@ -34,8 +34,9 @@
   capitalised (or after a name written in lowercase: "alameda street"); those that are also
   names (Way, Lane, Court, ...) only after a house number ("1317 Kimberly Way"), and those that
   are common surnames (Hill, Green, Park, ...) not at all. Nor are the two streets of a corner
-  ("the corner of Kuusiku 7 and Alexander Flat", "Maarit and Hersnapvej 75.") or the town after
-  a unit number ("Apt. 417 Csipkerek Vas").
+  ("the corner of Kuusiku 7 and Alexander Flat", "Maarit and Hersnapvej 75."; not "In the corner
+  of the frame, Barack Obama" nor "Obama and Biden 2012.") or the town after a unit number ("Apt.
+  417 Csipkerek Vas").
 - Words are not people: with the pipeline's word frequencies (`detectors.pii_truecase.Truecaser`)
   the NER recognizer drops a PERSON span made only of words written in lowercase at least twice
   as often as capitalised ("Guilty Pleasures", "Letter", "Developer Mode", "Maximum"). On
@@ -43,12 +44,14 @@
   more; the only names among them are "Guy", a cartoon villain ("Scar") and "jfk assassination".
 - Things are not people: a span that its sentence calls a film, a book, a company, a band, ...
   ("Zoolander is a 1996 Scottish action-comedy film directed by ..."), or that ends with a firm
-  word ("Galorath Incorporated"); nor are the places one comes from or travels to ("originally
-  from Eckenroth", "flew to Coles").
-- Partners naming a firm are not people: a list of single words alone on its line ("Barnett,
-  Melton and Garcia", "Slaughter & May") or before a firm word ("Clark, Romero and Hall
-  Orchestra"), nor is a single word alone on its line in an address block (the firm line of a
-  mailing label, `detectors.pii_addressee.firm_line`).
+  word ("Galorath Incorporated"); nor is the place of one word that one comes from ("originally
+  from Eckenroth"; journeys "to" are not read: "the ball flew to Ronaldo").
+- Partners naming a firm are not people: a list of single words alone on its line in an address
+  block ("Barnett, Melton and Garcia", "Slaughter & May"; a cast list stays people) or before a
+  firm word ("Clark, Romero and Hall Orchestra"), nor is a single word alone on its line right
+  under the addressee of an address block (the firm line of a mailing label,
+  `detectors.pii_addressee.firm_line`).
+- The checks of the last three points run on the NER span once trimmed and cut at its line break.
 """
 
 from __future__ import annotations
@@ -422,8 +425,9 @@ _FROM_PLACE_BEFORE = re.compile(
 _POSSESSIVE_AFTER = re.compile(r"^['’]s\b")
 _HOUSE_NUMBER_COMMA = re.compile(r"(?:\d{1,5}[A-Za-z]?|\b[Ss]tr?\.),[ \t]*$")  # "Jahu 80, Liiva"
 _END_OF_ADDRESS_PART = re.compile(r"^[ \t]*(?:,|$)")
-_UNIT_LINE = re.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?[ \t]*#?\d+[ \t]*$")
-_UNIT_BEFORE = re.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?[ \t]*#?\d+[ \t]*,?[ \t]+$")
+_UNIT = r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?[ \t]*#?\d+"  # "Apt. 050", "Suite 417"
+_UNIT_LINE = re.compile(rf"{_UNIT}[ \t]*$")
+_UNIT_BEFORE = re.compile(rf"{_UNIT}[ \t]*,?[ \t]+$")
 # "at the corner of X and Y": X right after "corner of" (a house number may come first), Y right
 # after the "and" that follows within a few words ("In the corner of the frame, Barack Obama" and
 # "the corner of the cafe where Ernest Hemingway" are people)
@@ -448,9 +452,10 @@ def is_place(text: str, start: int, end: int) -> bool:
     line_end = len(text) if line_end < 0 else line_end
     before = text[max(line_start, start - _CONTEXT) : start]
     after = text[end : min(line_end, end + _CONTEXT)]
-    if _POSSESSIVE_AFTER.match(after):
-        pass  # "Maria's": a person's
-    elif _IN_BEFORE.search(before) or (_FROM_PLACE_BEFORE.search(before) and len(text[start:end].split()) == 1):
+    one_word = len(text[start:end].split()) == 1
+    if not _POSSESSIVE_AFTER.match(after) and (  # "Maria's" is a person's
+        _IN_BEFORE.search(before) or (one_word and _FROM_PLACE_BEFORE.search(before))
+    ):
         return True
     if _HOUSE_NUMBER_COMMA.search(before) and _END_OF_ADDRESS_PART.match(after):
         return True
