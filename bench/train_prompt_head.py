@@ -66,6 +66,10 @@ FPR_SETS = ("partiprompts", "coco", "xstest_safe")
 BENIGN_PROMPTS = ROOT / "detectors" / "data" / "benign_prompts.txt"
 UNSAFE_IMAGE_PROMPTS = ROOT / "detectors" / "data" / "unsafe_image_prompts.txt"  # the benign sets with an FPR target
 RECALL_SETS = HARMFUL_SETS[:-1]
+#: training defaults, shared with bench/crossfit_prompt_screen.py
+DEFAULT_BOOST = "xstest_safe=8,jbb_benign=4,examples:*=4"
+DEFAULT_FPR = 0.01
+DEFAULT_XSTEST_FPR = 0.05
 
 
 # ---------------------------------------------------------------- data
@@ -261,13 +265,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(HEAD_PATH))
     parser.add_argument("--kind", choices=("lr", "mlp"), default="mlp")
     parser.add_argument("--c", type=float, nargs="*", default=None, help="regularisation values to cross-validate")
-    parser.add_argument("--fpr", type=float, default=0.01, help="out-of-fold FPR allowed on PartiPrompts and COCO")
     parser.add_argument(
-        "--xstest-fpr", type=float, default=0.05, help="out-of-fold FPR allowed on XSTest's safe prompts"
+        "--fpr", type=float, default=DEFAULT_FPR, help="out-of-fold FPR allowed on PartiPrompts and COCO"
+    )
+    parser.add_argument(
+        "--xstest-fpr", type=float, default=DEFAULT_XSTEST_FPR, help="out-of-fold FPR allowed on XSTest's safe prompts"
     )
     parser.add_argument(
         "--boost",
-        default="xstest_safe=8,jbb_benign=4,examples:*=4",
+        default=DEFAULT_BOOST,
         help="group=weight pairs: rows that count more in training",
     )
     parser.add_argument("--eval-sets-only", action="store_true", help="train on even rows and examples only")
