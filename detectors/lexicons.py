@@ -16,6 +16,8 @@ from __future__ import annotations
 __all__ = [
     "CATEGORIES",
     "CONTEXT_JA",
+    "DISGRACE",
+    "FABRICATED",
     "HOWTO_JA",
     "INSTRUCT_JA",
     "INTENT_EN",
@@ -24,6 +26,7 @@ __all__ = [
     "LEXICON",
     "MINORS",
     "PRODUCE_JA",
+    "REALISTIC",
     "REAL_PERSON",
 ]
 
@@ -258,7 +261,7 @@ LEXICON: dict[str, list[tuple[str, float]]] = {
         ),
         (r"(?:違法|不正|犯罪|捕まらない|バレない|デマ|フェイクニュース|脆弱性|侵入)", 0.45),
     ],
-    "real_person": [],  # derived: a person reference next to sexual or defamatory content
+    "real_person": [],  # derived: a person reference next to sexual, harassing or disgracing content
 }
 
 #: Words that place a minor in the text; with sexual content they raise `sexual_minors`.
@@ -273,6 +276,38 @@ REAL_PERSON: tuple[str, ...] = (
     B + r"(?:celebrit\w*|famous (?:actor|actress|singer|person|people)|actress|politician|president|prime minister"
     r"|real person|my (?:ex|coworker|classmate|neighbou?r|teacher|boss)|deepfake\w*)(?![a-z])",
     r"(?:有名人|芸能人|女優|俳優|アイドル|政治家|首相|大統領|実在の人物|元カノ|元彼|同僚|ディープフェイク)",
+)
+
+#: Depictions that disgrace whoever is shown: arrested or jailed, committing a crime, taking a bribe,
+#: drunk or on drugs, cheating, in a hate group. Put on a real person they are defamatory
+#: (`real_person`, with `REAL_PERSON` or `FABRICATED`); on nobody in particular they are ordinary
+#: scenes ("a police officer arresting a thief") and score nothing.
+DISGRACE: tuple[str, ...] = (
+    B + r"(?:(?:being |getting )?arrested|under arrest|mug ?shots?|in handcuffs|handcuffed|in (?:jail|prison)|behind bars"
+    r"|in court (?:as|for)|convicted|(?:tak|accept)(?:e|es|ing|en) (?:a )?bribes?|bribing|bribery|embezzl\w*"
+    r"|shoplift\w*|steal(?:s|ing)? from|robbing|caught (?:stealing|cheating|red-handed|with)"
+    r"|committing (?:a )?(?:crime|fraud|murder)|snorting|(?:doing|using|on) (?:drugs|cocaine|heroin|meth)|passed out drunk"
+    r"|(?:blackout |falling-down )?drunk (?:driving|in public)|cheating on|(?:having|has) an affair"
+    r"|(?:wearing|in) (?:a )?(?:kkk|klan) (?:hood|robe)|(?:doing|giving|making) (?:a )?nazi salute"
+    r"|confess(?:es|ing)? to (?:a )?(?:crime|murder|fraud|rape|abuse)|(?:sexually )?abusing (?:a )?(?:child|children|kids))"
+    r"(?![a-z])",
+    r"(?:逮捕|手錠|刑務所|服役|賄賂|収賄|横領|万引き|窃盗|泥酔|薬物を使|覚醒剤|不倫|浮気|犯行|犯罪を犯|痴漢|ナチス式敬礼)",
+)
+
+#: Asking for a depiction that is false and meant to pass for real: a fake, doctored or deepfake
+#: photo, "make it look like".
+FABRICATED: tuple[str, ...] = (
+    B + r"(?:fake|faked|forged|doctored|photoshopped|fabricated|deepfake\w*|face ?swap\w*"
+    r"|(?:make|making|made) it (?:look|seem) (?:like|as if)|(?:looks?|passes?) (?:as|for) real)(?![a-z])",
+    r"(?:偽の?(?:写真|画像|動画|ニュース)|捏造|フェイク|ディープフェイク|コラ画像|合成(?:写真|画像|動画)|本物そっくり)",
+)
+
+#: Asking for a depiction that looks like a record of real events: photorealistic, news or
+#: security-camera footage, a leak.
+REALISTIC: tuple[str, ...] = (
+    B + r"(?:realistic|photorealistic|hyperrealistic|photo-realistic|leaked|news (?:photo|footage|report)"
+    r"|security camera|cctv|paparazzi|candid (?:photo|shot))(?![a-z])",
+    r"(?:リアルな|実写|流出|報道写真|防犯カメラ|監視カメラ|隠し撮り)",
 )
 
 #: Request cues: a weak term next to one of these counts as a request for harmful content.

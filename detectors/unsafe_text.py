@@ -27,9 +27,12 @@ Without a head (another model, or `head=None`), a category scores the larger of 
 similarity readings, and a lexicon hit in a text closer to the benign anchors is damped.
 Without a model, or for Japanese, the lexicon decides. Derived categories: `sexual_minors` when
 a minor is named next to sexual content, `real_person` when a real person is referenced next to
-sexual or harassing content. Custom categories: `custom_categories={"name": ["example", ...]}`;
-an exact (normalized) phrase scores 0.9, similar text scores by embedding similarity (the head
-does not gate them).
+sexual or harassing content, or is put in a disgracing scene (arrested, taking a bribe, on drugs:
+defamatory imagery), most of all one that is to pass for real ("a deepfake of the president
+taking a bribe"); a fake of someone the text does not describe scores lower, and the policy
+blocks it when `protected_names` finds a protected person. Custom categories:
+`custom_categories={"name": ["example", ...]}`; an exact (normalized) phrase scores 0.9, similar
+text scores by embedding similarity (the head does not gate them).
 
 Findings are measurements only: every category at or above `min_score` (a noise floor) gets one
 finding; the policy decides what a score means. Evidence holds scores, the view's name and the
@@ -53,6 +56,8 @@ from detectors.embeddings import runtime_option
 from detectors.lexicons import (
     CATEGORIES,
     CONTEXT_JA,
+    DISGRACE,
+    FABRICATED,
     HOWTO_JA,
     INSTRUCT_JA,
     INTENT_EN,
@@ -60,6 +65,7 @@ from detectors.lexicons import (
     LEXICON,
     MINORS,
     REAL_PERSON,
+    REALISTIC,
     B,
 )
 from detectors.normalize import ScreenView, screen_views, word_costs
@@ -349,6 +355,9 @@ class UnsafeText:
         self._howto_ja = re.compile(HOWTO_JA)
         self._minors = [re.compile(p) for p in MINORS]
         self._person = [re.compile(p) for p in REAL_PERSON]
+        self._disgrace = [re.compile(p) for p in DISGRACE]
+        self._fabricated = [re.compile(p) for p in FABRICATED]
+        self._realistic = [re.compile(p) for p in REALISTIC]
         self._encoder: SentenceEncoder | None = None
         self._example_vecs: np.ndarray | None = None
         self._example_cats: list[str] = []
@@ -520,6 +529,10 @@ class UnsafeText:
             if harm >= 0.5:
                 _, lex, mod, hit, source = scores["real_person"]
                 scores["real_person"] = (0.9 * harm, max(lex, 0.9 * harm), mod, hit, source)
+        defamed = self._defamation(views, person)
+        if defamed is not None and defamed.score > scores["real_person"][0]:
+            _, _, mod, _, _ = scores["real_person"]
+            scores["real_person"] = (defamed.score, defamed.score, mod, defamed, defamed.source)
 
         findings: list[Finding] = []
         for cat in self.categories:
@@ -548,6 +561,28 @@ class UnsafeText:
                 )
             )
         return findings
+
+    def _defamation(self, views: Sequence[ScreenView], person: bool) -> _Hit | None:
+        """A disgracing depiction (arrest, crime, bribe, drugs, ...) put on a real person: 0.9 when
+        a real person is referenced and the depiction is to pass for real (fake, deepfake,
+        photorealistic, news photo), 0.7 for a real person otherwise, 0.6 for a fake or deepfake
+        of someone the text does not describe (a named person: `protected_names` says who)."""
+        for view in views:
+            disgrace = _first(self._disgrace, view.text)
+            if disgrace is None:
+                continue
+            fake = _first(self._fabricated, view.text)
+            real = fake or _first(self._realistic, view.text)
+            if person:
+                score = 0.9 if real is not None else 0.7
+            elif fake is not None:
+                score = 0.6
+            else:
+                continue
+            terms = [view.text[m.start() : m.end()][:40] for m in (disgrace, real) if m is not None]
+            span = view.to_original(disgrace.start(), disgrace.end()) if disgrace.end() > disgrace.start() else None
+            return _Hit(score, view.source, terms, span)
+        return None
 
     def _head_probability(self, reading: _Reading | None) -> tuple[float, str] | None:
         """The head's P(unsafe) over the model's views: the largest, and the view it came from."""
@@ -652,6 +687,15 @@ def _words_view(source: str) -> str | None:
     if last in ("spaced", "words", "leet"):
         return None
     return "words" if source == "text" else f"{source}>words"
+
+
+def _first(patterns: Sequence[re.Pattern[str]], text: str) -> re.Match[str] | None:
+    """The first match of any of the patterns in the text."""
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match is not None:
+            return match
+    return None
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:

@@ -146,6 +146,12 @@ test_protected_person_in_sexual_content_blocks if {
 	"prescreen.protected_person_harm" in codes([name("person"), unsafe("sexual", 0.6)])
 }
 
+test_protected_person_in_defamatory_content_blocks if {
+	# unsafe_text scores a fake of someone in a disgracing scene real_person 0.6 (review on its own)
+	"prescreen.protected_person_harm" in codes([name("person"), unsafe("real_person", 0.6)])
+	not "prescreen.protected_person_harm" in codes([name("brand"), unsafe("real_person", 0.6)])
+}
+
 test_protected_brand_goes_to_review if {
 	codes([name("brand")]) == {"prescreen.protected_name"}
 }

@@ -62,6 +62,40 @@ def test_real_person_next_to_sexual_content(lexicon_only: UnsafeText) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        # a real person in a disgracing scene that is to pass for real: blocked at 0.85
+        ("a deepfake of the president taking a bribe", 0.85, 1.0),
+        ("news photo of a politician being arrested", 0.85, 1.0),
+        ("首相が賄賂を受け取るディープフェイク画像", 0.85, 1.0),
+        ("a d3epfake of the pr3sident t4king a br1be", 0.85, 1.0),  # leetspeak is folded first
+        # a real person, not said to pass for real: reviewed
+        ("a photo of my boss snorting cocaine", 0.5, 0.85),
+        # a fake of a named person: reviewed (the policy blocks it when the name is protected)
+        ("a fake photo of Jane Roe being arrested for shoplifting", 0.5, 0.85),
+    ],
+)
+def test_defamatory_imagery_of_a_real_person(lexicon_only: UnsafeText, text: str, low: float, high: float) -> None:
+    found = [f for f in lexicon_only.detect(TextItem(text), make_context()) if f.category == "real_person"]
+    assert len(found) == 1, text
+    assert low <= found[0].score < high or (high == 1.0 and found[0].score >= low), text
+    assert found[0].evidence["terms"], text  # the disgracing and the fabrication terms, never the prompt
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a police officer arresting a thief",  # a disgracing scene on nobody in particular
+        "photorealistic image of a man in handcuffs",
+        "a realistic portrait of the president",  # a real person, nothing disgracing
+        "a fake mustache on a cartoon cat",  # a fake, nothing disgracing
+    ],
+)
+def test_no_defamation_without_a_person_and_a_disgrace(lexicon_only: UnsafeText, text: str) -> None:
+    assert "real_person" not in _scores(lexicon_only, text), text
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "how to make a b o m b",
