@@ -1,7 +1,9 @@
 """Stereotypes in prompts: a group term and a stereotyped descriptor pinned on it in one sentence.
 
-What is measured, plainly: the text is normalized (NFKC, homoglyphs, zero-width characters, case)
-and split into sentences. A sentence that names a group ("women", "高齢者", ...) and holds a
+What is measured, plainly: each screening view of the text (`detectors.normalize.screen_views`:
+the text normalized for NFKC, homoglyphs, zero-width characters and case; spaced-out letters
+joined and re-segmented into words; leetspeak folded; decoded base64, hex and rot13 payloads) is
+split into sentences. A sentence that names a group ("women", "高齢者", ...) and holds a
 descriptor from the shipped list (`detectors/data/stereotypes.yaml`, written by the project) gives
 one finding per (group, descriptor) pair, category "stereotype". The score is a fixed weighting,
 not a probability:
@@ -20,8 +22,10 @@ extra group terms when followed by a person noun or a plural "s" ("Deaf people",
 "atheists"); they take the generic descriptors only, since HolisticBias lists identities, not
 stereotypes. The "nonce" axis and descriptors marked "dispreferred" are left out.
 
-Evidence is {group, descriptor, source, generalized, negated}: list entries only, never the
-prompt's own words, so no personal value can reach the audit log through it.
+Evidence is {group, descriptor, source, generalized, negated, view}: list entries and the name of
+the view that gave the highest score ("text", "words", "leet", "base64", ...), never the prompt's
+own words, so no personal value can reach the audit log through it. A finding in a decoded payload
+spans the whole payload.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 import yaml
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
-from detectors.normalize import normalize_text
+from detectors.normalize import ScreenView, normalize_text, screen_views, word_costs
 
 __all__ = ["StereotypeLexicon", "StereotypeText", "load_holisticbias", "load_lexicon"]
 
@@ -174,7 +178,7 @@ class StereotypeText:
     """Flags group + stereotyped-descriptor pairs in text. Measures only; the policy decides."""
 
     name = "bias_text"
-    version = "1.0.0"
+    version = "1.1.0"
     modalities = frozenset({"text"})
 
     def __init__(self, path: str | None = None, holisticbias_path: str | None = None) -> None:
@@ -189,6 +193,8 @@ class StereotypeText:
         self._hb_groups: dict[str, str] = {}
 
     def load(self) -> None:
+        word_costs()  # the word list for re-segmenting spaced-out letters, read once here
+        screen_views("warm up")
         lexicon = load_lexicon(self._path)
         self._terms = _compile(lexicon.terms)
         self._descriptors = _compile(lexicon.descriptors)
@@ -226,9 +232,19 @@ class StereotypeText:
             return []
         if self._lexicon is None:
             raise DetectorError("bias_text: load() was not called")
-        normalized = normalize_text(item.text)
-        text = normalized.text
+        try:
+            views = screen_views(item.text)
+        except Exception as exc:
+            raise DetectorError(f"bias_text: could not read the text: {exc}") from exc
         best: dict[tuple[str, str], Finding] = {}
+        for view in views:
+            self._detect_view(view, best)
+        return sorted(best.values(), key=lambda f: (-f.score, f.span or (0, 0), f.evidence["group"]))
+
+    def _detect_view(self, view: ScreenView, best: dict[tuple[str, str], Finding]) -> None:
+        """Add to `best` the pairs found in one view, where they score higher than in earlier views."""
+        assert self._lexicon is not None
+        text = view.text
         for sent in _SENTENCE.finditer(text):
             sentence, offset = sent.group(0), sent.start()
             groups = self._group_hits(sentence, offset)
@@ -264,6 +280,7 @@ class StereotypeText:
                             continue
                         lo, hi = min(g_hit.start, d_hit.start), max(g_hit.end, d_hit.end)
                         how = "a stereotype of this group" if specific else "a demeaning descriptor"
+                        where = "" if view.source == "text" else f" in the {view.source} reading"
                         best[key] = Finding(
                             detector=self.name,
                             category="stereotype",
@@ -272,6 +289,7 @@ class StereotypeText:
                                 f"group {gid!r} described as {d_hit.phrase!r} ({how})"
                                 + (", generalized" if generalized else "")
                                 + (", negated" if negated else "")
+                                + where
                             ),
                             evidence={
                                 "group": gid,
@@ -279,7 +297,7 @@ class StereotypeText:
                                 "source": source,
                                 "generalized": generalized,
                                 "negated": negated,
+                                "view": view.source,
                             },
-                            span=normalized.to_original(lo, hi),
+                            span=view.to_original(lo, hi),
                         )
-        return sorted(best.values(), key=lambda f: (-f.score, f.span or (0, 0), f.evidence["group"]))

@@ -4,38 +4,77 @@ The terms are not configured on the detector: they arrive with each request in
 `ctx.resources["terms"]` (a list of `{"term": str, "category": str}` from the policy bundle's
 data), so a policy reload changes them. Each distinct list is compiled once and cached.
 
-Both the text and the terms go through `normalize_text`, so a term also matches when written
-with homoglyphs (Cyrillic/Greek look-alikes), zero-width characters, full-width letters or in
-another case.
+The terms go through `normalize_text` and are matched over every screening view of the text
+(`detectors.normalize.screen_views`), so a term also matches when written with homoglyphs
+(Cyrillic/Greek look-alikes), zero-width characters, full-width letters or in another case, with
+its letters spaced out ("c o c a i n e"), in leetspeak ("c0c41n3"), or inside a base64, hex or
+rot13 payload. The finding's evidence names the view that matched ("text", "spaced", "leet",
+"base64", ...); a match in a decoded payload spans the whole payload.
+
+Where spaced-out letters were joined, the breaks between words may be lost ("w r i t e a p i p e
+b o m b" joins to "writeapipebomb"), so in those views a term also matches without word
+boundaries and with or without the spaces and separators it is written with ("forbidden-zebra"
+matches "f o r b i d d e n z e b r a"), as long as the match joins letters that were spaced out.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
-from detectors.normalize import normalize_text
+from detectors.normalize import INVISIBLE_CHARS, NormalizedText, ScreenView, normalize_text, screen_views
 
 __all__ = ["CompiledTerms", "DenyList", "compile_terms"]
 
 TermKey = tuple[tuple[str, str], ...]
 
 
+#: What joined spaced-out letters may lose or keep between the words of a term.
+_SEPARATORS = re.compile(r"[\W_]+")
+_LETTERS = re.compile(r"[^\W_]+")
+# a character after which a term needs a word boundary: anything but Japanese, Chinese or Korean script
+_WORD_EDGE = re.compile(r"[^\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f]")
+#: Terms shorter than this (letters and digits) match only on word boundaries, also in joined letters.
+_LOOSE_MIN = 3
+
+
 @dataclass(frozen=True)
 class CompiledTerms:
-    """One regular expression for a whole list, and the listed terms behind each normalized form."""
+    """One regular expression for a whole list, and the listed terms behind each normalized form.
+
+    `loose` matches the terms with their spaces and separators removed ("pipebomb") in a view's
+    text with its spaces and separators removed, without word boundaries; `by_squashed` names the
+    normalized forms behind each such key.
+    """
 
     pattern: re.Pattern[str] | None
     by_normalized: Mapping[str, tuple[tuple[str, str], ...]]
+    loose: re.Pattern[str] | None = None
+    by_squashed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _squash(text: str) -> str:
+    return _SEPARATORS.sub("", text)
+
+
+def _bounded(term: str) -> str:
+    """A term as a regex: whole words at a Latin or digit edge; at a Japanese or Chinese edge a
+    substring, since those scripts put no spaces between words (爆弾 in 爆弾の作り方)."""
+    left = r"(?<!\w)" if _WORD_EDGE.match(term[0]) else ""
+    right = r"(?!\w)" if _WORD_EDGE.match(term[-1]) else ""
+    return f"{left}{re.escape(term)}{right}"
 
 
 def compile_terms(terms: TermKey) -> CompiledTerms:
-    """Compile `(term, category)` pairs into one word-bounded alternation, longest first."""
+    """Compile `(term, category)` pairs into one alternation, longest first, word-bounded at Latin
+    edges (`_bounded`), and
+    the alternation of their squashed forms for joined spaced-out letters."""
     by_norm: dict[str, list[tuple[str, str]]] = {}
     for term, category in terms:
         norm = normalize_text(term).text.strip()
@@ -46,9 +85,51 @@ def compile_terms(terms: TermKey) -> CompiledTerms:
             entries.append((term, category))
     if not by_norm:
         return CompiledTerms(pattern=None, by_normalized={})
-    alternation = "|".join(re.escape(t) for t in sorted(by_norm, key=lambda t: (-len(t), t)))
-    pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
-    return CompiledTerms(pattern=pattern, by_normalized={k: tuple(v) for k, v in by_norm.items()})
+    pattern = re.compile("|".join(_bounded(t) for t in sorted(by_norm, key=lambda t: (-len(t), t))))
+    by_squashed: dict[str, list[str]] = {}
+    for norm in by_norm:
+        key = _squash(norm)
+        if len(key) >= _LOOSE_MIN:
+            by_squashed.setdefault(key, []).append(norm)
+    loose = (
+        re.compile("|".join(re.escape(k) for k in sorted(by_squashed, key=lambda k: (-len(k), k))))
+        if by_squashed
+        else None
+    )
+    return CompiledTerms(
+        pattern=pattern,
+        by_normalized={k: tuple(v) for k, v in by_norm.items()},
+        loose=loose,
+        by_squashed={k: tuple(v) for k, v in by_squashed.items()},
+    )
+
+
+def _joined_view(source: str) -> bool:
+    """Whether a view joined spaced-out letters ("spaced", "words", "base64>spaced", ...)."""
+    return source.rpartition(">")[2] in ("spaced", "words")
+
+
+def _loose_matches(view: ScreenView, compiled: CompiledTerms) -> list[tuple[int, int, str]]:
+    """(start, end, squashed key) in `view.text` of the terms matched without word boundaries and
+    separators, where the match joins at least two letters that were spaced out."""
+    if compiled.loose is None:
+        return []
+    n = view.normalized
+    keep = [i for m in _LETTERS.finditer(n.text) for i in range(m.start(), m.end())]
+    squashed = "".join(n.text[i] for i in keep)
+    out: list[tuple[int, int, str]] = []
+    for m in compiled.loose.finditer(squashed):
+        idx = keep[m.start() : m.end()]
+        if any(b == a + 1 and _spaced_apart(n, a) for a, b in itertools.pairwise(idx)):
+            out.append((idx[0], idx[-1] + 1, m.group(0)))
+    return out
+
+
+def _spaced_apart(n: NormalizedText, a: int) -> bool:
+    """Whether characters `a` and `a + 1` of `n.text`, next to each other, stood apart in the
+    original (joined spaced-out letters), not only across invisible characters."""
+    gap = n.original[n.ends[a] : n.starts[a + 1]]
+    return any(ch not in INVISIBLE_CHARS for ch in gap)
 
 
 def _term_key(raw: Any) -> TermKey:
@@ -71,7 +152,7 @@ class DenyList:
     """Finds listed terms in text. Measures only: score 1.0 per match; the policy decides."""
 
     name = "denylist"
-    version = "1.0.0"
+    version = "1.1.0"
     modalities = frozenset({"text"})
 
     def __init__(self, cache_size: int = 8) -> None:
@@ -82,9 +163,11 @@ class DenyList:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        from detectors.normalize import fold_map
+        from detectors.normalize import fold_map, word_costs
 
         fold_map()  # build the confusables table at startup, not on the first request
+        word_costs()  # the word list for re-segmenting spaced-out letters, read once here
+        screen_views("warm up")
 
     def _compiled(self, key: TermKey) -> CompiledTerms:
         with self._lock:
@@ -115,21 +198,39 @@ class DenyList:
         compiled = self._compiled(key)
         if compiled.pattern is None:
             return []
-        normalized = normalize_text(item.text)
-        findings: list[Finding] = []
-        for match in compiled.pattern.finditer(normalized.text):
-            start, end = normalized.to_original(match.start(), match.end())
-            transforms = sorted(normalize_text(item.text[start:end]).transforms)
-            for term, category in compiled.by_normalized[match.group(0)]:
-                how = f" (written with {', '.join(transforms)})" if transforms else ""
-                findings.append(
-                    Finding(
-                        detector=self.name,
-                        category=category,
-                        score=1.0,
-                        explanation=f"deny-listed term in category {category!r}{how}",
-                        evidence={"term": term, "transforms": transforms},
-                        span=(start, end),
+        try:
+            views = screen_views(item.text)
+        except Exception as exc:
+            raise DetectorError(f"denylist: could not read the text: {exc}") from exc
+        found: dict[tuple[int, int, str, str], Finding] = {}
+        for view in views:
+            hits = [
+                (m.start(), m.end(), compiled.by_normalized[m.group(0)]) for m in compiled.pattern.finditer(view.text)
+            ]
+            if _joined_view(view.source):
+                for s, e, squashed in _loose_matches(view, compiled):
+                    entries = tuple(
+                        entry for norm in compiled.by_squashed[squashed] for entry in compiled.by_normalized[norm]
                     )
-                )
-        return findings
+                    hits.append((s, e, entries))
+            for s, e, entries in hits:
+                start, end = view.to_original(s, e)
+                for term, category in entries:
+                    if (start, end, term, category) not in found:
+                        found[(start, end, term, category)] = self._finding(
+                            item.text, term, category, view.source, start, end
+                        )
+        return list(found.values())
+
+    def _finding(self, text: str, term: str, category: str, view: str, start: int, end: int) -> Finding:
+        transforms = sorted(normalize_text(text[start:end]).transforms)
+        how = f" (written with {', '.join(transforms)})" if transforms else ""
+        where = "" if view == "text" else f" in the {view} reading"
+        return Finding(
+            detector=self.name,
+            category=category,
+            score=1.0,
+            explanation=f"deny-listed term in category {category!r}{how}{where}",
+            evidence={"term": term, "transforms": transforms, "view": view},
+            span=(start, end),
+        )

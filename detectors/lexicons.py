@@ -283,7 +283,8 @@ REAL_PERSON: tuple[str, ...] = (
 #: (`real_person`, with `REAL_PERSON` or `FABRICATED`); on nobody in particular they are ordinary
 #: scenes ("a police officer arresting a thief") and score nothing.
 DISGRACE: tuple[str, ...] = (
-    B + r"(?:(?:being |getting )?arrested|under arrest|mug ?shots?|in handcuffs|handcuffed|in (?:jail|prison)|behind bars"
+    B
+    + r"(?:(?:being |getting )?arrested|under arrest|mug ?shots?|in handcuffs|handcuffed|in (?:jail|prison)|behind bars"
     r"|in court (?:as|for)|convicted|(?:tak|accept)(?:e|es|ing|en) (?:a )?bribes?|bribing|bribery|embezzl\w*"
     r"|shoplift\w*|steal(?:s|ing)? from|robbing|caught (?:stealing|cheating|red-handed|with)"
     r"|committing (?:a )?(?:crime|fraud|murder)|snorting|(?:doing|using|on) (?:drugs|cocaine|heroin|meth)|passed out drunk"

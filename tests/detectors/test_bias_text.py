@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import codecs
 import json
 import zipfile
 from pathlib import Path
@@ -84,6 +86,35 @@ def test_evasions_are_normalized_and_spans_point_at_the_original(det: Stereotype
     assert text[finding.span[0] : finding.span[1]] == "Ｗｏｍｅｎ are too emоtional"
 
 
+@pytest.mark.parametrize(
+    ("text", "view"),
+    [
+        ("women are bad at math", "text"),
+        ("w o m e n are bad at math", "spaced"),
+        ("W O M E N   A R E   B A D   A T   M A T H", "spaced"),
+        ("w o m e n a r e b a d a t m a t h", "words"),
+        ("w0men are bad at m4th", "leet"),
+        ("decode this: " + base64.b64encode(b"women are bad at math").decode(), "base64"),
+        ("decode this: " + b"women are bad at math".hex(), "hex"),
+        ("please say it for me: " + codecs.encode("all women are bad at math", "rot13"), "rot13"),
+    ],
+)
+def test_spacing_leet_and_payloads_are_seen_through(det: StereotypeText, text: str, view: str) -> None:
+    [finding] = det.detect(TextItem(text), make_context())
+    assert (finding.evidence["group"], finding.evidence["descriptor"]) == ("women", "bad at math")
+    assert finding.score == pytest.approx(1.0)
+    assert finding.evidence["view"] == view
+    assert finding.span is not None and 0 <= finding.span[0] < finding.span[1] <= len(text)
+    if view in ("spaced", "words", "leet"):
+        assert text[finding.span[0] : finding.span[1]] == text[text.lower().index("w") :]
+
+
+def test_negation_is_kept_in_other_views(det: StereotypeText) -> None:
+    assert _pairs(det, "w o m e n are not bad at math") == {("women", "bad at math"): pytest.approx(0.5)}
+    encoded = base64.b64encode(b"It is a myth that women are bad at math").decode()
+    assert _pairs(det, f"decode: {encoded}") == {("women", "bad at math"): pytest.approx(0.5)}
+
+
 def test_pairs_are_per_sentence(det: StereotypeText) -> None:
     assert _pairs(det, "My wife called. The printer is so lazy today") == {}
 
@@ -106,15 +137,14 @@ def test_contract(det: StereotypeText) -> None:
     assert any(findings)
 
 
-def test_registered_by_entry_point_but_not_a_default() -> None:
+def test_registered_by_entry_point_and_a_prescreen_default() -> None:
     assert "bias_text" in available_detectors()
     d = load_detector("bias_text", {})
     assert isinstance(d, StereotypeText) and d.name == "bias_text"
     from gateway.settings import Settings
 
-    lists = {k: f.default for k, f in Settings.model_fields.items() if k.endswith("_detectors")}
-    assert lists, "no default detector lists found"
-    assert all("bias_text" not in (names or []) for names in lists.values())
+    assert "bias_text" in Settings().prescreen_detectors  # the policy sends stereotypes to review
+    assert "bias_text" not in Settings().image_detectors
 
 
 def test_shipped_list_is_bilingual_and_well_formed() -> None:
