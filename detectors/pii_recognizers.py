@@ -11,7 +11,12 @@
   are missed. Kept as it is, and a second tier adds phone-shaped digit groups (7-15 digits, with
   `+`, `(0)`, area codes in parentheses, dots, dashes or spaces, and an extension) when a phone word
   stands next to them (phone, tel, mobile, fax, call, ... before; or a label such as "office" right
-  before or after). An extension after a validated number is included in its span.
+  before or after; the Japanese words 電話, 携帯, 連絡先, ファックス count too). An extension after
+  a validated number is included in its span.
+- Values written in ASCII glued to Japanese script ("カードは4242424242424242です", "私のSSNは
+  536-22-1234です"): the card, phone and US_SSN recognizers match on `detectors.pii_views.latin_view`
+  (Japanese, Chinese and Korean characters blanked, same length), since regular-expression word
+  boundaries do not split kana or kanji from ASCII; their card and phone words are read in the text.
 - Person names from cues: a capitalised name after a title (Mr, Ms, Dr, ...) or after "name is",
   "Name:", "call me" ("called"/"named" score lower: things are called too); after a role written
   as a title ("Producer Vilhjálmur Georgsson", 0.7; not ordinary words: "CEO Summit"); the subject
@@ -61,11 +66,17 @@ from typing import Any
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, SpacyRecognizer
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    PhoneRecognizer,
+    SpacyRecognizer,
+    UsSsnRecognizer,
+)
 
 from detectors.pii_addressee import ends_with_firm_word, firm_line, heads_address_block
 from detectors.pii_results import explained_result
 from detectors.pii_truecase import TruecasedNlpArtifacts, Truecaser, is_uncased
+from detectors.pii_views import latin_view
 
 __all__ = [
     "card_number_plausible",
@@ -79,6 +90,7 @@ __all__ = [
     "payment_card_recognizer",
     "person_cue_recognizer",
     "phone_recognizer",
+    "us_ssn_recognizer",
 ]
 
 # ---------------------------------------------------------------- payment cards
@@ -144,7 +156,7 @@ def payment_card_recognizer(language: str) -> Any:
             regex_flags: int | None = None,
         ) -> list[RecognizerResult]:
             kept = []
-            for r in super().analyze(text, entities, nlp_artifacts, regex_flags):
+            for r in super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags):
                 digits = re.sub(r"\D", "", text[r.start : r.end])
                 window = text[max(0, r.start - 48) : r.start] + text[r.end : r.end + 16]
                 near_card_word = _CARD_CONTEXT.search(window) is not None
@@ -174,7 +186,9 @@ _PHONE_WORDS = (
     r"phone|telephone|tel|mobile|mob|cell|cellphone|fax|call|calling|ring|sms|whatsapp|"
     r"contact|reach|dial|landline|hotline|switchboard|answering|voicemail"
 )
-_PHONE_WORD_NEAR = re.compile(rf"\b(?:{_PHONE_WORDS})\b", re.IGNORECASE)
+# ... and in Japanese (no word boundaries there: "電話は212-555-0187まで")
+_PHONE_WORDS_JA = r"電話|携帯|連絡先|ファックス|ファクス"
+_PHONE_WORD_NEAR = re.compile(rf"\b(?:{_PHONE_WORDS})\b|{_PHONE_WORDS_JA}", re.IGNORECASE)
 _LABEL_WORDS = r"office|desk|home|work|direct|main|personal|business"
 _LABEL_BEFORE = re.compile(rf"\b(?:{_LABEL_WORDS})\s*[:.\-]?\s*$", re.IGNORECASE)
 _LABEL_AFTER = re.compile(rf"^\s*[-,(]?\s*(?:office|desk|home|work|{_PHONE_WORDS})\b", re.IGNORECASE)
@@ -216,7 +230,8 @@ def phone_recognizer(language: str) -> Any:
                 return []  # nothing to find: spares libphonenumber's scan per region
             results: list[RecognizerResult] = []
             recognizer_name = str(getattr(self, "name", "PhoneRecognizer"))
-            for r in super().analyze(text, entities, nlp_artifacts):
+            latin = latin_view(text)  # numbers glued to Japanese script ("電話は212-555-0187です")
+            for r in super().analyze(latin, entities, nlp_artifacts):
                 if sum(c.isdigit() for c in text[r.start : r.end]) < _MIN_PHONE_DIGITS:
                     continue
                 ext = _EXTENSION.match(text, r.end)
@@ -226,7 +241,7 @@ def phone_recognizer(language: str) -> Any:
                     r.score = self.VALIDATED_CONTEXT_SCORE
                     r.recognition_metadata[RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY] = True
                 results.append(r)
-            for m in _PHONE_SHAPE.finditer(text):
+            for m in _PHONE_SHAPE.finditer(latin):
                 start, end = m.span()
                 number = _EXTENSION.split(m.group())[0]
                 if not _MIN_PHONE_DIGITS <= sum(c.isdigit() for c in number) <= 15:
@@ -251,6 +266,26 @@ def phone_recognizer(language: str) -> Any:
             return EntityRecognizer.remove_duplicates(results)
 
     return MamoriPhoneRecognizer(supported_language=language, name="PhoneRecognizer")
+
+
+# ---------------------------------------------------------------- US social security numbers
+
+
+def us_ssn_recognizer(language: str) -> Any:
+    """presidio's US_SSN recognizer, matching also where the number is glued to Japanese script."""
+
+    class MamoriUsSsnRecognizer(UsSsnRecognizer):
+        def analyze(
+            self,
+            text: str,
+            entities: list[str],
+            nlp_artifacts: NlpArtifacts | None = None,
+            regex_flags: int | None = None,
+        ) -> list[RecognizerResult]:
+            results: list[RecognizerResult] = super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags)
+            return results
+
+    return MamoriUsSsnRecognizer(supported_language=language, name="UsSsnRecognizer")
 
 
 # ---------------------------------------------------------------- person names from cues

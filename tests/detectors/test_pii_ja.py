@@ -157,3 +157,64 @@ def test_my_number_card_is_not_a_payment_card(patterns_only: PresidioPII) -> Non
     text = "マイナンバーカードの番号は618594685850です"
     types = {f.evidence["entity_type"] for f in patterns_only.detect(TextItem(text), make_context())}
     assert "JP_MY_NUMBER" in types and "CREDIT_CARD" not in types
+
+
+# ---------------------------------------------------------------- as Japanese is typed
+
+
+def test_full_width_phone_number_typed_by_an_ime(patterns_only: PresidioPII) -> None:
+    for text in ("電話番号は０９０−１２３４−５６７８です", "電話番号は０９０ー１２３４ー５６７８です"):
+        found = patterns_only.detect(TextItem(text), make_context())
+        phones = [f for f in found if f.evidence["entity_type"] == "JP_PHONE_NUMBER"]
+        assert len(phones) == 1
+        assert phones[0].span == (5, 18)  # "０９０−１２３４−５６７８" in the original text
+        assert phones[0].score == pytest.approx(1.0)
+        assert "PHONE_NUMBER" not in {f.evidence["entity_type"] for f in found}
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("メールはtaro@example.jpです", "EMAIL_ADDRESS", "taro@example.jp"),
+        ("私のSSNは536-22-1234です", "US_SSN", "536-22-1234"),
+        ("カードは4242424242424242です", "CREDIT_CARD", "4242424242424242"),
+        ("カード番号は4111-1111-1111-1111です", "CREDIT_CARD", "4111-1111-1111-1111"),
+        ("電話は212-555-0187までお願いします", "PHONE_NUMBER", "212-555-0187"),
+        ("口座はDE89370400440532013000です", "IBAN_CODE", "DE89370400440532013000"),
+    ],
+)
+@pytest.mark.parametrize("fixture", ["patterns_only", "with_ginza"])
+def test_ascii_values_glued_to_japanese_script(
+    fixture: str, text: str, entity: str, value: str, request: pytest.FixtureRequest
+) -> None:
+    det: PresidioPII = request.getfixturevalue(fixture)
+    found = det.detect(TextItem(text), make_context())
+    assert [(f.evidence["entity_type"], text[f.span[0] : f.span[1]]) for f in found if f.span] == [(entity, value)]
+    assert found[0].score >= 0.5  # what the policy redacts
+    assert_no_pii(found, [value])
+
+
+def test_card_number_is_redacted_whole_not_as_a_my_number(with_ginza: PresidioPII) -> None:
+    from gateway.redaction import redact_text
+
+    text = "カード番号は4111-1111-1111-1111です"
+    found = with_ginza.detect(TextItem(text), make_context())
+    assert [(f.evidence["entity_type"], f.span) for f in found] == [("CREDIT_CARD", (6, 25))]
+    assert redact_text(text, found) == "カード番号は<CREDIT_CARD>です"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["4111-1111-1111-1111", "4111 1111 1111 1111", "1234-123456789018", "123456789018-1234", "1 1234 5678 9018"],
+)
+def test_my_number_is_not_part_of_a_longer_digit_group(patterns_only: PresidioPII, text: str) -> None:
+    found = patterns_only.detect(TextItem(f"番号は{text}です"), make_context())
+    assert "JP_MY_NUMBER" not in {f.evidence["entity_type"] for f in found}
+
+
+@pytest.mark.parametrize("number", ["123456789018", "1234 5678 9018", "1234-5678-9018", "１２３４５６７８９０１８"])
+def test_my_number_still_found_alone(patterns_only: PresidioPII, number: str) -> None:
+    text = f"マイナンバーは{number}です。"
+    found = patterns_only.detect(TextItem(text), make_context())
+    spans = [f.span for f in found if f.evidence["entity_type"] == "JP_MY_NUMBER"]
+    assert spans == [(7, 7 + len(number))]
