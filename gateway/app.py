@@ -47,7 +47,7 @@ from gateway.web import router as web_router
 
 log = get_logger("mamori.app")
 
-# Paths whose every call is one governed request with exactly one `request` audit record.
+# Paths whose every call is one governed request with exactly one audit record (`request`, or per AUDIT_EVENT_TYPES).
 GOVERNED = {
     "/v1/images/generations": "images.generations",
     "/v1/images/edits": "images.edits",
@@ -57,7 +57,12 @@ GOVERNED = {
     "/v1/videos": "videos.create",
     "/v1/3d": "meshes.create",
     "/v1/jobs": "jobs.create",
+    "/v1/moderations": "moderations",
 }
+
+# The audit event type of a governed endpoint's record where it is not `request`: a moderation
+# generates nothing, so its records stay out of the request reports and policy replays.
+AUDIT_EVENT_TYPES = {"moderations": "moderation"}
 
 # Governed paths with an id in them (issue 8): the template fill, from the API and from the staff page.
 GOVERNED_PATTERNS = [
@@ -67,7 +72,7 @@ GOVERNED_PATTERNS = [
 
 
 def governed_endpoint(path: str) -> str | None:
-    """The endpoint of a governed path (one `request` audit record per call), or None."""
+    """The endpoint of a governed path (one audit record per call), or None."""
     if path in GOVERNED:
         return GOVERNED[path]
     return next((endpoint for pattern, endpoint in GOVERNED_PATTERNS if pattern.fullmatch(path)), None)
@@ -267,5 +272,6 @@ def _withdraw(svc: Services, request_id: str) -> None:
 
 def _audit_trace(svc: Services, trace: Trace) -> None:
     tenant = trace.principal.tenant if trace.principal else None
-    svc.audit.append("request", trace.audit_payload(), request_id=trace.request_id, tenant=tenant)
+    event_type = AUDIT_EVENT_TYPES.get(trace.endpoint, "request")
+    svc.audit.append(event_type, trace.audit_payload(), request_id=trace.request_id, tenant=tenant)
     trace.audited = True

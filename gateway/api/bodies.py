@@ -1,8 +1,16 @@
-"""Reading JSON request bodies into pydantic models, with 400s that carry a machine-readable code (never 422)."""
+"""Reading JSON request bodies into pydantic models, with 400s that carry a machine-readable code (never 422).
+
+Beyond JSON syntax, `load_json` refuses what would crash or mislead later stages: text holding a
+lone UTF-16 surrogate (`"\\ud800"` is valid JSON but not Unicode text; detectors, hashing and the
+audit writer cannot encode it), code `invalid_text`; and objects or arrays nested deeper than
+`MAX_DEPTH` (recursive code downstream would fail), code `json_too_deep`.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -11,12 +19,88 @@ from gateway.errors import BadRequest
 
 Model = TypeVar("Model", bound=BaseModel)
 
+#: How deep objects and arrays may nest in a request body; no request shape comes close.
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: An escape that may decode to a surrogate; a body without one cannot hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
 
 def load_json(raw: bytes) -> Any:
+    """The decoded body, or BadRequest: `invalid_json`, `json_too_deep` or `invalid_text` (lone surrogate)."""
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # strict decoding (json.loads would pass encoded surrogates through): only escapes can make one
+        text = raw.decode(json.detect_encoding(raw))
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"body is not valid UTF-8, UTF-16 or UTF-32 text: {exc.reason}", code="invalid_json") from exc
+    try:
+        payload = json.loads(text)
+    except RecursionError as exc:  # the decoder recurses per level: far too deep
+        raise _too_deep() from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
         raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from exc
+    if text.count("[") + text.count("{") > MAX_DEPTH and _nesting(text) > MAX_DEPTH:
+        raise _too_deep()
+    if _SURROGATE_ESCAPE.search(text):
+        _check_text(payload)
+    return payload
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(f"body nests objects and arrays deeper than {MAX_DEPTH} levels", code="json_too_deep")
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in valid JSON `text` (brackets inside strings do not count)."""
+    brackets = _BRACKET.findall(_STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _segment(key: str | int) -> str:
+    """A path segment for `param`: an index or a schema-like key; any other key (client data) is not echoed."""
+    return str(key) if isinstance(key, int) or _KEY.fullmatch(key) else "*"
+
+
+#: Where a node sits in the body: None at the top, else (where its container sits, its key there).
+_Where = tuple[Any, str | int] | None
+
+
+def _not_text(where: _Where) -> BadRequest:
+    path: list[str] = []
+    while where is not None:
+        where, key = where
+        path.append(_segment(key))
+    param = ".".join(reversed(path)) or None
+    return BadRequest(
+        f"{param or 'body'}: text holds a lone UTF-16 surrogate escape; send valid Unicode",
+        code="invalid_text",
+        param=param,
+    )
+
+
+def _check_text(payload: Any) -> None:
+    """Refuse a lone surrogate in any string or key of the decoded body (nesting is already bounded)."""
+    try:
+        json.dumps(payload, ensure_ascii=False).encode()  # fast: fails only on a surrogate
+        return
+    except UnicodeEncodeError:
+        pass
+    stack: list[tuple[Any, _Where]] = [(payload, None)]
+    while stack:  # find where, for `param`
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise _not_text(where)
+        elif isinstance(node, dict):
+            if any(_SURROGATE.search(key) for key in node):
+                raise _not_text(where)
+            stack.extend((value, (where, key)) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, (where, i)) for i, value in enumerate(node))
 
 
 def validate_object(model: type[Model], payload: Any) -> Model:

@@ -6,9 +6,14 @@ or a list of parts `{"type": "text", "text": ...}` / `{"type": "image_url", "ima
 detectors, images (role "edit_source") through the image detectors, and the findings through the
 policy's prescreen stage. The answer has OpenAI's `results[{flagged, categories,
 category_scores, category_applied_input_types}]` plus a `mamori` object with the findings, the
-decision, its reasons and the policy revision. Every call writes one audit record of event type
-"moderation" (input hashes and sizes, never the text). A detector or policy fault answers 503
-(fail closed). Access: the `images.generations` permission for now.
+decision, its reasons and the policy revision. `category_applied_input_types` names, per category,
+the input types whose detectors score it (open_nsfw scores only sexual content in images).
+
+Every call writes one audit record of event type "moderation" (input hashes and sizes, never the
+text): the route writes it for an answer and for a detector or policy fault (503, fail closed); the
+gateway's middleware writes it for anything else, as for every governed path: bad input (400 with
+its code), a refused key, an unexpected fault (500 `mamori_fault`, fail closed). Access: the
+`images.generations` permission for now.
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ import binascii
 import hashlib
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from PIL.Image import Image as PILImage
 
-from detectors.base import Finding, ImageItem, Item, TextItem
+from detectors.base import Detector, Finding, ImageItem, Item, TextItem
+from detectors.lexicons import CATEGORIES as UNSAFE_TEXT_CATEGORIES
+from detectors.toxicity import CATEGORIES as TOXICITY_CATEGORIES
 from gateway.api.bodies import load_json
 from gateway.api.deps import CanGenerate, ServicesDep
 from gateway.errors import BadRequest, GatewayFault
@@ -124,47 +132,81 @@ def _groups(payload: Any, max_chars: int, max_bytes: int) -> list[list[tuple[str
     return groups
 
 
-def _openai_result(findings: list[Finding], types: set[str], flagged_by_policy: bool) -> dict[str, Any]:
+#: The Mamori finding categories each detector scores, whatever the input. `category_applied_input_types`
+#: names an input type for an OpenAI category only where a detector run on that type scores one of
+#: them (or found something in it); open_nsfw scores sexual content and nothing else.
+DETECTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "unsafe_text": UNSAFE_TEXT_CATEGORIES,
+    "toxicity": TOXICITY_CATEGORIES,
+    "image_safety": ("sexual",),
+}
+
+
+def covered(detectors: Iterable[Detector]) -> frozenset[str]:
+    """The OpenAI categories these detectors score (through `CATEGORY_MAP`)."""
+    out: set[str] = set()
+    for detector in detectors:
+        for category in DETECTOR_CATEGORIES.get(detector.name, ()):
+            out.update(CATEGORY_MAP.get(category, ()))
+    return frozenset(out)
+
+
+def _openai_result(
+    findings: dict[str, list[Finding]], coverage: dict[str, frozenset[str]], flagged_by_policy: bool
+) -> dict[str, Any]:
+    """OpenAI's result for one group: `findings` and `coverage` by the input type screened ("text", "image")."""
     scores = dict.fromkeys(OPENAI_CATEGORIES, 0.0)
-    applied: dict[str, list[str]] = {c: [] for c in OPENAI_CATEGORIES}
-    for f in findings:
-        targets = CATEGORY_MAP.get(f.category, ())
-        kind = "image" if f.detector in ("image_safety",) or "role" in f.evidence else "text"
-        for target in targets:
-            scores[target] = max(scores[target], float(f.score))
-            if kind not in applied[target]:
-                applied[target].append(kind)
-    categories = {c: s >= CATEGORY_CUT for c, s in scores.items()}
-    for c in OPENAI_CATEGORIES:
-        if not applied[c]:
-            applied[c] = sorted(types & {"text"}) if c not in ("sexual", "violence", "self-harm") else sorted(types)
+    applied: dict[str, set[str]] = {c: set() for c in OPENAI_CATEGORIES}
+    for kind, categories in coverage.items():
+        for target in categories:
+            applied[target].add(kind)
+    for kind, found in findings.items():
+        for f in found:
+            for target in CATEGORY_MAP.get(f.category, ()):
+                scores[target] = max(scores[target], float(f.score))
+                applied[target].add(kind)
+    flags = {c: s >= CATEGORY_CUT for c, s in scores.items()}
     return {
-        "flagged": flagged_by_policy or any(categories.values()),
-        "categories": categories,
+        "flagged": flagged_by_policy or any(flags.values()),
+        "categories": flags,
         "category_scores": {c: round(s, 6) for c, s in scores.items()},
-        "category_applied_input_types": applied,
+        "category_applied_input_types": {c: sorted(kinds) for c, kinds in applied.items()},
     }
 
 
+async def _decode_images(
+    groups: list[list[tuple[str, Any]]], max_pixels: int
+) -> list[list[tuple[str, str | PILImage]]]:
+    """The groups with every image decoded (RGB), so a bad image is a 400 before any detector runs."""
+    out: list[list[tuple[str, str | PILImage]]] = []
+    for group in groups:
+        parts: list[tuple[str, str | PILImage]] = []
+        for kind, value in group:
+            if kind == "image":
+                image = await asyncio.to_thread(decode_image, value, field="input", max_pixels=max_pixels)
+                parts.append((kind, image.convert("RGB")))
+            else:
+                parts.append((kind, value))
+        out.append(parts)
+    return out
+
+
 async def _moderate_group(
-    svc: Services, trace: Trace, parts: list[tuple[str, Any]]
-) -> tuple[list[Finding], dict[str, Any]]:
+    svc: Services, trace: Trace, parts: list[tuple[str, str | PILImage]]
+) -> tuple[dict[str, list[Finding]], dict[str, Any]]:
+    """Findings by input type screened ("text", "image"; blank text is not) and the group's prescreen decision."""
     ctx = await detection_context(svc, trace, "prescreen")
-    texts: list[Item] = [TextItem(v) for k, v in parts if k == "text" and v.strip()]
-    images: list[Item] = []
-    for i, (kind, value) in enumerate(p for p in parts if p[0] == "image"):
-        _ = kind
-        image: PILImage = await asyncio.to_thread(
-            decode_image, value, field="input", max_pixels=svc.settings.max_image_pixels
-        )
-        images.append(ImageItem(image.convert("RGB"), role="edit_source", index=i))
-    findings: list[Finding] = []
-    for detector in svc.prescreen_detectors:
-        if texts:
-            findings += await run_detector(svc, trace, detector, texts, ctx)
-    for detector in svc.image_detectors:
-        if images:
-            findings += await run_detector(svc, trace, detector, images, ctx)
+    texts: list[Item] = [TextItem(v) for k, v in parts if k == "text" and isinstance(v, str) and v.strip()]
+    images: list[Item] = [
+        ImageItem(v, role="edit_source", index=i)
+        for i, v in enumerate(v for k, v in parts if k == "image" and not isinstance(v, str))
+    ]
+    findings: dict[str, list[Finding]] = {}
+    for kind, items, detectors in (("text", texts, svc.prescreen_detectors), ("image", images, svc.image_detectors)):
+        if items:
+            found = findings.setdefault(kind, [])
+            for detector in detectors:
+                found += await run_detector(svc, trace, detector, items, ctx)
     request_doc = {
         "id": trace.request_id,
         "endpoint": "moderations",
@@ -173,82 +215,114 @@ async def _moderate_group(
         "has_source": bool(images),
         "has_mask": False,
     }
-    decision = await decide(svc, trace, "prescreen", findings, request_doc)
+    every = [f for found in findings.values() for f in found]
+    decision = await decide(svc, trace, "prescreen", every, request_doc)
     return findings, decision.to_dict()
+
+
+def _request_trace(request: Request, principal: Principal) -> Trace:
+    """The middleware's trace of this governed request (it audits any answer the route does not)."""
+    trace: Trace | None = getattr(request.state, "trace", None)
+    if trace is None:  # mounted without the gateway's middleware
+        request_id = getattr(request.state, "request_id", None) or "req_" + uuid.uuid4().hex
+        client = request.client.host if request.client else None
+        trace = Trace(request_id=request_id, endpoint="moderations", client=client)
+    trace.principal = principal
+    return trace
 
 
 @router.post("/moderations", summary="Classify text and images (OpenAI-compatible); generates nothing")
 async def create_moderation(request: Request, svc: ServicesDep, principal: CanGenerate) -> JSONResponse:
-    raw = await request.body()
-    payload = load_json(raw)
-    groups = _groups(payload, svc.settings.max_prompt_chars, svc.settings.max_upload_bytes)
-    request_id = getattr(request.state, "request_id", None) or "req_" + uuid.uuid4().hex
-    trace = Trace(request_id=request_id, endpoint="moderations", client=request.client.host if request.client else None)
-    trace.principal = principal
+    # Bad input and unexpected faults raise: the middleware answers and writes the audit record
+    # (event type "moderation", with the error code). Answers and detector or policy faults are
+    # audited here, with the results.
+    trace = _request_trace(request, principal)
     trace.detectors = svc.detector_versions()
+    payload = load_json(await request.body())
+    groups = _groups(payload, svc.settings.max_prompt_chars, svc.settings.max_upload_bytes)
+    inputs = _input_digests(groups)
+    trace.request.update(inputs=inputs, groups=len(groups))
     model = payload.get("model") if isinstance(payload.get("model"), str) else "mamori-moderation"
+    decoded = await _decode_images(groups, svc.settings.max_image_pixels)
 
     results: list[dict[str, Any]] = []
     mamori_results: list[dict[str, Any]] = []
+    coverage = {"text": covered(svc.prescreen_detectors), "image": covered(svc.image_detectors)}
     try:
-        for parts in groups:
+        for parts in decoded:
             findings, decision = await _moderate_group(svc, trace, parts)
-            types = {"text" if k == "text" else "image" for k, _ in parts}
-            results.append(_openai_result(findings, types, decision["action"] in ("block", "escalate")))
+            screened = {kind: coverage[kind] for kind in findings}  # the input types this group had
+            results.append(_openai_result(findings, screened, decision["action"] in ("block", "escalate")))
             mamori_results.append(
                 {
                     "decision": decision["action"],
                     "reasons": decision.get("reasons", []),
                     "decision_id": decision.get("decision_id"),
-                    "findings": [f.to_dict() for f in findings],
+                    "findings": [f.to_dict() for found in findings.values() for f in found],
                 }
             )
     except StageFault as fault:
-        await asyncio.to_thread(_audit, svc, trace, principal, groups, None, fault.code)
-        raise GatewayFault(
+        err = GatewayFault(
             "a detector or the policy failed, so nothing was judged safe (fail closed)", code="mamori_fault"
-        ) from fault
+        )
+        trace.status, trace.decision, trace.http_status = "refused", "block", err.status_code
+        trace.error = {"code": err.code, "type": err.error_type, "message": err.message}
+        await asyncio.to_thread(_audit, svc, trace, inputs, None, fault.code)
+        raise err from fault
     mamori = {
-        "request_id": request_id,
+        "request_id": trace.request_id,
         "policy_revision": svc.policy.revision,
         "results": mamori_results,
         "timings_ms": trace.timings_ms,
     }
-    await asyncio.to_thread(_audit, svc, trace, principal, groups, mamori, None)
+    trace.http_status = 200
+    trace.decision = _most_severe([r["decision"] for r in mamori_results])
+    await asyncio.to_thread(_audit, svc, trace, inputs, mamori, None)
     body = {"id": "modr-" + uuid.uuid4().hex, "model": model, "results": results, "mamori": mamori}
     return JSONResponse(body)
 
 
-def _audit(
-    svc: Services,
-    trace: Trace,
-    principal: Principal,
-    groups: list[list[tuple[str, Any]]],
-    mamori: dict[str, Any] | None,
-    fault: str | None,
-) -> None:
-    inputs = [
+_SEVERITY: dict[str, int] = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
+
+
+def _most_severe(actions: list[str]) -> str:
+    """The overall decision of a call, for its audit record (an unknown action counts as a block)."""
+    return max(actions, key=lambda a: _SEVERITY.get(a, 3))
+
+
+def _input_digests(groups: list[list[tuple[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """Each input's type, SHA-256 and size: what the audit keeps instead of the text or the image."""
+    return [
         [
             {
                 "type": kind,
-                "sha256": hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest(),
+                # surrogatepass: never fail the audit over text that is not valid Unicode
+                "sha256": hashlib.sha256(
+                    value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+                ).hexdigest(),
                 "size": len(value),
             }
             for kind, value in group
         ]
         for group in groups
     ]
+
+
+def _audit(
+    svc: Services,
+    trace: Trace,
+    inputs: list[list[dict[str, Any]]],
+    mamori: dict[str, Any] | None,
+    fault: str | None,
+) -> None:
+    """The one "moderation" record of an answered (or fault-refused) call; sets `trace.audited`."""
     payload = {
-        "request_id": trace.request_id,
-        "endpoint": "moderations",
-        "principal": principal.to_policy(),
+        **trace.audit_payload(),
         "inputs": inputs,
-        "detectors": trace.detectors,
-        "decisions": trace.decisions,
         "results": (mamori or {}).get("results"),
-        "faults": trace.faults,
         "fault": fault,
-        "timings_ms": trace.timings_ms,
         "at": time.time(),
     }
-    svc.audit.append("moderation", payload, request_id=trace.request_id, tenant=principal.tenant)
+    tenant = trace.principal.tenant if trace.principal else None
+    svc.audit.append("moderation", payload, request_id=trace.request_id, tenant=tenant)
+    trace.audited = True
