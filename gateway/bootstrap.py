@@ -22,6 +22,7 @@ from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.policy import create_engine, default_bundle_dir
 from gateway.protected import ProtectedRegistry
+from gateway.protected_names import ProtectedNameRegistry
 from gateway.provenance import Provenance, ensure_local_ca
 from gateway.services import Services
 from gateway.settings import Settings, apply_offline_environment
@@ -252,6 +253,7 @@ def build_services(settings: Settings) -> Services:
         escalations=EscalationStore(sessions),
         blobs=blobs,
         protected=ProtectedRegistry(sessions, blobs=blobs),
+        protected_names=ProtectedNameRegistry(sessions),
         policy=policy,
         provenance=load_provenance(settings),
         prescreen_detectors=load_detectors(settings.prescreen_detectors, settings),

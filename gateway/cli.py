@@ -210,6 +210,10 @@ def _mount_subcommands() -> None:
 
     app.add_typer(templates_app, name="templates")
 
+    from gateway.cli_names import names_app  # issue 4
+
+    app.add_typer(names_app, name="protected-names")
+
 
 _mount_subcommands()
 

@@ -1,4 +1,4 @@
-"""The gateway's own tables (keys, request state, assets, protected works), on the shared `audit.db.Base`."""
+"""The gateway's own tables (keys, request state, assets, protected works and names), on the shared `audit.db.Base`."""
 
 from __future__ import annotations
 
@@ -66,6 +66,20 @@ class ProtectedWorkRow(Base):
     tenant: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProtectedNameRow(Base):
+    """A protected person, brand or character that the pre-screen looks for (issue 4)."""
+
+    __tablename__ = "protected_names"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # "pn_" + uuid
+    key: Mapped[str] = mapped_column(String(120))  # the entry's own id (findings name it), unique per tenant
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # None: every tenant
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    aliases_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

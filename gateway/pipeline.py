@@ -168,11 +168,12 @@ async def detection_context(svc: Services, trace: Trace, stage: Literal["prescre
     data = svc.policy.data().get("mamori", {})
     tenant = trace.principal.tenant if trace.principal else ""
     index = await asyncio.to_thread(svc.protected.index)
+    names = await asyncio.to_thread(svc.protected_names.matcher)
     return DetectionContext(
         request_id=trace.request_id,
         tenant=tenant,
         stage=stage,
-        resources={"terms": data.get("terms", []), "protected_index": index},
+        resources={"terms": data.get("terms", []), "protected_index": index, "protected_names": names},
     )
 
 

@@ -17,6 +17,7 @@ from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.policy import PolicyEngine
 from gateway.protected import ProtectedRegistry
+from gateway.protected_names import ProtectedNameRegistry
 from gateway.provenance import Provenance
 from gateway.settings import Settings
 from gateway.state import RequestStore
@@ -35,6 +36,7 @@ class Services:
     escalations: EscalationStore
     blobs: BlobStore
     protected: ProtectedRegistry
+    protected_names: ProtectedNameRegistry
     policy: PolicyEngine
     provenance: Provenance
     prescreen_detectors: list[Detector]

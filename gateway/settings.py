@@ -46,7 +46,17 @@ class Settings(BaseSettings):
     opa_url: str | None = None
 
     # detectors (entry-point names, run in this order)
-    prescreen_detectors: list[str] = ["denylist", "pii", "unsafe_text", "jailbreak", "toxicity"]
+    # protected_names screens the database registry (POST /v1/protected-names) besides its options;
+    # bias_text flags stereotyped descriptors pinned on a group (the policy sends them to review)
+    prescreen_detectors: list[str] = [
+        "denylist",
+        "pii",
+        "unsafe_text",
+        "jailbreak",
+        "toxicity",
+        "protected_names",
+        "bias_text",
+    ]
     image_detectors: list[str] = ["image_safety", "copyright"]
     detector_options: dict[str, dict[str, Any]] = {}
     detector_timeout_s: float = Field(default=30.0, gt=0)

@@ -1,0 +1,121 @@
+"""Admins and compliance keep the registry of protected people, brands and characters (issue 4).
+
+- `POST /v1/protected-names` `{"names": [{"name", "kind", "aliases"?, "id"?}], "tenant"?}` adds
+  every name or none (a bad entry or an id already registered is a 400 / 409 naming it);
+- `GET /v1/protected-names` lists them (`limit`, `offset`), `GET /v1/protected-names/{id}` shows one;
+- `DELETE /v1/protected-names/{id}` removes one.
+
+Every change and every refused change is audited. The pre-screen's `protected_names` detector
+reads the registry on the next request of every gateway process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from gateway.api.bodies import load_json
+from gateway.api.deps import CanReadProtected, CanWriteProtected, ServicesDep
+from gateway.errors import BadRequest, Conflict, GatewayFault, MamoriError, NotFound
+from gateway.keys import InvalidKeyInput, Principal, validate_tenant
+from gateway.protected_names import DuplicateName, ProtectedNameRegistry
+from gateway.services import Services
+
+router = APIRouter(prefix="/v1/protected-names", tags=["protected names"])
+
+
+async def _audit(svc: Services, request: Request, principal: Principal, kind: str, body: dict[str, Any]) -> None:
+    await asyncio.to_thread(
+        svc.audit.append,
+        kind,
+        {"by": principal.to_policy(), **body},
+        request_id=getattr(request.state, "request_id", None),
+        tenant=principal.tenant,
+    )
+
+
+def _tenant_for(principal: Principal, payload: dict[str, Any]) -> str | None:
+    raw = payload.get("tenant")
+    if raw is not None and not isinstance(raw, str):
+        raise BadRequest("tenant must be a string", code="invalid_tenant", param="tenant")
+    tenant = raw or None
+    if principal.role != "admin":
+        return principal.tenant  # only admins register names for every tenant or for others
+    if tenant is not None:
+        try:
+            validate_tenant(tenant)
+        except InvalidKeyInput as exc:
+            raise BadRequest(str(exc), code="invalid_tenant", param="tenant") from exc
+    return tenant
+
+
+@router.post("", summary="Register protected names (all or none)")
+async def add_names(request: Request, svc: ServicesDep, principal: CanWriteProtected) -> dict[str, Any]:
+    try:
+        payload = load_json(await request.body())
+        if not isinstance(payload, dict) or not isinstance(payload.get("names"), list):
+            raise BadRequest('send {"names": [{"name": ..., "kind": ...}]}', code="invalid_request", param="names")
+        tenant = _tenant_for(principal, payload)
+        try:
+            entries = ProtectedNameRegistry.parse(payload["names"], tenant)
+        except DuplicateName as exc:
+            raise BadRequest(str(exc), code="duplicate_name", param="names") from exc
+        except ValueError as exc:
+            raise BadRequest(str(exc), code="invalid_name", param="names") from exc
+        try:
+            added = await asyncio.to_thread(svc.protected_names.add, entries)
+        except DuplicateName as exc:
+            raise Conflict(str(exc), code="duplicate_name", param="names") from exc
+    except MamoriError as exc:
+        await _audit(svc, request, principal, "protected_names.rejected", {"code": exc.code, "status": exc.status_code})
+        raise
+    data = [n.to_dict() for n in added]
+    try:  # the names themselves are what the registry protects, so the record names them
+        await _audit(svc, request, principal, "protected_names.add", {"names": data})
+    except Exception as exc:  # no change stays unaudited: take the names out again
+        await asyncio.to_thread(svc.protected_names.remove_many, [n.row_id for n in added])
+        raise GatewayFault("the audit log could not be written; nothing was registered", code="audit_error") from exc
+    return {"object": "list", "data": data}
+
+
+@router.get("", summary="List protected names")
+async def list_names(
+    svc: ServicesDep,
+    principal: CanReadProtected,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    tenant = None if principal.role == "admin" else principal.tenant
+    names, total = await asyncio.to_thread(svc.protected_names.list, tenant=tenant, limit=limit, offset=offset)
+    return {"object": "list", "data": [n.to_dict() for n in names], "total": total, "limit": limit, "offset": offset}
+
+
+def _visible(principal: Principal, tenant: str | None) -> bool:
+    return principal.role == "admin" or tenant is None or tenant == principal.tenant
+
+
+@router.get("/{registry_id}", summary="One protected name")
+async def get_name(registry_id: str, svc: ServicesDep, principal: CanReadProtected) -> dict[str, Any]:
+    found = await asyncio.to_thread(svc.protected_names.get, registry_id)
+    if found is None or not _visible(principal, found.entry.tenant):
+        raise NotFound(f"no protected name {registry_id!r}", code="not_found", param="id")
+    return found.to_dict()
+
+
+@router.delete("/{registry_id}", summary="Remove a protected name")
+async def delete_name(
+    registry_id: str, request: Request, svc: ServicesDep, principal: CanWriteProtected
+) -> dict[str, Any]:
+    found = await asyncio.to_thread(svc.protected_names.get, registry_id)
+    # a tenant's compliance officer may remove that tenant's names, not names that protect every tenant
+    allowed = found is not None and (principal.role == "admin" or found.entry.tenant == principal.tenant)
+    if not allowed:
+        await _audit(svc, request, principal, "protected_names.rejected", {"code": "not_found", "status": 404})
+        raise NotFound(f"no protected name {registry_id!r}", code="not_found", param="id")
+    gone = await asyncio.to_thread(svc.protected_names.delete, registry_id)
+    if gone is None:  # removed by another process in between
+        raise NotFound(f"no protected name {registry_id!r}", code="not_found", param="id")
+    await _audit(svc, request, principal, "protected_names.delete", {"names": [gone.to_dict()]})
+    return {"id": registry_id, "deleted": True}
