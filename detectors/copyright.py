@@ -15,26 +15,31 @@ and mirrored (`hash_query`) and both are searched, which finds mirrored copies a
 at half the storage.
 
 A query is compared by exact Hamming distance against the stored hashes (`ProtectedIndex.search`):
-one XOR and one popcount per 64-bit word of a contiguous (rows, words) uint64 array. Distances are
-compared as fractions of each kind's width (8 of 64 bits = 32 of 256 bits = 0.125), so kinds of
-different widths combine. By default (`combine="weighted"`) a stored variant's distance is the
-weighted mean over the kinds that both the query and the variant have, with `WEIGHTS` (PDQ 4,
-pHash 2, colour 2, dHash 1; dHash and the colour hash alone agree by chance on grey, low-contrast
-pictures), and a variant is compared at all only where its pHash agrees with the query's within
-`PHASH_GATE` (22 of 64 bits): the pHash column is scanned first, in cache-sized chunks, and the
-other kinds are computed for the few rows that pass, each row read whole. The search stays exact
-for that rule. "mean" (unweighted), "all" (the largest: every kind must agree) and "any" (the
-smallest) are kept for comparison; `bench/eval_copy.py` measured which rule keeps chance matches
-rare and still finds edited copies (weights and thresholds chosen on even rows, reported on odd
-rows too): at a distance of 0.25 (score 0.75) every copy of the bench (280; crops up to 20 %,
-resizes, JPEG 30, brightness, mirror, grayscale) was found, with 0.04-0.1 % of 10,000 real
-distractors within it.
+one XOR and one popcount (numpy's `bitwise_count`) per 64-bit word of a contiguous (rows, words)
+uint64 array. Distances are compared as fractions of each kind's width (8 of 64 bits = 32 of 256
+bits = 0.125), so kinds of different widths combine. By default (`combine="weighted"`) a stored
+variant's distance is the weighted mean over the kinds that both the query and the variant have,
+with `WEIGHTS` (PDQ 4, pHash 2, colour 2, dHash 1; dHash and the colour hash alone agree by chance
+on grey, low-contrast pictures). The search is exact: every stored variant within the radius is
+found. Every row is compared (one pass over the array in cache-sized chunks, the image and its
+mirror per chunk; about 10 ms per orientation per million variants here), except where a pHash
+gate is provably lossless (`lossless_gate`: no variant it drops could lie within the radius, e.g.
+"all" or a small radius) and narrow enough to pay: then the pHash column is scanned first and the
+other kinds are computed for the rows that pass. A weighted radius of 0.25 admits any pHash
+distance (pHash weighs 2 of 9), so the default search compares every row. `PHASH_GATE` is an
+optional, lossy speed-up (`gate=`) and is not applied by default. "mean" (unweighted), "all" (the
+largest: every kind must agree) and "any" (the smallest) are kept for comparison;
+`bench/eval_copy.py` measured which rule keeps chance matches rare and still finds edited copies
+(weights and thresholds chosen on even rows, reported on odd rows too): at a distance of 0.25
+(score 0.75) every copy of the bench (280; crops up to 20 %, resizes, JPEG 30, brightness, mirror,
+grayscale) was found, with 0.04-0.1 % of 10,000 real distractors within it.
 
 Storage: a hash wider than 64 bits is kept as 64-bit words (`WorkHash.words`), stored under the
 kind's name with the word's position ("pdq:0" is the most significant word), so the registry's
 table holds BIGINTs only. `ProtectedIndex.from_hashes` accepts both forms, `from_rows` builds from
 the table's columns without a Python object per hash, and indexes built from works registered by
-earlier versions (with "mirror" and "mirror_crop..." variants) still work.
+earlier versions (with "mirror" and "mirror_crop..." variants) still work. An index may carry
+each work's registered name (`work_names`), which a `Match` and the detector's finding report.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ __all__ = [
     "hash_image_quality",
     "hash_query",
     "image_variants",
+    "lossless_gate",
     "mirrored_variant",
     "work_hashes",
 ]
@@ -83,11 +89,12 @@ HASH_BITS: dict[str, int] = {"phash": 64, "dhash": 64, "pdq": 256, "colorhash": 
 ALGORITHMS: tuple[str, ...] = ("phash", "dhash", "pdq", "colorhash")
 #: Weight of each kind in the default "weighted" combination (a kind not listed weighs 1).
 WEIGHTS: dict[str, float] = {"phash": 2.0, "dhash": 1.0, "pdq": 4.0, "colorhash": 2.0}
-#: A stored variant is compared only where its pHash is within this fraction of 64 bits of the
-#: query's (22 bits). The closest variant of every edited copy measured (bench/eval_copy.py, and
-#: 560 more crops) agreed within 22 bits, and a gate of 20, 22, 24 or 64 bits changed no recall;
-#: unrelated pictures pass for about 1 % of stored variants (24 bits: 5 %), so the other kinds
-#: are computed for those only.
+#: An optional, lossy pHash gate (`ProtectedIndex.search(gate=PHASH_GATE)`; not applied by
+#: default): only variants whose pHash is within this fraction of 64 bits of the query's (22 bits)
+#: are compared. The closest variant of every edited copy measured (bench/eval_copy.py, and 560
+#: more crops) agreed within 22 bits and unrelated pictures pass for about 1 % of stored variants,
+#: but a variant whose pHash differs by more can still lie within the weighted radius (pHash
+#: weighs 2 of 9), so the default search does not use it.
 PHASH_GATE = 22 / 64
 #: The registration crop grid: cuts of 0, CROP_STEP, 2 x CROP_STEP, ... off each side of an axis,
 #: at most MAX_CROP off the two sides of an axis together.
@@ -99,6 +106,12 @@ DEEP_CROPS: tuple[float, ...] = (0.25, 0.3)
 
 _GATE_KIND = "phash"
 _CHUNK_ROWS = 1 << 16  # rows per chunk of the gate scan: 512 KiB of hashes, stays in cache
+_SCAN_ROWS = 1 << 14  # rows per chunk of the full scan: 896 KiB of whole rows (7 words), stays in cache
+_SCAN_SLACK = 1e-5  # the full scan's float32 distances are within 1e-6 of the exact ones; candidates are re-checked
+#: A lossless pHash gate is used only where it is this narrow (of 64 bits) or narrower: unrelated
+#: pictures pass for about 5 % of stored variants at 24 bits, and a wider gate passes so many rows
+#: that gathering them costs more than comparing every row.
+_GATE_WORTH_BITS = 24
 _MAX_SIDE = 256  # larger images are reduced (box filter, integer factor) before hashing; each hash works at <= 64 px
 _COLOR_SIDE = 64  # the colour histogram is taken on a thumbnail this size
 _COLOR_BINBITS = 3  # imagehash.colorhash: 14 bins x 3 bits = 42 bits
@@ -167,7 +180,8 @@ class Match:
     `distance` is the combined distance as a fraction of the hash width (0 = identical);
     `bits` the Hamming distance of each hash kind that was compared. `variant` names the stored
     variant as the query saw it: "mirror_crop_l5r0t10b5" when the mirrored query matched
-    "crop_l5r0t10b5" (see `mirrored_variant`).
+    "crop_l5r0t10b5" (see `mirrored_variant`). `work_name` is the name the work was registered
+    under, where the index knows it.
     """
 
     work_id: str
@@ -175,6 +189,7 @@ class Match:
     variant: str
     distance: float
     bits: Mapping[str, int] = field(default_factory=dict)
+    work_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +371,32 @@ Combine = Literal["weighted", "mean", "all", "any"]
 _COMBINES: tuple[str, ...] = ("weighted", "mean", "all", "any")
 
 
+def _weight(algorithm: str, combine: str) -> float:
+    return WEIGHTS.get(algorithm, 1.0) if combine == "weighted" else 1.0
+
+
+def lossless_gate(max_distance: float, combine: str, kinds: Iterable[str]) -> float:
+    """The largest pHash distance (a fraction of its 64 bits) that a stored variant with a pHash
+    can have and still lie within `max_distance` of a query with hash kinds `kinds` (pHash among
+    them) under `combine`; 1.0 where any pHash distance can.
+
+    A gate at this value drops no match: for "weighted" and "mean" a variant's distance is at
+    least w_phash * d_phash / W, where W (the weights of the kinds the query and the variant
+    share) is at most the weights of `kinds`; for "all" it is at least d_phash; "any" has no
+    bound. With the default weights a weighted radius of 0.25 allows any pHash distance
+    (2/9 < 0.25), so the detector's search compares every variant.
+    """
+    if combine not in _COMBINES:
+        raise ValueError(f"combine must be one of {', '.join(_COMBINES)}, not {combine!r}")
+    kinds = list(dict.fromkeys(kinds))
+    if _GATE_KIND not in kinds or combine == "any":
+        return 1.0
+    if combine == "all":
+        return min(1.0, max(0.0, max_distance))
+    total = sum(_weight(a, combine) for a in kinds)
+    return min(1.0, max(0.0, max_distance) * total / _weight(_GATE_KIND, combine))
+
+
 def _combine(bits: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray], combine: str, n: int) -> np.ndarray:
     """The combined distance (fraction of the width) of `n` rows from per-kind bit distances;
     inf where the row shares no kind with the query."""
@@ -400,7 +441,8 @@ class ProtectedIndex:
     side by side in one (rows, words) uint64 array (pHash, dHash, PDQ's four words, colour: 56
     bytes, so a row is read in one cache line), with a contiguous copy of the pHash column for
     the gate scan. Registering the same (work, variant, tenant, kind) again (a work with several
-    reference images) starts a new row.
+    reference images) starts a new row. `work_names` (work id -> the name it was registered
+    under) is optional; matches of a work without one have `work_name` None.
     """
 
     def __init__(
@@ -411,10 +453,11 @@ class ProtectedIndex:
         tenants: np.ndarray,
         names: tuple[list[str], list[str], dict[str, int]],
         hash_count: int,
+        work_names: Mapping[str, str] | None = None,
     ) -> None:
         """`columns`: kind -> (values (n, words) uint64, present (n,) bool); `works`, `variants`,
         `tenants`: (n,) int32 indexes into `names` (work ids, variant names, tenant -> code; -1
-        for every tenant)."""
+        for every tenant); `work_names`: work id -> registered name."""
         n = int(works.size)
         kinds = sorted(columns, key=lambda a: (ALGORITHMS.index(a) if a in ALGORITHMS else len(ALGORITHMS), a))
         self._slices: dict[str, tuple[int, int, int]] = {}  # kind -> (first word, end word, position)
@@ -436,6 +479,8 @@ class ProtectedIndex:
         self._tenants = tenants
         self._work_ids, self._variant_names, self._tenant_codes = names
         self._hash_count = hash_count
+        given = work_names or {}
+        self._work_names = {w: str(given[w]) for w in self._work_ids if w in given}
         self._work_rank = _frozen(np.argsort(np.argsort(np.array(self._work_ids, dtype=object))).astype(np.int32))
         # the pHash column as a flat (n,) array for the gate scan, and the rows without a pHash
         # (always compared in full)
@@ -448,8 +493,9 @@ class ProtectedIndex:
             )
 
     @classmethod
-    def from_hashes(cls, hashes: Iterable[WorkHash]) -> ProtectedIndex:
-        """An index of `hashes`: whole hashes or stored 64-bit words ("pdq:0"), in any mix."""
+    def from_hashes(cls, hashes: Iterable[WorkHash], names: Mapping[str, str] | None = None) -> ProtectedIndex:
+        """An index of `hashes`: whole hashes or stored 64-bit words ("pdq:0"), in any mix;
+        `names`: work id -> registered name (optional)."""
         work_ids: list[str] = []
         tenants: list[str | None] = []
         algorithms: list[str] = []
@@ -459,17 +505,17 @@ class ProtectedIndex:
             base, position = _split_word(h.algorithm)
             words = _words_of(base)
             if position is None and words > 1:
-                names: Sequence[str] = [f"{base}:{i}" for i in range(words)]
+                stored: Sequence[str] = [f"{base}:{i}" for i in range(words)]
                 parts: Sequence[int] = _to_words(h.value, words)
             else:
-                names, parts = [h.algorithm], [h.value]
-            for name, part in zip(names, parts, strict=True):
+                stored, parts = [h.algorithm], [h.value]
+            for name, part in zip(stored, parts, strict=True):
                 work_ids.append(h.work_id)
                 tenants.append(h.tenant)
                 algorithms.append(name)
                 variants.append(h.variant)
                 values.append(part)
-        return cls.from_rows(work_ids, tenants, algorithms, variants, values)
+        return cls.from_rows(work_ids, tenants, algorithms, variants, values, names=names)
 
     @classmethod
     def from_rows(
@@ -479,11 +525,13 @@ class ProtectedIndex:
         algorithms: Sequence[str],
         variants: Sequence[str],
         values: Sequence[int] | np.ndarray,
+        names: Mapping[str, str] | None = None,
     ) -> ProtectedIndex:
         """An index of stored hashes given as parallel columns, as the registry's table holds
         them: one hash of at most 64 bits per row, a wider one as its 64-bit words ("pdq:0" ..
         "pdq:3"). `values` are unsigned ints, or an int64 array of the same bits (the signed
-        BIGINTs a database returns). Builds with numpy rather than one Python object per hash.
+        BIGINTs a database returns); `names`: work id -> registered name (optional). Builds with
+        numpy rather than one Python object per hash.
         """
         n = len(values)
         if not len(work_ids) == len(tenants) == len(algorithms) == len(variants) == n:
@@ -554,6 +602,7 @@ class ProtectedIndex:
             _frozen(meta[:, 2].astype(np.int32)),
             (list(work_index), list(variant_index), tenant_index),
             hash_count,
+            names,
         )
 
     def __len__(self) -> int:
@@ -603,6 +652,10 @@ class ProtectedIndex:
 
     def work_of(self, row: int) -> str:
         return self._work_ids[int(self._works[row])]
+
+    def name_of(self, work_id: str) -> str | None:
+        """The name `work_id` was registered under, if the index was given it."""
+        return self._work_names.get(work_id)
 
     def _gate_rows(
         self, gate: tuple[np.ndarray, np.ndarray], values: Sequence[int], gate_bits: int
@@ -683,8 +736,67 @@ class ProtectedIndex:
             present = {a: p[idx] for a, p in present.items()}
         return _Found(rows=rows[idx], dist=dist[idx], bits=bits, present=present)
 
+    def _scan(self, queries: Sequence[Mapping[str, int]], max_distance: float, combine: str) -> list[np.ndarray] | None:
+        """For each query, the rows whose distance may lie within `max_distance`, from one pass
+        over the whole array: chunk by chunk, every query per chunk (the chunk stays in cache),
+        one XOR, popcount and weighted sum per row. The sums are float32 with a slack, so the
+        rows returned are a superset of the matches; `_compare` then checks them exactly. None
+        where this does not apply (a row lacks a kind, or `combine` is "all" or "any")."""
+        if not self._all_present or combine not in ("weighted", "mean"):
+            return None
+        n, width = self._packed.shape
+        size = min(n, _SCAN_ROWS)
+        tiled: list[np.ndarray | None] = []
+        weights: list[np.ndarray] = []
+        for query in queries:
+            kinds = [a for a in query if a in self._slices]
+            total = sum(_weight(a, combine) for a in kinds)
+            q = np.zeros(width, dtype=np.uint64)
+            w = np.zeros(width, dtype=np.float32)
+            for algorithm in kinds:
+                start, end, _ = self._slices[algorithm]
+                q[start:end] = _to_words(int(query[algorithm]), end - start)
+                w[start:end] = _weight(algorithm, combine) / hash_bits(algorithm) / total
+            # the query repeated for a whole chunk: an XOR of equal shapes is faster than broadcasting
+            tiled.append(np.tile(q, (size, 1)) if kinds else None)
+            weights.append(w)
+        xor = np.empty((size, width), dtype=np.uint64)
+        count = np.empty((size, width), dtype=np.uint8)
+        radius = np.float32(max_distance + _SCAN_SLACK)
+        found: list[list[np.ndarray]] = [[] for _ in queries]
+        for start in range(0, n, _SCAN_ROWS):
+            m = min(n - start, _SCAN_ROWS)
+            block = self._packed[start : start + m]
+            for i, q_rows in enumerate(tiled):
+                if q_rows is None:
+                    continue  # the query shares no kind with the index
+                np.bitwise_xor(block, q_rows[:m], out=xor[:m])
+                np.bitwise_count(xor[:m], out=count[:m])
+                near = np.flatnonzero(count[:m] @ weights[i] <= radius)
+                if near.size:
+                    found[i].append(near + start)
+        return [np.concatenate(parts) if parts else np.empty(0, dtype=np.int64) for parts in found]
+
+    def _candidates(
+        self, queries: Sequence[Mapping[str, int]], max_distance: float, combine: str, gate: float | None
+    ) -> list[np.ndarray | None]:
+        """The rows to compare exactly for each query; None: every row (`_compare_all`).
+
+        The pHash gate scan is used with an explicit (lossy) `gate`, or where the gate that
+        `lossless_gate` proves safe is narrow enough to pay; otherwise `_scan` reads every row.
+        Either way no variant within `max_distance` is missed unless `gate` asks for it."""
+        if self._gate is not None and all(_GATE_KIND in q for q in queries):
+            bound = max(lossless_gate(max_distance, combine, [a for a in q if a in self._slices]) for q in queries)
+            if gate is not None:
+                bound = min(bound, gate)
+            gate_bits = math.floor(bound * hash_bits(_GATE_KIND) + 1e-9)
+            if gate_bits < hash_bits(_GATE_KIND) and (gate is not None or gate_bits <= _GATE_WORTH_BITS):
+                return list(self._gate_rows(self._gate, [int(q[_GATE_KIND]) for q in queries], gate_bits))
+        scanned = self._scan(queries, max_distance, combine)
+        return [None] * len(queries) if scanned is None else list(scanned)
+
     def _compare_all(self, query: Mapping[str, int], tenant: str, max_distance: float, combine: str) -> _Found | None:
-        """`_compare` over every row, chunk by chunk (no gate)."""
+        """`_compare` over every row, chunk by chunk."""
         parts = [
             f
             for start in range(0, self.row_count, _CHUNK_ROWS)
@@ -712,7 +824,7 @@ class ProtectedIndex:
         *,
         combine: Combine = "weighted",
         mirror: Mapping[str, int] | None = None,
-        gate: float | None = PHASH_GATE,
+        gate: float | None = None,
         limit: int | None = None,
     ) -> list[Match]:
         """Works within `max_distance` (a fraction of the hash width, 0..1) of the query, visible
@@ -723,11 +835,13 @@ class ProtectedIndex:
         each kind's Hamming distance divided by its width: the weighted mean (`WEIGHTS`,
         default), the plain mean ("mean"), the largest ("all": every kind must agree) or the
         smallest ("any"). `Match.algorithm` names the kinds compared, joined by "+" (for "any":
-        the closest kind). With `gate` (a fraction of pHash's 64 bits), only variants whose pHash
-        lies within it of the query's are compared (variants without a pHash always are); None
-        compares every variant. `mirror` (the hashes of the mirrored query, `hash_query`) is
-        searched as well; its matches name the variant through `mirrored_variant`. `limit` keeps
-        only that many works, the closest.
+        the closest kind). The search is exact: by default (`gate=None`) every variant within
+        `max_distance` is found, whether by comparing every row or behind a pHash gate that
+        `lossless_gate` proves drops none. An explicit `gate` (a fraction of pHash's 64 bits,
+        e.g. `PHASH_GATE`) is a lossy speed-up: only variants whose pHash lies within it of the
+        query's are compared (variants without a pHash always are). `mirror` (the hashes of the
+        mirrored query, `hash_query`) is searched as well; its matches name the variant through
+        `mirrored_variant`. `limit` keeps only that many works, the closest.
         """
         if combine not in _COMBINES:
             raise ValueError(f"combine must be one of {', '.join(_COMBINES)}, not {combine!r}")
@@ -736,13 +850,7 @@ class ProtectedIndex:
         queries = [query] if mirror is None else [query, mirror]
         if self.row_count == 0 or not any(a in self._slices for q in queries for a in q):
             return []
-        if gate is not None and self._gate is not None and all(_GATE_KIND in q for q in queries):
-            gate_bits = math.floor(gate * hash_bits(_GATE_KIND) + 1e-9)
-            candidates: list[np.ndarray | None] = list(
-                self._gate_rows(self._gate, [int(q[_GATE_KIND]) for q in queries], gate_bits)
-            )
-        else:
-            candidates = [None] * len(queries)
+        candidates = self._candidates(queries, max_distance, combine, gate)
 
         found = []
         for orientation, (q, rows) in enumerate(zip(queries, candidates, strict=True)):
@@ -776,7 +884,8 @@ class ProtectedIndex:
             variant = self.variant_name(row)
             if orient[pick] == 1:
                 variant = mirrored_variant(variant)
-            matches.append(Match(self.work_of(row), label, variant, round(float(dist[pick]), 6), bits))
+            work_id = self.work_of(row)
+            matches.append(Match(work_id, label, variant, round(float(dist[pick]), 6), bits, self.name_of(work_id)))
         matches.sort(key=lambda m: (m.distance, m.work_id))
         return matches
 
@@ -794,13 +903,16 @@ class CopyrightSimilarity:
     `max_distance` is a fraction of the hash width (the reporting floor; the policy's
     `protected_work` threshold decides); score = 1 - combined distance, so 0.75 means a quarter
     of the (weighted) bits differ. `combine`, `gate` and `algorithms` (the hash kinds computed
-    for a query) are passed to `ProtectedIndex.search` / `hash_query`. An image whose PDQ
+    for a query) are passed to `ProtectedIndex.search` / `hash_query`; `gate` defaults to None,
+    an exact search (a `PHASH_GATE` gate would miss variants whose pHash alone disagrees). The
+    finding names the work: its id and the name it was registered under (`work_name`, where the
+    index carries names), the variant, the combined distance and each kind's bits. An image whose PDQ
     quality is below `min_quality` (almost uniform: a flat colour, a blank page) is not matched,
     since its hashes are nearly all zeros and would sit close to every flat crop in the registry.
     """
 
     name = "copyright"
-    version = "3.0.0"
+    version = "3.1.0"
     modalities = frozenset({"image"})
 
     def __init__(
@@ -809,7 +921,7 @@ class CopyrightSimilarity:
         combine: Combine = "weighted",
         algorithms: Sequence[str] = ALGORITHMS,
         min_quality: int = 10,
-        gate: float | None = PHASH_GATE,
+        gate: float | None = None,
     ) -> None:
         if not 0 <= min_quality <= 100:
             raise ValueError("min_quality is a PDQ quality score and must be within [0, 100]")
@@ -861,6 +973,7 @@ class CopyrightSimilarity:
             return []
         m = matches[0]
         bits = ", ".join(f"{a} {b}/{hash_bits(a)}" for a, b in sorted(m.bits.items()))
+        work = m.work_id if m.work_name is None else f"{m.work_name!r} ({m.work_id})"
         return [
             Finding(
                 detector=self.name,
@@ -868,10 +981,11 @@ class CopyrightSimilarity:
                 score=max(0.0, min(1.0, 1.0 - m.distance)),
                 explanation=(
                     f"the image is {m.distance:.3f} of the hash width ({bits} bits) from the {m.variant} "
-                    f"variant of protected work {m.work_id}"
+                    f"variant of protected work {work}"
                 ),
                 evidence={
                     "work_id": m.work_id,
+                    "work_name": m.work_name,
                     "algorithm": m.algorithm,
                     "variant": m.variant,
                     "distance": m.distance,

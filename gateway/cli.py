@@ -96,14 +96,28 @@ def keys_revoke(key_id: str, data_dir: DataDir = None, config: ConfigFile = None
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
+#: Works hashed, recorded and stored together. A batch's `protected.add` record is appended before
+#: the batch is stored in one transaction, so no work is stored without a record; batches keep
+#: the memory of a large folder import bounded.
+_BATCH = 64
+
+
 def _protect_files(
     files: list[Path], tenant: str | None, data_dir: Path | None, config: Path | None
 ) -> tuple[int, int]:
-    """Register each file as a protected work (one audit record for the batch); returns (added, failed)."""
+    """Register each image file as a protected work; returns (added, failed).
+
+    A file that cannot be read, decoded or hashed is reported and counted as failed, and the
+    others are registered. Each batch of `_BATCH` files is hashed first, then its audit record
+    (the works and the files that failed; `protected.rejected` when none of them could be
+    registered) is appended, then its works are stored in one transaction. A batch that cannot
+    be stored is recorded as `protected.add_failed` and stops the import (its works and the
+    files after it count as failed).
+    """
     from audit.store import AuditStore
     from gateway.errors import BadRequest
     from gateway.keys import InvalidKeyInput, validate_tenant
-    from gateway.protected import ProtectedRegistry
+    from gateway.protected import PreparedWork, ProtectedRegistry
     from gateway.uploads import decode_image
 
     settings = _settings(data_dir, config)
@@ -114,27 +128,55 @@ def _protect_files(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
     _, sessions = _database(settings)
+    audit = AuditStore(sessions)
     registry = ProtectedRegistry(sessions)
-    works = []
-    failed = 0
-    for path in files:
+    added = failed = 0
+    for start in range(0, len(files), _BATCH):
+        batch = files[start : start + _BATCH]
+        prepared: list[tuple[Path, PreparedWork]] = []
+        failures: list[dict[str, str]] = []
+        for path in batch:
+            try:
+                data = path.read_bytes()
+                image = decode_image(data, field=str(path), max_pixels=settings.max_image_pixels)
+                work = registry.prepare(name=path.name, image=image.convert("RGB"), data=data, tenant=tenant)
+            except OSError as exc:
+                code, message = "unreadable_file", str(exc.strerror or exc)
+            except BadRequest as exc:
+                code, message = exc.code, exc.message
+            except Exception as exc:  # decoded but not hashable (a degenerate image)
+                code, message = "unhashable_image", f"could not be hashed: {exc}"
+            else:
+                prepared.append((path, work))
+                continue
+            typer.echo(f"error: {path}: {message}", err=True)
+            failures.append({"file": str(path), "code": code})
+        failed += len(failures)
+        if not prepared:
+            if failures:
+                audit.append("protected.rejected", {"by": "cli", "failed": failures}, tenant=tenant)
+            continue
+        works = [w.summary() for _, w in prepared]
+        audit.append("protected.add", {"by": "cli", "works": works, "failed": failures}, tenant=tenant)
         try:
-            data = path.read_bytes()
-            image = decode_image(data, field=str(path), max_pixels=settings.max_image_pixels)
-        except OSError as exc:
-            typer.echo(f"error: {path}: {exc.strerror or exc}", err=True)
-            failed += 1
-            continue
-        except BadRequest as exc:
-            typer.echo(f"error: {path}: {exc.message}", err=True)
-            failed += 1
-            continue
-        work = registry.add(name=path.name, image=image.convert("RGB"), data=data, tenant=tenant)
-        works.append({"id": work.id, "name": work.name, "tenant": work.tenant, "sha256": work.sha256})
-        typer.echo(f"{work.id}\t{path}\t{work.hashes} hashes\ttenant={tenant or '*'}")
-    if works:
-        AuditStore(sessions).append("protected.add", {"by": "cli", "works": works}, tenant=tenant)
-    return len(works), failed
+            stored = registry.store([w for _, w in prepared])
+        except Exception as exc:
+            left = len(files) - start - len(batch)
+            typer.echo(
+                f"error: storing {len(prepared)} works failed ({type(exc).__name__}); none of them was stored"
+                + (f", and {left} files after them were not tried" if left else ""),
+                err=True,
+            )
+            try:
+                payload = {"by": "cli", "works": [w["id"] for w in works], "error": type(exc).__name__}
+                audit.append("protected.add_failed", payload, tenant=tenant)
+            except Exception as audit_exc:
+                typer.echo(f"error: the failure could not be audited either ({type(audit_exc).__name__})", err=True)
+            return added, failed + len(prepared) + left
+        for (path, _), done in zip(prepared, stored, strict=True):
+            typer.echo(f"{done.id}\t{path}\t{done.hashes} hashes\ttenant={tenant or '*'}")
+        added += len(stored)
+    return added, failed
 
 
 @protected_app.command("add")

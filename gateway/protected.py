@@ -1,23 +1,33 @@
-"""The registry of protected reference works, kept in the database; the hash index is rebuilt when it changes."""
+"""The registry of protected reference works, kept in the database; the hash index is rebuilt when it changes.
+
+Registering is two steps so that a batch is all or nothing: `prepare` hashes one work and stores
+nothing (a bad image fails here, before anything is kept), `store` writes a batch of prepared
+works in one transaction. The callers (`POST /v1/protected`, `mamori protected add`) append the
+`protected.add` audit record between the two, so no work is ever stored without a record.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 from PIL.Image import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.blobs import BlobStore
-from detectors.copyright import ProtectedIndex, work_hashes
+from detectors.copyright import ProtectedIndex, WorkHash, work_hashes
 from gateway.models import ProtectedHashRow, ProtectedWorkRow
 
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
+_NAME_CHARS = 300  # the width of protected_works.name
 
 
 def _to_signed(value: int) -> int:
@@ -26,11 +36,48 @@ def _to_signed(value: int) -> int:
 
 @dataclass(frozen=True)
 class ProtectedWork:
+    """A registered work. `hashes` counts whole hashes (a 256-bit PDQ hash once), as
+    `ProtectedIndex.__len__` does."""
+
     id: str
     tenant: str | None
     name: str
     sha256: str
     hashes: int
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "protected_work",
+            "name": self.name,
+            "tenant": self.tenant,
+            "sha256": self.sha256,
+            "hashes": self.hashes,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class PreparedWork:
+    """A work hashed and given its id, not stored yet (`ProtectedRegistry.store`). `data` is
+    kept only when the registry keeps works' bytes (`blobs`)."""
+
+    id: str
+    tenant: str | None
+    name: str
+    sha256: str
+    hashes: tuple[WorkHash, ...]
+    data: bytes | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What the audit record says about the work (never its bytes)."""
+        return {"id": self.id, "name": self.name, "tenant": self.tenant, "sha256": self.sha256}
+
+
+def _is_whole_hash(algorithm: Any) -> Any:
+    """A SQL condition: the row is a whole hash or the first word of a wider one ("pdq:0")."""
+    return or_(~algorithm.contains(":"), algorithm.like("%:0"))
 
 
 class ProtectedRegistry:
@@ -41,44 +88,91 @@ class ProtectedRegistry:
         self._revision: tuple[int, int] | None = None
         self._index = ProtectedIndex.from_hashes([])
 
-    def add(self, *, name: str, image: Image, data: bytes, tenant: str | None) -> ProtectedWork:
+    def prepare(self, *, name: str, image: Image, data: bytes, tenant: str | None) -> PreparedWork:
+        """Hash one work (every variant × every kind; a few hundred ms); stores nothing."""
         work_id = "pw_" + uuid.uuid4().hex
-        hashes = work_hashes(work_id, tenant, image)
-        digest = hashlib.sha256(data).hexdigest()
+        hashes = tuple(work_hashes(work_id, tenant, image))
+        return PreparedWork(
+            id=work_id,
+            tenant=tenant,
+            name=name[:_NAME_CHARS],
+            sha256=hashlib.sha256(data).hexdigest(),
+            hashes=hashes,
+            data=data if self.blobs is not None else None,
+        )
+
+    def store(self, works: Sequence[PreparedWork]) -> list[ProtectedWork]:
+        """Store prepared works in one transaction: all of them, or none."""
         if self.blobs is not None:
-            self.blobs.put(data)  # content-addressed: the blob's digest is the work's sha256
+            for work in works:  # content-addressed: the blob's digest is the work's sha256; a blob alone is inert
+                if work.data is not None:
+                    self.blobs.put(work.data)
+        now = datetime.now(UTC)
         with self._sessions.begin() as session:
-            session.add(
-                ProtectedWorkRow(
-                    id=work_id, tenant=tenant, name=name[:300], sha256=digest, created_at=datetime.now(UTC)
-                )
+            session.add_all(
+                ProtectedWorkRow(id=w.id, tenant=w.tenant, name=w.name, sha256=w.sha256, created_at=now) for w in works
             )
             session.flush()
             session.add_all(
                 ProtectedHashRow(
-                    work_id=work_id,
-                    tenant=tenant,
+                    work_id=w.id,
+                    tenant=w.tenant,
                     algorithm=h.algorithm,
                     variant=h.variant,
                     value=_to_signed(h.value),
                 )
-                for whole in hashes
+                for w in works
+                for whole in w.hashes
                 for h in whole.words()  # a 256-bit PDQ hash is stored as four BIGINT words ("pdq:0".."pdq:3")
             )
-        return ProtectedWork(id=work_id, tenant=tenant, name=name, sha256=digest, hashes=len(hashes))
+        return [ProtectedWork(w.id, w.tenant, w.name, w.sha256, len(w.hashes), now) for w in works]
+
+    def add(self, *, name: str, image: Image, data: bytes, tenant: str | None) -> ProtectedWork:
+        """Prepare and store one work, without an audit record (the callers that audit use
+        `prepare` and `store` and append theirs in between)."""
+        return self.store([self.prepare(name=name, image=image, data=data, tenant=tenant)])[0]
+
+    def _counts(self, session: Session, work_ids: Sequence[str]) -> dict[str, int]:
+        if not work_ids:
+            return {}
+        rows = session.execute(
+            select(ProtectedHashRow.work_id, func.count())
+            .where(ProtectedHashRow.work_id.in_(work_ids), _is_whole_hash(ProtectedHashRow.algorithm))
+            .group_by(ProtectedHashRow.work_id)
+        ).all()
+        return {str(work_id): int(count) for work_id, count in rows}
 
     def get(self, work_id: str) -> ProtectedWork | None:
         with self._sessions() as session:
             row = session.get(ProtectedWorkRow, work_id)
             if row is None:
                 return None
-            count = session.scalar(
-                select(func.count()).select_from(ProtectedHashRow).where(ProtectedHashRow.work_id == work_id)
-            )
-            return ProtectedWork(row.id, row.tenant, row.name, row.sha256, int(count or 0))
+            count = self._counts(session, [work_id]).get(work_id, 0)
+            return ProtectedWork(row.id, row.tenant, row.name, row.sha256, count, row.created_at)
+
+    def list_works(
+        self, *, tenant: str | None = None, every_tenant: bool = False, limit: int = 100, offset: int = 0
+    ) -> tuple[list[ProtectedWork], int]:
+        """A page of works, newest first, and how many there are in all. `every_tenant`: all
+        works; else the works of `tenant` and those registered for every tenant (what its
+        searches see)."""
+        visible = or_(ProtectedWorkRow.tenant.is_(None), ProtectedWorkRow.tenant == tenant)
+        with self._sessions() as session:
+            query = select(ProtectedWorkRow)
+            total_query = select(func.count()).select_from(ProtectedWorkRow)
+            if not every_tenant:
+                query, total_query = query.where(visible), total_query.where(visible)
+            rows = session.scalars(
+                query.order_by(ProtectedWorkRow.created_at.desc(), ProtectedWorkRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            counts = self._counts(session, [r.id for r in rows])
+            works = [ProtectedWork(r.id, r.tenant, r.name, r.sha256, counts.get(r.id, 0), r.created_at) for r in rows]
+            return works, int(session.scalar(total_query) or 0)
 
     def index(self) -> ProtectedIndex:
-        """The current index; rebuilt when another process (or this one) added works."""
+        """The current index, with each work's name; rebuilt when another process (or this one) added works."""
         with self._sessions() as session:
             count, top = session.execute(select(func.count(ProtectedHashRow.id), func.max(ProtectedHashRow.id))).one()
             revision = (int(count or 0), int(top or 0))
@@ -94,12 +188,12 @@ class ProtectedRegistry:
                         ProtectedHashRow.value,
                     )
                 ).all()
-                import numpy as np
-
+                names = {str(i): str(n) for i, n in session.execute(select(ProtectedWorkRow.id, ProtectedWorkRow.name))}
                 columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
                 self._index = ProtectedIndex.from_rows(
                     list(columns[0]), list(columns[1]), list(columns[2]), list(columns[3]),
                     np.array(columns[4], dtype=np.int64),  # the signed BIGINTs as stored; from_rows reads the bits
+                    names=names,
                 )  # fmt: skip
                 self._revision = revision
                 return self._index

@@ -18,6 +18,7 @@ from detectors.copyright import (
     hash_image_quality,
     hash_query,
     image_variants,
+    lossless_gate,
     mirrored_variant,
     work_hashes,
 )
@@ -238,30 +239,112 @@ def test_random_crops_and_edits_are_found(photo_index: ProtectedIndex, photos: d
             assert matches and matches[0].work_id == name, (name, x, y, cw, ch)
 
 
-def test_gate_keeps_the_search_exact(photo_index: ProtectedIndex, photos: dict[str, Image.Image]) -> None:
-    """The pHash gate only skips variants whose pHash disagrees: the gated search returns what a
-    full comparison under the same rule returns."""
+def test_explicit_gate_only_drops_variants_whose_phash_disagrees(
+    photo_index: ProtectedIndex, photos: dict[str, Image.Image]
+) -> None:
+    """The lossy `PHASH_GATE` (asked for explicitly) only skips variants whose pHash disagrees;
+    the default search equals a full comparison of every row."""
     im = photos["coffee"]
     query = hash_query(im.crop((30, 10, 560, 380)))
-    gated = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror)
-    full = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror, gate=None)
+    gated = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror, gate=PHASH_GATE)
+    default = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror)
+    full = photo_index.search(query.hashes, "t", 0.5, mirror=query.mirror, combine="weighted", gate=1.0)
+    assert default == full
     bits = {}
     for q in (query.hashes, query.mirror):
         for kind, (d, _) in photo_index.distances(q).items():
             bits.setdefault(kind, []).append(d)
     phash = np.minimum(*bits["phash"])
     within = phash <= PHASH_GATE * 64
-    assert gated[0] == full[0]
+    assert gated[0] == default[0]
     # every match the gate dropped has a variant-level pHash distance above the gate
-    dropped = {m.work_id for m in full} - {m.work_id for m in gated}
+    dropped = {m.work_id for m in default} - {m.work_id for m in gated}
     for work in dropped:
         rows = [r for r in range(photo_index.row_count) if photo_index.work_of(r) == work]
         assert not within[rows].any()
 
 
+def _one_variant(phash: int, dhash: int = 0, pdq: int = 0, colour: int = 0, work: str = "w") -> list[WorkHash]:
+    return [
+        WorkHash(work, None, "phash", "original", phash),
+        WorkHash(work, None, "dhash", "original", dhash),
+        WorkHash(work, None, "pdq", "original", pdq),
+        WorkHash(work, None, "colorhash", "original", colour),
+    ]
+
+
+def test_default_search_finds_a_variant_whose_phash_alone_disagrees() -> None:
+    """23 pHash bits flipped, dHash, PDQ and colour identical: 2/9 x 23/64 = 0.0799, well within
+    the policy's radius. A pHash gate of 22 bits would drop it; the default search must not."""
+    idx = ProtectedIndex.from_hashes(_one_variant((1 << 23) - 1, 5, 7, 9))
+    query = {"phash": 0, "dhash": 5, "pdq": 7, "colorhash": 9}
+    (m,) = idx.search(query, "t", POLICY)
+    assert m.work_id == "w"
+    assert m.distance == pytest.approx(WEIGHTS["phash"] * 23 / 64 / sum(WEIGHTS.values()), abs=1e-6)
+    assert m.bits == {"phash": 23, "dhash": 0, "pdq": 0, "colorhash": 0}
+    assert idx.search(query, "t", POLICY, gate=None) == [m]
+    assert idx.search(query, "t", POLICY, gate=PHASH_GATE) == []  # the lossy gate, only when asked for
+    # every pHash bit flipped is still within the radius (2/9 < 0.25): the detector finds it too
+    far = ProtectedIndex.from_hashes(_one_variant((1 << 64) - 1, 5, 7, 9))
+    (m,) = far.search(query, "t", POLICY)
+    assert m.bits["phash"] == 64 and m.distance == pytest.approx(2 / 9, abs=1e-6)
+    detector = CopyrightSimilarity()
+    assert detector.gate is None
+
+
+def test_lossless_gate_bounds() -> None:
+    four = list(ALGORITHMS)
+    total = sum(WEIGHTS.values())
+    assert lossless_gate(POLICY, "weighted", four) == 1.0  # 0.25 x 9 / 2 > 1: any pHash distance
+    assert lossless_gate(0.05, "weighted", four) == pytest.approx(0.05 * total / WEIGHTS["phash"])
+    assert lossless_gate(0.05, "weighted", ["phash", "pdq"]) == pytest.approx(
+        0.05 * (WEIGHTS["phash"] + WEIGHTS["pdq"]) / WEIGHTS["phash"]
+    )
+    assert lossless_gate(0.1, "mean", four) == pytest.approx(0.4)
+    assert lossless_gate(0.1, "all", four) == pytest.approx(0.1)
+    assert lossless_gate(0.1, "any", four) == 1.0
+    assert lossless_gate(0.1, "weighted", ["pdq", "dhash"]) == 1.0  # no pHash: no gate
+    with pytest.raises(ValueError, match="combine"):
+        lossless_gate(0.1, "some", four)
+
+
+@pytest.mark.parametrize(("combine", "radius"), [("weighted", 0.05), ("weighted", POLICY), ("mean", 0.1), ("all", 0.2)])
+def test_default_search_is_exact(combine: str, radius: float) -> None:
+    """Random variants near a query (a few bits to half of each kind flipped): the default
+    search returns exactly the works whose best variant's combined distance is within the
+    radius, computed here from the bits, whichever path (lossless gate or full scan) it takes."""
+    rng = np.random.default_rng(11)
+    kinds = {"phash": 64, "dhash": 64, "pdq": 256, "colorhash": 42}
+    weights = {a: WEIGHTS[a] if combine == "weighted" else 1.0 for a in kinds}
+    query = {a: int(rng.integers(0, 2**63)) % (1 << b) for a, b in kinds.items()}
+    hashes: list[WorkHash] = []
+    expected: dict[str, float] = {}
+    for i in range(400):
+        flips = {a: int(rng.integers(0, b // 2 + 1)) for a, b in kinds.items()}
+        value = {}
+        for a, b in kinds.items():
+            mask = 0
+            for bit in rng.choice(b, size=flips[a], replace=False):
+                mask |= 1 << int(bit)
+            value[a] = query[a] ^ mask
+        hashes += [WorkHash(f"w{i}", None, a, "original", value[a]) for a in kinds]
+        fractions = {a: flips[a] / b for a, b in kinds.items()}
+        if combine == "all":
+            d = max(fractions.values())
+        else:
+            d = sum(weights[a] * fractions[a] for a in kinds) / sum(weights.values())
+        if d <= radius + 1e-12:
+            expected[f"w{i}"] = d
+    idx = ProtectedIndex.from_hashes(hashes)
+    matches = idx.search(query, "t", radius, combine=combine)  # type: ignore[arg-type]
+    assert expected, "the draw should put some variants within the radius"
+    assert {m.work_id: m.distance for m in matches} == pytest.approx(expected, abs=1e-6)
+    assert matches == idx.search(query, "t", radius, combine=combine, gate=1.0)  # type: ignore[arg-type]
+
+
 def test_gate_needs_phash_agreement() -> None:
-    """A variant whose other kinds match but whose pHash is far is not compared; without a pHash
-    stored it is compared in full."""
+    """With the lossy gate asked for, a variant whose other kinds match but whose pHash is far
+    is not compared; without a pHash stored it is compared in full. The default search finds both."""
     far = (1 << 64) - 1
     hashes = [
         WorkHash("w", None, "phash", "original", far),
@@ -270,31 +353,38 @@ def test_gate_needs_phash_agreement() -> None:
     ]
     idx = ProtectedIndex.from_hashes(hashes)
     query = {"phash": 0, "pdq": 5}
-    assert [m.work_id for m in idx.search(query, "t", 1.0)] == ["legacy"]
-    full = idx.search(query, "t", 1.0, gate=None)
+    assert [m.work_id for m in idx.search(query, "t", 1.0, gate=PHASH_GATE)] == ["legacy"]
+    full = idx.search(query, "t", 1.0)
     assert [m.work_id for m in full] == ["legacy", "w"]
+    assert full == idx.search(query, "t", 1.0, gate=None)
     assert full[1].distance == pytest.approx(WEIGHTS["phash"] / (WEIGHTS["phash"] + WEIGHTS["pdq"]))
     with pytest.raises(ValueError, match="gate"):
         idx.search(query, "t", 1.0, gate=2.0)
 
 
 def test_gate_scan_crosses_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gate scans pHash in chunks (of 65,536 rows; 1,000 here): rows are found in every chunk."""
+    """The gate scans pHash in chunks (of 65,536 rows; 1,000 here) and the full scan reads whole
+    rows in chunks (of 16,384; 700 here): rows are found in every chunk, by both."""
     import detectors.copyright
 
     monkeypatch.setattr(detectors.copyright, "_CHUNK_ROWS", 1000)
+    monkeypatch.setattr(detectors.copyright, "_SCAN_ROWS", 700)
     rng = np.random.default_rng(3)
     n = 4500
     values = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
-    targets = [5, 999, 1000, 2001, n - 1]
+    targets = [5, 699, 700, 999, 1000, 2001, n - 1]
     query = (1 << 64) - 1
     for r in targets:
         values[r] = np.uint64(query ^ 0b1011)  # 3 bits from the query
     hashes = [WorkHash(f"r{i}", None, "phash", "original", int(v)) for i, v in enumerate(values)]
     idx = ProtectedIndex.from_hashes(hashes)
-    matches = idx.search({"phash": query}, "t", 3 / 64)
-    assert sorted(m.work_id for m in matches) == sorted(f"r{r}" for r in targets)
-    assert matches == idx.search({"phash": query}, "t", 3 / 64, gate=None)
+    expected = sorted(f"r{r}" for r in targets)
+    matches = idx.search({"phash": query}, "t", 3 / 64)  # a narrow lossless gate: the gate scan
+    assert sorted(m.work_id for m in matches) == expected
+    assert matches == idx.search({"phash": query}, "t", 3 / 64, gate=PHASH_GATE)
+    scanned = idx.search({"phash": query}, "t", 0.5)  # too wide to gate: the full scan
+    assert sorted(m.work_id for m in scanned if m.distance <= 3 / 64) == expected
+    assert matches == idx.search({"phash": query}, "t", 3 / 64, combine="any")  # no bound: every row
 
 
 def test_mirrored_crop_is_found(index: ProtectedIndex, work: Image.Image) -> None:
@@ -444,13 +534,38 @@ class TestDetector:
         assert f.detector == "copyright"
         assert f.category == "protected_work"
         assert f.evidence["work_id"] == "work-global"
+        assert f.evidence["work_name"] is None  # this index was built without names
         assert f.evidence["variant"] == "mirror"
         assert f.evidence["role"] == "output"
         assert f.evidence["index"] == 2
         assert f.score == pytest.approx(1 - f.evidence["distance"])
-        assert set(f.evidence) == {"work_id", "algorithm", "variant", "distance", "bits", "role", "index"}
+        assert set(f.evidence) == {"work_id", "work_name", "algorithm", "variant", "distance", "bits", "role", "index"}
         assert set(f.evidence["bits"]) == set(ALGORITHMS)
         assert "work-global" in f.explanation and "pdq" in f.explanation
+
+    def test_finding_names_the_work(self, detector: CopyrightSimilarity, registered: list[WorkHash]) -> None:
+        """The finding names the registered work (its name and id) and the distance."""
+        names = {"work-global": "Sunset over Kegon Falls.png"}
+        idx = ProtectedIndex.from_hashes(registered, names=names)
+        assert idx.name_of("work-global") == names["work-global"] and idx.name_of("nope") is None
+        (f,) = detector.detect(ImageItem(synthetic_image(7, SIZE)), make_context(protected_index=idx))
+        assert (f.evidence["work_id"], f.evidence["work_name"]) == ("work-global", names["work-global"])
+        assert f.evidence["distance"] == 0 and f.score == 1
+        assert "'Sunset over Kegon Falls.png' (work-global)" in f.explanation
+        assert "0.000 of the hash width" in f.explanation
+        (m,) = idx.search(hash_image(synthetic_image(7, SIZE)), "t", 0.0)
+        assert m.work_name == names["work-global"]
+        # names survive from_rows, the registry's path
+        rows = [w for h in registered for w in h.words()]
+        again = ProtectedIndex.from_rows(
+            [h.work_id for h in rows],
+            [h.tenant for h in rows],
+            [h.algorithm for h in rows],
+            [h.variant for h in rows],
+            [h.value for h in rows],
+            names=names,
+        )
+        assert again.search(hash_image(synthetic_image(7, SIZE)), "t", 0.0) == [m]
 
     def test_no_index_no_findings(self, detector: CopyrightSimilarity) -> None:
         assert detector.detect(ImageItem(synthetic_image(7, SIZE)), make_context()) == []

@@ -147,3 +147,108 @@ def test_protected_import_folder_empty_and_missing(tmp_path: Path) -> None:
     assert code == 0, out
     assert "imported 0, failed 0, skipped 0" in out
     assert _run("protected", "import-folder", str(tmp_path / "nope"), "--data-dir", str(tmp_path))[0] == 2
+
+
+def _stored_and_recorded(data: Path) -> tuple[set[str], set[str], list[str]]:
+    """The ids of the stored works, of the works the protected.add records name, and the event types."""
+    import json
+
+    db = sqlite3.connect(data / "mamori.db")
+    stored = {row[0] for row in db.execute("SELECT id FROM protected_works")}
+    recorded: set[str] = set()
+    events = []
+    for event, payload in db.execute("SELECT event_type, payload_json FROM audit_records ORDER BY seq"):
+        events.append(event)
+        if event == "protected.add":
+            recorded |= {w["id"] for w in json.loads(payload)["works"]}
+    return stored, recorded, events
+
+
+def test_protected_import_hash_failure_midway_leaves_no_unaudited_work(tmp_path: Path, monkeypatch) -> None:
+    """Hashing fails on the 2nd of 3 images: the other two are stored, each named in an audit
+    record (which also names the failed file), and the command exits 1."""
+    from gateway.protected import ProtectedRegistry
+
+    works = tmp_path / "works"
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        _random_png(works / name, i + 1)
+    real = ProtectedRegistry.prepare
+    calls = []
+
+    def flaky(self, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs["name"])
+        if len(calls) == 2:
+            raise ValueError("boom")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(ProtectedRegistry, "prepare", flaky)
+    data = tmp_path / "data"
+    code, out = _run("protected", "import-folder", str(works), "--data-dir", str(data))
+    assert code == 1, out
+    assert "imported 2, failed 1, skipped 0" in out and "b.png" in out
+    stored, recorded, events = _stored_and_recorded(data)
+    assert len(stored) == 2 and stored <= recorded
+    assert events == ["protected.add"]
+
+
+def test_protected_import_store_failure_stores_nothing_unaudited(tmp_path: Path, monkeypatch) -> None:
+    """Storing the batch fails: nothing is stored, the record written before is followed by
+    protected.add_failed, and the command exits 1."""
+    from gateway.protected import ProtectedRegistry
+
+    works = tmp_path / "works"
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        _random_png(works / name, i + 1)
+
+    def broken(self, works):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(ProtectedRegistry, "store", broken)
+    data = tmp_path / "data"
+    code, out = _run("protected", "import-folder", str(works), "--data-dir", str(data))
+    assert code == 1, out
+    assert "imported 0, failed 3" in out and "none of them was stored" in out
+    stored, recorded, events = _stored_and_recorded(data)
+    assert stored == set() and len(recorded) == 3
+    assert events == ["protected.add", "protected.add_failed"]
+
+
+def test_protected_import_in_batches(tmp_path: Path, monkeypatch) -> None:
+    """A folder is stored batch by batch, each batch after its own record; a failure in a later
+    batch keeps the earlier ones (audited) and stops the import."""
+    import gateway.cli
+    from gateway.protected import ProtectedRegistry
+
+    monkeypatch.setattr(gateway.cli, "_BATCH", 2)
+    works = tmp_path / "works"
+    for i in range(5):
+        _random_png(works / f"w{i}.png", i + 1)
+    real = ProtectedRegistry.store
+    batches = []
+
+    def second_fails(self, prepared):  # type: ignore[no-untyped-def]
+        batches.append(len(prepared))
+        if len(batches) == 2:
+            raise RuntimeError("disk full")
+        return real(self, prepared)
+
+    monkeypatch.setattr(ProtectedRegistry, "store", second_fails)
+    data = tmp_path / "data"
+    code, out = _run("protected", "import-folder", str(works), "--data-dir", str(data))
+    assert code == 1, out
+    assert "imported 2, failed 3" in out and "1 files after them were not tried" in out
+    stored, recorded, events = _stored_and_recorded(data)
+    assert len(stored) == 2 and stored <= recorded
+    assert events == ["protected.add", "protected.add", "protected.add_failed"]
+
+
+def test_protected_import_only_bad_files_is_audited(tmp_path: Path) -> None:
+    works = tmp_path / "works"
+    works.mkdir()
+    (works / "broken.png").write_bytes(b"not an image")
+    data = tmp_path / "data"
+    code, out = _run("protected", "import-folder", str(works), "--data-dir", str(data))
+    assert code == 1
+    assert "imported 0, failed 1, skipped 0" in out
+    stored, _, events = _stored_and_recorded(data)
+    assert stored == set() and events == ["protected.rejected"]
