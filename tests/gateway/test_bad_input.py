@@ -72,3 +72,10 @@ def test_every_governed_route_answers_400_and_audits(gateway: Any, route: str, c
     assert len(records) == 1
     assert records[0].payload["error"]["code"] == code
     assert MARK not in json.dumps(records[0].payload, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        load_json(f'{{"input": "x", "n": {constant}}}'.encode())
+    assert err.value.code == "invalid_json" and constant.lstrip("-") in err.value.message
