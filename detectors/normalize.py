@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
+    "INVISIBLE",
     "INVISIBLE_CHARS",
     "NormalizedText",
     "ScreenView",
@@ -36,6 +37,7 @@ __all__ = [
     "normalize_text",
     "rot13",
     "screen_views",
+    "visible_nfkc",
 ]
 
 
@@ -67,7 +69,8 @@ def _char_class(chars: frozenset[str]) -> re.Pattern[str]:
     return re.compile(f"[{body}]")
 
 
-_INVISIBLE = _char_class(INVISIBLE_CHARS)
+#: Any invisible character (zero-width, bidi controls, tag characters, ...).
+INVISIBLE = _char_class(INVISIBLE_CHARS)
 
 
 @lru_cache(maxsize=1)
@@ -112,8 +115,14 @@ class NormalizedText:
         return self.starts[start], self.ends[end - 1]
 
 
+#: The half-width (semi-)voiced sound marks, which NFKC composes with the half-width katakana before
+#: them (ｶﾞ -> ガ) although Unicode does not class them as combining marks.
+_HALFWIDTH_VOICED = frozenset("\uff9e\uff9f")
+
+
 def _clusters(text: str) -> list[tuple[int, int]]:
-    """Split into a starter plus following combining marks (and Hangul medial/final jamo)."""
+    """Split into a starter plus following combining marks (Hangul medial/final jamo, half-width
+    voiced sound marks)."""
     spans: list[tuple[int, int]] = []
     start = 0
     for i in range(1, len(text) + 1):
@@ -122,19 +131,21 @@ def _clusters(text: str) -> list[tuple[int, int]]:
             break
         ch = text[i]
         cp = ord(ch)
-        if unicodedata.combining(ch) or 0x1160 <= cp <= 0x11FF or 0xD7B0 <= cp <= 0xD7FF:
+        if unicodedata.combining(ch) or 0x1160 <= cp <= 0x11FF or 0xD7B0 <= cp <= 0xD7FF or ch in _HALFWIDTH_VOICED:
             continue
         spans.append((start, i))
         start = i
     return spans
 
 
-def _visible_nfkc(text: str, transforms: set[str]) -> tuple[list[str], list[int], list[int]]:
+def visible_nfkc(text: str, transforms: set[str] | None = None) -> tuple[list[str], list[int], list[int]]:
     """Steps 1 and 2: drop invisible characters, then NFKC per cluster so positions stay traceable.
 
     Returns the characters and, per character, the span of original characters it came from;
     adds "zero_width" and "nfkc" to `transforms` where they applied. Case is kept.
     """
+    if transforms is None:
+        transforms = set()
     kept: list[int] = []
     for i, ch in enumerate(text):
         if ch in INVISIBLE_CHARS:
@@ -163,7 +174,7 @@ def normalize_text(text: str) -> NormalizedText:
     transforms: set[str] = set()
 
     # 1 + 2. drop invisible characters, NFKC
-    chars, starts, ends = _visible_nfkc(text, transforms)
+    chars, starts, ends = visible_nfkc(text, transforms)
 
     # 3 + 4. fold confusables, casefold, fold again
     folds = fold_map()
@@ -604,11 +615,11 @@ def _find_payloads(text: str, seen: set[str], limit: int) -> list[tuple[str, int
     found = _payloads(text, seen, limit)
     if len(found) >= limit or text.isascii():
         return found
-    if _INVISIBLE.search(text) is None and unicodedata.is_normalized("NFKC", text):
+    if INVISIBLE.search(text) is None and unicodedata.is_normalized("NFKC", text):
         return found  # nothing invisible, nothing NFKC changes
-    if not _payloads(unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)), set(seen), 1):
+    if not _payloads(unicodedata.normalize("NFKC", INVISIBLE.sub("", text)), set(seen), 1):
         return found  # the usual case, settled without tracking positions
-    chars, starts, ends = _visible_nfkc(text, set())
+    chars, starts, ends = visible_nfkc(text, set())
     for kind, s, e, decoded in _payloads("".join(chars), seen, limit - len(found)):
         found.append((kind, starts[s], ends[e - 1], decoded))
     return found

@@ -26,31 +26,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from detectors.normalize import INVISIBLE_CHARS, screen_views
+from detectors.normalize import INVISIBLE, screen_views, visible_nfkc
 
 __all__ = ["MappedText", "Payload", "analysis_copy", "latin_view", "payload_views"]
 
 
-def _ranges_class(chars: frozenset[str]) -> re.Pattern[str]:
-    """A regex class of `chars` written as code point ranges (a class of many single characters
-    outside the BMP searches slowly)."""
-    ranges: list[list[int]] = []
-    for cp in sorted(ord(c) for c in chars):
-        if ranges and cp == ranges[-1][1] + 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    body = "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "") for a, b in ranges)
-    return re.compile(f"[{body}]")
-
-
-_INVISIBLE = _ranges_class(INVISIBLE_CHARS)
 # a dash that is not ASCII between two digits (after NFKC: full-width digits are ASCII by then)
 _DIGIT_DASH = re.compile(r"(?<=[0-9０-９])[\u2010-\u2015\u2212\u30fc\uff70](?=[0-9０-９])")
-# marks that NFKC composes with the character before them: combining marks, and the half-width
-# (sound) voiced marks of half-width katakana (ｶﾞ -> ガ), which are no combining marks in Unicode
-_HALFWIDTH_VOICED = frozenset("\uff9e\uff9f")
-_ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 
 # Hiragana, katakana (full and half width), CJK ideographs (extension A, compatibility), the 々
 # iteration mark, Hangul syllables.
@@ -87,29 +69,9 @@ def _needs_copy(text: str) -> bool:
         return False
     return (
         not unicodedata.is_normalized("NFKC", text)
-        or _INVISIBLE.search(text) is not None
+        or INVISIBLE.search(text) is not None
         or _DIGIT_DASH.search(text) is not None
     )
-
-
-def _joins_previous(ch: str) -> bool:
-    return bool(unicodedata.combining(ch)) or ch in _HALFWIDTH_VOICED
-
-
-def _copy_part(text: str, start: int, stop: int, chars: list[str], starts: list[int], ends: list[int]) -> None:
-    """Append the copy of `text[start:stop]` (no ASCII run there, or one character before marks)."""
-    kept = [i for i in range(start, stop) if text[i] not in INVISIBLE_CHARS]
-    k = 0
-    while k < len(kept):
-        j = k + 1
-        while j < len(kept) and _joins_previous(text[kept[j]]):
-            j += 1
-        first, last = kept[k], kept[j - 1] + 1
-        for ch in unicodedata.normalize("NFKC", "".join(text[i] for i in kept[k:j])):
-            chars.append(ch)
-            starts.append(first)
-            ends.append(last)
-        k = j
 
 
 def analysis_copy(text: str) -> MappedText | None:
@@ -117,22 +79,7 @@ def analysis_copy(text: str) -> MappedText | None:
     `text` itself."""
     if not _needs_copy(text):
         return None
-    chars: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    done = 0
-    for run in _ASCII_RUN.finditer(text):  # ASCII is copied as it is, a run at a time
-        start, stop = run.span()
-        if stop < len(text) and _joins_previous(text[stop]):
-            stop -= 1  # the last character composes with the marks after it
-        if stop <= start:
-            continue
-        _copy_part(text, done, start, chars, starts, ends)
-        chars.extend(text[start:stop])
-        starts.extend(range(start, stop))
-        ends.extend(range(start + 1, stop + 1))
-        done = stop
-    _copy_part(text, done, len(text), chars, starts, ends)
+    chars, starts, ends = visible_nfkc(text)  # per character: the span of the original it came from
     copy = _DIGIT_DASH.sub("-", "".join(chars))  # one character for one: the map holds
     return MappedText(copy, tuple(starts), tuple(ends))
 

@@ -119,3 +119,10 @@ def test_dense_leetspeak_folds_short_numbers_too() -> None:
     assert fold_leet(normalize_text(text)).text == "how to make a bomb and use it"
     assert fold_leet(normalize_text("buy 4 apples and 10 pears in 2024")).text == "buy 4 apples and 10 pears in 2024"
     assert fold_leet(normalize_text("m3th in 4 days")).text == "meth in 4 days"  # one leet word is not dense
+
+
+def test_half_width_voiced_marks_compose_with_their_katakana() -> None:
+    # ｶﾞｽ (half-width ka + voiced mark + su) reads as ガス, one character per syllable, as typed
+    n = normalize_text("ｶﾞｽ")
+    assert n.text == "ガス"
+    assert n.to_original(0, 1) == (0, 2)
