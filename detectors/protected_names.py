@@ -24,10 +24,11 @@ from typing import Any
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.normalize import ScreenView, normalize_text, screen_views
 
-__all__ = ["KINDS", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
+__all__ = ["KINDS", "MAX_ALIASES", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
 
 KINDS = frozenset({"person", "brand", "character"})
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,36 @@ def protected_name(raw: Mapping[str, Any], where: str = "names", tenant: str | N
     return ProtectedName(entry.id, entry.name, entry.kind, entry.aliases, tenant)
 
 
+#: At most this many aliases per entry (a registry entry is one person, brand or character).
+MAX_ALIASES = 64
+
+
+def _text(value: Any, field: str, where: str) -> str:
+    """A field that must be text (a number, as YAML reads "1984", is taken as its text)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{where}: {field} must be text")
+    return str(value).strip()
+
+
 def _entry(raw: Mapping[str, Any], where: str) -> ProtectedName:
-    name = str(raw.get("name") or "").strip()
-    kind = str(raw.get("kind") or "").strip().lower()
+    name = _text(raw.get("name"), "name", where)
+    kind = _text(raw.get("kind"), "kind", where).lower()
     if not name:
         raise ValueError(f"{where}: an entry has no name")
     if kind not in KINDS:
         raise ValueError(f"{where}: kind of {name!r} must be one of {sorted(KINDS)}, not {kind!r}")
     aliases_raw = raw.get("aliases") or ()
     if isinstance(aliases_raw, str):
-        aliases_raw = [a for a in aliases_raw.split("|")]
-    aliases = tuple(str(a).strip() for a in aliases_raw if str(a).strip())
-    ident = str(raw.get("id") or re.sub(r"[^a-z0-9]+", "_", normalize_text(name).text).strip("_") or name)
+        aliases_raw = aliases_raw.split("|")
+    if not isinstance(aliases_raw, list | tuple):
+        raise ValueError(f"{where}: aliases must be a list of names (or one text, separated by |)")
+    aliases = tuple(a for a in (_text(v, "each alias", where) for v in aliases_raw) if a)
+    if len(aliases) > MAX_ALIASES:
+        raise ValueError(f"{where}: at most {MAX_ALIASES} aliases per entry")
+    given = _text(raw.get("id"), "id", where)
+    ident = given or re.sub(r"[^a-z0-9]+", "_", normalize_text(name).text).strip("_") or name
     return ProtectedName(id=ident, name=name, kind=kind, aliases=aliases)
 
 
@@ -82,24 +101,22 @@ class NameMatcher:
     """Compiled names: one regular expression over every normalized name and alias."""
 
     def __init__(self, entries: Sequence[ProtectedName]) -> None:
-        forms: dict[str, list[tuple[ProtectedName, str]]] = {}
+        import ahocorasick
+
+        owners: dict[str, list[tuple[ProtectedName, str]]] = {}
         for entry in entries:
             for alias in (entry.name, *entry.aliases):
-                form = re.sub(r"\s+", " ", normalize_text(alias).text.strip())
-                if len(form) < 2:
-                    continue
-                forms.setdefault(form, []).append((entry, alias))
+                key = _SPACE.sub("", normalize_text(alias).text)
+                if len(key) >= 2:
+                    owners.setdefault(key, []).append((entry, alias))
         self.entries = tuple(entries)
-        self._by_form: dict[str, list[tuple[ProtectedName, str]]] = {}
-        for form, owners in forms.items():
-            self._by_form.setdefault(form.replace(" ", ""), []).extend(owners)
-        self._pattern: re.Pattern[str] | None = None
-        if forms:
-            parts = []
-            for form in sorted(forms, key=lambda f: (-len(f), f)):
-                body = r"\s*".join(re.escape(w) for w in form.split(" "))
-                parts.append(body if _CJK.search(form) else rf"(?<!\w){body}(?!\w)")
-            self._pattern = re.compile("|".join(parts))
+        self._automaton: Any = None
+        if owners:
+            automaton = ahocorasick.Automaton()
+            for key, who in owners.items():
+                automaton.add_word(key, (key, tuple(who)))
+            automaton.make_automaton()
+            self._automaton = automaton
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -107,16 +124,37 @@ class NameMatcher:
     def matches(
         self, views: Sequence[ScreenView], tenant: str
     ) -> Iterator[tuple[ProtectedName, str, ScreenView, int, int]]:
-        """(entry, alias, view, start, end) for each name in the views; entries of another tenant
-        are skipped (an entry without a tenant applies to every tenant)."""
-        if self._pattern is None:
+        """(entry, alias, view, start, end) for every name in the views, overlapping ones too, so
+        that no name hides another ("Taylor Swift" inside "Taylor Swift Fan Club"); entries of
+        another tenant are skipped (an entry without a tenant applies to every tenant).
+
+        Names are found in the view with its white space taken out ("captain   kitten",
+        "c a p t a i n kitten"); a Latin name must start and end on a word boundary of the view,
+        a Japanese or Chinese one may stand inside a word, as those scripts write no spaces."""
+        if self._automaton is None:
             return
         for view in views:
-            for m in self._pattern.finditer(view.text):
-                form = re.sub(r"\s+", "", m.group(0))
-                for entry, alias in self._by_form.get(form, []):
+            text = view.text
+            kept = [i for i, ch in enumerate(text) if not ch.isspace()]
+            squashed = "".join(text[i] for i in kept)
+            for last, (key, who) in self._automaton.iter(squashed):
+                start, end = kept[last - len(key) + 1], kept[last] + 1
+                if _bounded(key[0]) and start > 0 and _is_word(text[start - 1]):
+                    continue
+                if _bounded(key[-1]) and end < len(text) and _is_word(text[end]):
+                    continue
+                for entry, alias in who:
                     if entry.tenant is None or entry.tenant == tenant:
-                        yield entry, alias, view, m.start(), m.end()
+                        yield entry, alias, view, start, end
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _bounded(ch: str) -> bool:
+    """Whether a name starting or ending with `ch` needs a word boundary there (not Japanese or Chinese)."""
+    return _is_word(ch) and not _CJK.match(ch)
 
 
 class ProtectedNames:

@@ -16,7 +16,7 @@ import typer
 
 from gateway.cli_common import ConfigFile, DataDir, _database, _settings
 from gateway.keys import InvalidKeyInput, validate_tenant
-from gateway.protected_names import DuplicateName, ProtectedNameRegistry
+from gateway.protected_names import ProtectedNameRegistry
 
 names_app = typer.Typer(help="Import, list and remove protected names.", no_args_is_help=True)
 
@@ -55,27 +55,32 @@ def import_names(
     config: ConfigFile = None,
 ) -> None:
     """Register every name in the file, or none when one is malformed or already registered."""
+    import yaml
+
     try:
         if tenant is not None:
             validate_tenant(tenant)
         entries = ProtectedNameRegistry.parse(_raw_entries(file), tenant)
-    except (ValueError, InvalidKeyInput) as exc:
-        typer.echo(f"error: {exc}; nothing was registered", err=True)
+    except (ValueError, InvalidKeyInput, yaml.YAMLError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: {file}: {exc}; nothing was registered", err=True)
         raise typer.Exit(2) from exc
     registry, audit = _open(data_dir, config)
+    clash = registry.clash(entries)
+    if clash is not None:
+        typer.echo(f"error: the id {clash!r} is already registered; nothing was registered", err=True)
+        raise typer.Exit(2)
+    prepared = registry.prepare(entries)
+    data = [n.to_dict() for n in prepared]
+    actor = {"role": "admin", "key_id": "cli"}
+    audit.append("protected_names.add", {"by": actor, "via": "cli", "names": data})  # the record comes first
     try:
-        added = registry.add(entries)
-    except DuplicateName as exc:
-        typer.echo(f"error: {exc}; nothing was registered", err=True)
-        raise typer.Exit(2) from exc
-    data = [n.to_dict() for n in added]
-    try:
-        audit.append("protected_names.add", {"by": {"role": "admin", "key_id": "cli"}, "via": "cli", "names": data})
-    except Exception:
-        registry.remove_many([n.row_id for n in added])
-        typer.echo("error: the audit log could not be written; nothing was registered", err=True)
-        raise
-    typer.echo(f"registered {len(added)} protected name(s) from {file}")
+        registry.store(prepared)
+    except Exception as exc:
+        failed = {"by": actor, "via": "cli", "registry_ids": [n.row_id for n in prepared], "error": type(exc).__name__}
+        audit.append("protected_names.add_failed", failed)
+        typer.echo(f"error: the names could not be stored ({exc}); nothing was registered", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"registered {len(prepared)} protected name(s) from {file}")
 
 
 @names_app.command("list")

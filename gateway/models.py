@@ -83,6 +83,16 @@ class ProtectedNameRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ProtectedNamesRevisionRow(Base):
+    """One row: bumped in the transaction of every change to `protected_names`, so that each
+    gateway process knows when to rebuild its matcher."""
+
+    __tablename__ = "protected_names_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
 class ProtectedHashRow(Base):
     __tablename__ = "protected_hashes"
 

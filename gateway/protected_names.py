@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.protected_names import NameMatcher, ProtectedName, protected_name
-from gateway.models import ProtectedNameRow
+from gateway.models import ProtectedNameRow, ProtectedNamesRevisionRow
 
 __all__ = ["DuplicateName", "ProtectedNameRegistry", "RegisteredName"]
 
@@ -58,7 +58,7 @@ class ProtectedNameRegistry:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._lock = threading.Lock()
-        self._revision: tuple[int, str] | None = None
+        self._revision: int | None = None
         self._matcher = NameMatcher([])
 
     @staticmethod
@@ -83,35 +83,54 @@ class ProtectedNameRegistry:
             seen.add(entry.id)
         return entries
 
-    def add(self, entries: Sequence[ProtectedName]) -> list[RegisteredName]:
-        """Store every entry in one transaction, or none (an id already registered for the same
-        tenant raises `DuplicateName`)."""
+    @staticmethod
+    def prepare(entries: Sequence[ProtectedName]) -> list[RegisteredName]:
+        """Registry ids and times for entries about to be stored (nothing is written), so that the
+        audit record can name them before they are stored."""
         now = datetime.now(UTC)
-        rows = [
-            ProtectedNameRow(
-                id="pn_" + uuid.uuid4().hex,
-                key=e.id,
-                tenant=e.tenant,
-                name=e.name,
-                kind=e.kind,
-                aliases_json=json.dumps(list(e.aliases), ensure_ascii=False),
-                created_at=now,
-            )
-            for e in entries
-        ]
+        return [RegisteredName("pn_" + uuid.uuid4().hex, e, now) for e in entries]
+
+    def clash(self, entries: Sequence[ProtectedName]) -> str | None:
+        """The first entry id already registered for the same tenant, or None."""
+        with self._sessions() as session:
+            return self._clash(session, entries)
+
+    @staticmethod
+    def _clash(session: Session, entries: Sequence[ProtectedName]) -> str | None:
+        keys = [e.id for e in entries]
+        for tenant in {e.tenant for e in entries}:
+            same = ProtectedNameRow.tenant.is_(None) if tenant is None else ProtectedNameRow.tenant == tenant
+            clash = session.scalar(select(ProtectedNameRow.key).where(ProtectedNameRow.key.in_(keys), same))
+            if clash is not None:
+                return str(clash)
+        return None
+
+    def store(self, prepared: Sequence[RegisteredName]) -> None:
+        """Store every prepared name in one transaction, or none (`DuplicateName` when an id is
+        already registered for the same tenant)."""
         with self._sessions.begin() as session:
-            keys = [e.id for e in entries]
-            for tenant in {e.tenant for e in entries}:
-                clash = session.scalar(
-                    select(ProtectedNameRow.key).where(
-                        ProtectedNameRow.key.in_(keys),
-                        ProtectedNameRow.tenant.is_(None) if tenant is None else ProtectedNameRow.tenant == tenant,
-                    )
+            clash = self._clash(session, [p.entry for p in prepared])
+            if clash is not None:
+                raise DuplicateName(f"the id {clash!r} is already registered")
+            session.add_all(
+                ProtectedNameRow(
+                    id=p.row_id,
+                    key=p.entry.id,
+                    tenant=p.entry.tenant,
+                    name=p.entry.name,
+                    kind=p.entry.kind,
+                    aliases_json=json.dumps(list(p.entry.aliases), ensure_ascii=False),
+                    created_at=p.created_at,
                 )
-                if clash is not None:
-                    raise DuplicateName(f"the id {clash!r} is already registered")
-            session.add_all(rows)
-        return [_registered(r) for r in rows]
+                for p in prepared
+            )
+            _bump(session)
+
+    def add(self, entries: Sequence[ProtectedName]) -> list[RegisteredName]:
+        """`prepare` and `store` in one call (for callers that audit afterwards, such as tests)."""
+        prepared = self.prepare(entries)
+        self.store(prepared)
+        return prepared
 
     def list(self, *, tenant: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[RegisteredName], int]:
         """(a page of names, the total); with `tenant`, that tenant's names and those of every tenant."""
@@ -140,24 +159,14 @@ class ProtectedNameRegistry:
                 return None
             gone = _registered(row)
             session.delete(row)
+            _bump(session)
             return gone
 
-    def remove_many(self, row_ids: Sequence[str]) -> None:
-        """Take out names just added (when their audit record could not be written)."""
-        with self._sessions.begin() as session:
-            session.execute(delete(ProtectedNameRow).where(ProtectedNameRow.id.in_(list(row_ids))))
-
     def matcher(self) -> NameMatcher:
-        """The compiled names of the whole table; rebuilt when another process (or this one) changed it."""
+        """The compiled names of the whole table; rebuilt when the table's revision moved (every
+        change bumps it in its own transaction, so another process's change is never missed)."""
         with self._sessions() as session:
-            count, newest, ids = session.execute(
-                select(
-                    func.count(ProtectedNameRow.id),
-                    func.max(ProtectedNameRow.created_at),
-                    func.max(ProtectedNameRow.id),
-                )
-            ).one()
-            revision = (int(count or 0), f"{newest}|{ids}")
+            revision = int(session.scalar(select(ProtectedNamesRevisionRow.revision)) or 0)
             with self._lock:
                 if revision == self._revision:
                     return self._matcher
@@ -165,3 +174,14 @@ class ProtectedNameRegistry:
                 self._matcher = NameMatcher([_registered(r).entry for r in rows])
                 self._revision = revision
                 return self._matcher
+
+
+def _bump(session: Session) -> None:
+    """Move the registry's revision on, inside the caller's transaction."""
+    moved = session.execute(
+        update(ProtectedNamesRevisionRow)
+        .where(ProtectedNamesRevisionRow.id == 1)
+        .values(revision=ProtectedNamesRevisionRow.revision + 1)
+    )
+    if not getattr(moved, "rowcount", 0):
+        session.add(ProtectedNamesRevisionRow(id=1, revision=1))

@@ -5,8 +5,10 @@
 - `GET /v1/protected-names` lists them (`limit`, `offset`), `GET /v1/protected-names/{id}` shows one;
 - `DELETE /v1/protected-names/{id}` removes one.
 
-Every change and every refused change is audited. The pre-screen's `protected_names` detector
-reads the registry on the next request of every gateway process.
+Every change and every refused change is audited; a change's record is written before the change,
+so a crash can leave a record of a change that did not happen, never a change without a record.
+The pre-screen's `protected_names` detector reads the registry on the next request of every
+gateway process.
 """
 
 from __future__ import annotations
@@ -64,19 +66,26 @@ async def add_names(request: Request, svc: ServicesDep, principal: CanWriteProte
             raise BadRequest(str(exc), code="duplicate_name", param="names") from exc
         except ValueError as exc:
             raise BadRequest(str(exc), code="invalid_name", param="names") from exc
-        try:
-            added = await asyncio.to_thread(svc.protected_names.add, entries)
-        except DuplicateName as exc:
-            raise Conflict(str(exc), code="duplicate_name", param="names") from exc
+        clash = await asyncio.to_thread(svc.protected_names.clash, entries)
+        if clash is not None:
+            raise Conflict(f"the id {clash!r} is already registered", code="duplicate_name", param="names")
     except MamoriError as exc:
         await _audit(svc, request, principal, "protected_names.rejected", {"code": exc.code, "status": exc.status_code})
         raise
-    data = [n.to_dict() for n in added]
-    try:  # the names themselves are what the registry protects, so the record names them
-        await _audit(svc, request, principal, "protected_names.add", {"names": data})
-    except Exception as exc:  # no change stays unaudited: take the names out again
-        await asyncio.to_thread(svc.protected_names.remove_many, [n.row_id for n in added])
-        raise GatewayFault("the audit log could not be written; nothing was registered", code="audit_error") from exc
+    prepared = svc.protected_names.prepare(entries)
+    data = [n.to_dict() for n in prepared]
+    # the record comes first, so a crash can leave a record of names never stored but never a
+    # stored name without a record; the names themselves are what the registry protects
+    await _audit(svc, request, principal, "protected_names.add", {"names": data})
+    try:
+        await asyncio.to_thread(svc.protected_names.store, prepared)
+    except Exception as exc:
+        code = "duplicate_name" if isinstance(exc, DuplicateName) else "protected_names_store_failed"
+        failed = {"code": code, "registry_ids": [n.row_id for n in prepared]}
+        await _audit(svc, request, principal, "protected_names.add_failed", failed)
+        if isinstance(exc, DuplicateName):  # registered by another request in between
+            raise Conflict(str(exc), code=code, param="names") from exc
+        raise GatewayFault("the names could not be stored; nothing was registered", code=code) from exc
     return {"object": "list", "data": data}
 
 
@@ -110,12 +119,13 @@ async def delete_name(
 ) -> dict[str, Any]:
     found = await asyncio.to_thread(svc.protected_names.get, registry_id)
     # a tenant's compliance officer may remove that tenant's names, not names that protect every tenant
-    allowed = found is not None and (principal.role == "admin" or found.entry.tenant == principal.tenant)
-    if not allowed:
+    if found is None or not (principal.role == "admin" or found.entry.tenant == principal.tenant):
         await _audit(svc, request, principal, "protected_names.rejected", {"code": "not_found", "status": 404})
         raise NotFound(f"no protected name {registry_id!r}", code="not_found", param="id")
+    # recorded first: a removal is never without its record
+    await _audit(svc, request, principal, "protected_names.delete", {"names": [found.to_dict()]})
     gone = await asyncio.to_thread(svc.protected_names.delete, registry_id)
-    if gone is None:  # removed by another process in between
+    if gone is None:  # removed by another request in between (and recorded there)
+        await _audit(svc, request, principal, "protected_names.rejected", {"code": "not_found", "status": 404})
         raise NotFound(f"no protected name {registry_id!r}", code="not_found", param="id")
-    await _audit(svc, request, principal, "protected_names.delete", {"names": [gone.to_dict()]})
     return {"id": registry_id, "deleted": True}

@@ -78,3 +78,48 @@ def test_empty_registry_finds_nothing() -> None:
 
 def test_contract(det: ProtectedNames) -> None:
     assert_detector_contract(det, [TextItem("Acme and Jane Example"), TextItem("nothing")], make_context())
+
+
+def test_no_name_hides_another() -> None:
+    # a longer name that contains a shorter one (another tenant's, or the same registry's) hides nothing
+    names = [
+        {"name": "Taylor Swift", "kind": "person"},
+        {"name": "Taylor Swift Fan Club", "kind": "brand"},
+    ]
+    d = ProtectedNames(names=names)
+    d.load()
+    assert _found(d, "a poster for the Taylor Swift Fan Club") == {
+        "taylor_swift": "person",
+        "taylor_swift_fan_club": "brand",
+    }
+
+
+def test_names_of_another_tenant_are_skipped_and_hide_nothing() -> None:
+    from detectors.normalize import screen_views
+    from detectors.protected_names import NameMatcher, protected_name
+
+    matcher = NameMatcher(
+        [
+            protected_name({"name": "Velma Okonkwo", "kind": "person"}),  # every tenant
+            protected_name({"name": "Velma Okonkwo taking a bribe", "kind": "brand"}, tenant="globex"),
+        ]
+    )
+    views = screen_views("a photo of Velma Okonkwo taking a bribe")
+    assert {e.id for e, *_ in matcher.matches(views, "acme")} == {"velma_okonkwo"}
+    assert {e.id for e, *_ in matcher.matches(views, "globex")} == {"velma_okonkwo", "velma_okonkwo_taking_a_bribe"}
+
+
+def test_a_large_registry_stays_fast() -> None:
+    import time
+
+    names = [{"name": f"Person{i} Surname{i}", "kind": "person"} for i in range(20_000)]
+    d = ProtectedNames(names=names)
+    start = time.perf_counter()
+    d.load()
+    built = time.perf_counter() - start
+    text = "a portrait of " + "someone walking in the park " * 140 + "Person19999 Surname19999"
+    start = time.perf_counter()
+    found = _found(d, text)
+    matched = time.perf_counter() - start
+    assert found == {"person19999_surname19999": "person"}
+    assert built < 20 and matched < 0.5, (built, matched)  # one pass over the text, whatever the registry's size

@@ -173,3 +173,103 @@ def test_cli_import_list_remove(tmp_path: Path) -> None:
     )
     listed = runner.invoke(app, ["protected-names", "list", "--data-dir", str(tmp_path)])
     assert [json.loads(line)["name"] for line in listed.output.splitlines()] == ["Jane Example"]
+
+
+def test_the_revision_moves_with_every_change(gateway: Any) -> None:
+    """Another process rebuilds its matcher after any change: also a delete plus an add whose
+    clock runs behind (the same row count, and no newer time)."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from detectors.protected_names import protected_name
+    from gateway.protected_names import ProtectedNameRegistry
+
+    ours, theirs = gateway.services.protected_names, ProtectedNameRegistry(gateway.services.sessions)
+    tag = uuid.uuid4().hex[:6]
+    (alpha,) = ours.add([protected_name({"name": f"Alpha Person{tag}", "kind": "person"})])
+    seen = {e.id for e in theirs.matcher().entries}
+    assert alpha.entry.id in seen
+    (charlie,) = ours.prepare([protected_name({"name": f"Charlie Person{tag}", "kind": "person"})])
+    charlie = replace(charlie, created_at=datetime(2000, 1, 1, tzinfo=UTC))  # a host whose clock is behind
+    ours.delete(alpha.row_id)
+    ours.store([charlie])
+    try:
+        ids = {e.id for e in theirs.matcher().entries}
+        assert charlie.entry.id in ids and alpha.entry.id not in ids
+    finally:
+        ours.delete(charlie.row_id)
+
+
+def test_a_change_is_never_without_its_record(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tag = uuid.uuid4().hex[:6]
+    r = gateway.client.post(
+        "/v1/protected-names",
+        json={"names": [{"name": f"Keep Me{tag}", "kind": "person"}]},
+        headers=gateway.auth("admin"),
+    )
+    (kept,) = r.json()["data"]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("audit store down")
+
+    monkeypatch.setattr(gateway.services.audit, "append", broken)
+    try:
+        gone = gateway.client.delete(f"/v1/protected-names/{kept['registry_id']}", headers=gateway.auth("admin"))
+        assert gone.status_code >= 500
+        body = {"names": [{"name": f"Never Stored{tag}", "kind": "person"}]}
+        added = gateway.client.post("/v1/protected-names", json=body, headers=gateway.auth("admin"))
+        assert added.status_code >= 500
+    finally:
+        monkeypatch.undo()
+    # the removal did not happen, and the name that could not be recorded was not stored
+    assert (
+        gateway.client.get(f"/v1/protected-names/{kept['registry_id']}", headers=gateway.auth("admin")).status_code
+        == 200
+    )
+    listed = gateway.client.get("/v1/protected-names?limit=1000", headers=gateway.auth("admin")).json()["data"]
+    assert not any(n["name"] == f"Never Stored{tag}" for n in listed)
+    gateway.client.delete(f"/v1/protected-names/{kept['registry_id']}", headers=gateway.auth("admin"))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "Aa Bb", "kind": "person", "aliases": 5},
+        {"name": "Aa Bb", "kind": "person", "aliases": True},
+        {"name": {"x": 1}, "kind": "person"},
+        {"name": "Aa Bb", "kind": "person", "aliases": ["x"] * 65},
+    ],
+)
+def test_malformed_entries_are_audited_400s(gateway: Any, entry: dict[str, Any]) -> None:
+    before = len(_records(gateway, "protected_names.rejected"))
+    r = gateway.client.post("/v1/protected-names", json={"names": [entry]}, headers=gateway.auth("admin"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_name", r.text
+    assert len(_records(gateway, "protected_names.rejected")) == before + 1
+
+
+def test_a_tenant_compliance_officer_works_within_the_tenant(gateway: Any, names: dict[str, str]) -> None:
+    _, key = gateway.services.keys.create(role="compliance", tenant="acme", name="compliance-acme")
+    auth = {"Authorization": f"Bearer {key}"}
+    tag = uuid.uuid4().hex[:6]
+    r = gateway.client.post(
+        "/v1/protected-names",
+        json={"names": [{"name": f"Acme Only{tag}", "kind": "brand"}], "tenant": "globex"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["data"]
+    assert entry["tenant"] == "acme"  # a compliance officer registers for the own tenant only
+    # names that protect every tenant are not theirs to remove
+    refused = gateway.client.delete(f"/v1/protected-names/{names['person_id']}", headers=auth)
+    assert refused.status_code == 404
+    assert gateway.client.get(f"/v1/protected-names/{names['person_id']}", headers=auth).status_code == 200
+    assert gateway.client.delete(f"/v1/protected-names/{entry['registry_id']}", headers=auth).status_code == 200
+
+
+def test_cli_refuses_malformed_yaml(tmp_path: Path) -> None:
+    from gateway.cli import app
+
+    bad = tmp_path / "names.yaml"
+    bad.write_text("names: [ {name: Unclosed, kind: person\n")
+    out = CliRunner().invoke(app, ["protected-names", "import", str(bad), "--data-dir", str(tmp_path)])
+    assert out.exit_code == 2 and "nothing was registered" in out.output

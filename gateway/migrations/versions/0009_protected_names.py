@@ -31,8 +31,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_protected_names")),
     )
     op.create_index(op.f("ix_protected_names_tenant"), "protected_names", ["tenant"], unique=False)
+    op.create_table(
+        "protected_names_revision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_protected_names_revision")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("protected_names_revision")
     op.drop_index(op.f("ix_protected_names_tenant"), table_name="protected_names")
     op.drop_table("protected_names")
