@@ -8,7 +8,9 @@ XSTest's safe prompts 0.008 FPR, HarmBench 0.973 recall. The odd rows are the ho
 they may be read only to report, never to choose. This script gives an honest estimate that can be
 used to choose: the even rows of the scored sets are split into folds; for each fold a head is
 trained exactly as `train_prompt_head.py` trains one (the same rows, weights, model and operating
-point chosen by its own inner 5-fold cross-validation) on everything but that fold, and the whole
+point chosen by its own inner 5-fold cross-validation) on everything but that fold and the
+auxiliary rows within cosine 0.9 of one of its prompts (as training drops those near an odd row),
+and the whole
 pre-screen (`UnsafeText` with that head, and `Jailbreak`) is run on the fold's prompts.
 
 It prints, per set, the share flagged by the pre-screen and by each path that can flag:
@@ -72,7 +74,7 @@ def held_out_readings(args: argparse.Namespace) -> list[dict[str, Any]]:
     aux = np.array([g.startswith("aux:") for g in groups])
     keep = np.ones(len(y), dtype=bool)
     keep[np.flatnonzero(aux)[(vecs[aux] @ odd_vecs.T).max(axis=1) >= 0.9]] = False
-    x, y = x[keep], y[keep]
+    x, y, vecs = x[keep], y[keep], vecs[keep]
     texts = [t for t, k in zip(texts, keep, strict=True) if k]
     groups = [g for g, k in zip(groups, keep, strict=True) if k]
     counts = Counter(groups)
@@ -87,7 +89,11 @@ def held_out_readings(args: argparse.Namespace) -> list[dict[str, Any]]:
     for k, (_, test_pos) in enumerate(folds.split(scored, strata[scored])):
         start = time.perf_counter()
         test = scored[test_pos]
-        train = np.setdiff1d(np.arange(len(y)), test)
+        # as for the odd rows in training: auxiliary rows that near-copy a held-out prompt (some
+        # sets rephrase AdvBench or HarmBench) stay out of this fold's training
+        aux_rows = np.flatnonzero([g.startswith("aux:") for g in groups])
+        near = aux_rows[(vecs[aux_rows] @ vecs[test].T).max(axis=1) >= 0.9]
+        train = np.setdiff1d(np.arange(len(y)), np.concatenate([test, near]))
         train_groups = [groups[i] for i in train]
         oof = training.out_of_fold("mlp", 1.0, x[train], y[train], w[train], list(strata[train]), args.seed)
         threshold = training.operating_point(oof, train_groups, rates)
@@ -106,7 +112,8 @@ def held_out_readings(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "jailbreak": any(f.score >= 0.5 for f in jail.detect(TextItem(texts[i]), ctx)),
                 }
             )
-        print(f"  fold {k + 1}/{args.folds}: threshold {threshold:.3f}, {len(test)} prompts, "
+        print(f"  fold {k + 1}/{args.folds}: threshold {threshold:.3f}, {len(test)} prompts, {len(near)} auxiliary "
+              f"rows near them left out, "
               f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
     return out
 

@@ -3,13 +3,15 @@
 Beyond JSON syntax, `load_json` refuses what would crash or mislead later stages: text holding a
 lone UTF-16 surrogate (`"\\ud800"` is valid JSON but not Unicode text; detectors, hashing and the
 audit writer cannot encode it), code `invalid_text`; objects or arrays nested deeper than
-`MAX_DEPTH` (recursive code downstream would fail), code `json_too_deep`; and `NaN` or
-`Infinity`, which Python's decoder accepts but JSON and the audit record do not, code `invalid_json`.
+`MAX_DEPTH` (recursive code downstream would fail), code `json_too_deep`; and `NaN`, `Infinity`
+or a number too large for a float (`1e999`), which Python's decoder accepts or turns into infinity
+but JSON and the audit record do not, code `invalid_json`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any, TypeVar
@@ -39,7 +41,7 @@ def load_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"body is not valid UTF-8, UTF-16 or UTF-32 text: {exc.reason}", code="invalid_json") from exc
     try:
-        payload = json.loads(text, parse_constant=_no_constant)
+        payload = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError as exc:  # the decoder recurses per level: far too deep
         raise _too_deep() from exc
     except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
@@ -54,6 +56,14 @@ def load_json(raw: bytes) -> Any:
 def _no_constant(name: str) -> Any:
     """NaN and Infinity are not JSON (Python's decoder accepts them; the audit record could not hold them)."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(literal: str) -> float:
+    """A JSON number; one too large for a float (1e999) would become infinity: refused."""
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"{literal[:20]} is too large a number")
+    return value
 
 
 def _too_deep() -> BadRequest:

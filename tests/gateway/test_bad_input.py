@@ -79,3 +79,10 @@ def test_nan_and_infinity_are_not_json(constant: str) -> None:
     with pytest.raises(BadRequest) as err:
         load_json(f'{{"input": "x", "n": {constant}}}'.encode())
     assert err.value.code == "invalid_json" and constant.lstrip("-") in err.value.message
+
+
+def test_numbers_too_large_for_a_float_are_refused() -> None:
+    with pytest.raises(BadRequest) as err:
+        load_json(b'{"input": "x", "n": 1e999}')
+    assert err.value.code == "invalid_json"
+    assert load_json(b'{"n": 1.5e300}') == {"n": 1.5e300}
