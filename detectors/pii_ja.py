@@ -1,7 +1,8 @@
 """Japanese personal-data recognizers for Presidio (pattern based, no model).
 
 - `JP_MY_NUMBER`: the 12-digit individual number, accepted only when its check digit is right and
-  it is not part of a longer group of digits (a 16-digit card number written in groups of four).
+  it is not part of a longer number (digits right next to it, or a 16-digit card number written in
+  groups of four: another group of four joined by the same separator).
 - `JP_PHONE_NUMBER`: fixed-line, mobile (070/080/090), IP (050) and +81 numbers.
 - `JP_POSTAL_CODE`: 〒123-4567, or 123-4567 next to 郵便番号.
 - `JP_ADDRESS`: a prefecture followed by a city, ward, town or village and the rest of the address.
@@ -29,8 +30,18 @@ PREFECTURES: tuple[str, ...] = (
 
 _KANJI = r"[\u4e00-\u9fff\u3005]"
 _KANA = r"[\u3041-\u3096\u30a1-\u30fa\u30fc]"
-# twelve digits that are not part of a longer digit group (not the first 12 of "4111-1111-1111-1111")
-_MY_NUMBER = r"(?<!\d)(?<!\d[- ])\d{4}[- ]?\d{4}[- ]?\d{4}(?!\d)(?![- ]\d)"
+# Twelve digits, plain or in groups of four ("1234 5678 9018"), that are not part of a longer number
+# written as cards are: a group of exactly four digits joined to the first or last group by the same
+# separator ("4111-1111-1111-1111", "4111 1111 1111 1111") makes them the middle of a card number.
+# Any other neighbour is a separate number ("1980-01-01 123456789018", "1234 5678 9018 3人").
+_GROUP4 = r"(?<!\d)\d{4}"  # a group of exactly four digits (ends where the look-behind starts)
+_MY_NUMBER = (
+    r"(?<!\d)"
+    rf"(?:(?<!{_GROUP4}-)\d{{4}}-|(?<!{_GROUP4} )\d{{4}} |\d{{4}})"
+    r"\d{4}"
+    r"(?:-\d{4}(?!-\d{4}(?!\d))| \d{4}(?! \d{4}(?!\d))|\d{4})"
+    r"(?!\d)"
+)
 _ADDR = r"(?:[\u4e00-\u9fff\u30a1-\u30fa\u30fc0-9０-９\-－‐ー−]|丁目|番地|の|ケ|ヶ)"
 
 

@@ -205,11 +205,62 @@ def test_card_number_is_redacted_whole_not_as_a_my_number(with_ginza: PresidioPI
 
 @pytest.mark.parametrize(
     "text",
-    ["4111-1111-1111-1111", "4111 1111 1111 1111", "1234-123456789018", "123456789018-1234", "1 1234 5678 9018"],
+    [
+        "4111-1111-1111-1111",
+        "4111 1111 1111 1111",
+        "1234-5678-9018-1234",  # the first twelve digits of a card written in groups of four
+        "1234 1234 5678 9018",  # the last twelve
+        "1234 5678 9018 1234",
+        "1234567890181",  # digits right next to it
+        "1123456789018",
+    ],
 )
 def test_my_number_is_not_part_of_a_longer_digit_group(patterns_only: PresidioPII, text: str) -> None:
     found = patterns_only.detect(TextItem(f"番号は{text}です"), make_context())
     assert "JP_MY_NUMBER" not in {f.evidence["entity_type"] for f in found}
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        # a neighbour that does not make a card number (cards are four groups of four joined by one
+        # separator, or sixteen digits): a list number, or a four-digit code joined to the plain
+        # twelve digits by a dash, is a separate number
+        ("1 1234 5678 9018", "1234 5678 9018"),
+        ("1234-123456789018", "123456789018"),
+        ("123456789018-1234", "123456789018"),
+        ("1234-5678-9018 1234", "1234-5678-9018"),  # the next group joined by another separator
+    ],
+)
+def test_my_number_next_to_a_separate_number(patterns_only: PresidioPII, text: str, number: str) -> None:
+    found = patterns_only.detect(TextItem(f"番号は{text}です"), make_context())
+    spans = [f.span for f in found if f.evidence["entity_type"] == "JP_MY_NUMBER"]
+    start = 3 + text.index(number)
+    assert spans == [(start, start + len(number))]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("マイナンバー 123456789018 2024年", "123456789018"),
+        ("山田太郎 1980-01-01 123456789018", "123456789018"),
+        ("個人番号 1234 5678 9018 3人", "1234 5678 9018"),
+    ],
+)
+@pytest.mark.parametrize("fixture", ["patterns_only", "with_ginza"])
+def test_my_number_next_to_other_numbers_is_found_and_redacted(
+    fixture: str, text: str, number: str, request: pytest.FixtureRequest
+) -> None:
+    from gateway.redaction import redact_text
+
+    det: PresidioPII = request.getfixturevalue(fixture)
+    found = det.detect(TextItem(text), make_context())
+    mine = [f for f in found if f.evidence["entity_type"] == "JP_MY_NUMBER"]
+    start = text.index(number)
+    assert [f.span for f in mine] == [(start, start + len(number))]
+    assert mine[0].score >= 0.5  # what the policy redacts
+    assert redact_text(text, mine) == text.replace(number, "<JP_MY_NUMBER>")
+    assert number not in redact_text(text, found)
 
 
 @pytest.mark.parametrize("number", ["123456789018", "1234 5678 9018", "1234-5678-9018", "１２３４５６７８９０１８"])
