@@ -6,7 +6,9 @@ override hidden in base64 or written with homoglyphs still counts. Each matched 
 evidence; the score combines them as independent signals (1 - prod(1 - w)), so one role-play
 phrase alone stays low while "ignore previous instructions" or a DAN template scores high. A long
 text with several kinds (the typical in-the-wild jailbreak) gets a small length bonus.
-One finding, category "jailbreak", with the kinds found. The policy decides.
+A text that hides more encoded payloads or rot13 than the screen reads (`ScreenViews.unread`)
+counts as the kind "unread_payloads" (0.7: review), so an attacker cannot bury a payload behind
+decoys. One finding, category "jailbreak", with the kinds found. The policy decides.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from detectors.normalize import screen_views, word_costs
 
 __all__ = ["Jailbreak"]
 
+#: The weight of a text holding more encoded payloads or rot13 than `screen_views` reads (its
+#: budget of decoded characters is spent): review, since the unread part was never screened.
+_UNREAD_WEIGHT = 0.7
+
 
 class Jailbreak:
     """Scores instruction-override, role-play and DAN-style prompts."""
 
     name = "jailbreak"
-    version = "1.0.0"
+    version = "1.1.0"
     modalities = frozenset({"text"})
 
     def __init__(self, min_score: float = 0.2) -> None:
@@ -55,6 +61,9 @@ class Jailbreak:
                 if m is not None:
                     span = view.to_original(m.start(), m.end()) if m.end() > m.start() else None
                     best[i] = (weight, kind, span, view.source)
+        unread = int(getattr(views, "unread", 0))
+        if unread:  # more encoded text than the screen reads: what it did not read is not vetted
+            best[-1] = (_UNREAD_WEIGHT, "unread_payloads", None, "text")
         if not best:
             return []
         remaining = 1.0
@@ -75,7 +84,7 @@ class Jailbreak:
                 category="jailbreak",
                 score=round(score, 6),
                 explanation=f"jailbreak patterns: {', '.join(sorted(kinds))}",
-                evidence={"kinds": sorted(kinds), "views": views_used, "matches": len(best)},
+                evidence={"kinds": sorted(kinds), "views": views_used, "matches": len(best), "unread": unread},
                 span=strongest[2] if strongest[2] and strongest[2][1] > strongest[2][0] else None,
             )
         ]

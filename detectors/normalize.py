@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,6 +32,7 @@ __all__ = [
     "INVISIBLE_CHARS",
     "NormalizedText",
     "ScreenView",
+    "ScreenViews",
     "fold_leet",
     "fold_map",
     "join_spaced",
@@ -263,8 +265,18 @@ _ROT13_RUN_HITS = 2  # different rot13 forms of common words in it ("ubj", "gb")
 _FREQUENT = 20_000  # the most frequent English words, which a rot13 stretch turns into
 _ROT13_KNOWN = 0.6  # share of a stretch's words that are frequent words once rotated, at least
 _ROT13_GAIN = 0.3  # share of its words that are frequent only once rotated, at least
-_MAX_DEPTH = 2
-_MAX_PAYLOADS = 8
+_MAX_DEPTH = 2  # levels of payloads decoded: a payload, and a payload inside it
+#: Characters of decoded payloads and rot13 stretches read per text, all levels together. Every
+#: payload and stretch found is read until this is spent, so decoys cannot push a payload out of
+#: the reading: a prompt of the default size (`max_prompt_chars`, 4,000 characters) crafted to
+#: spend it (thousands of tiny payloads, each with a rot13 reading; nested payloads; rot13
+#: stretches) spent less than half of it when measured. A longer text can spend it; what is then
+#: left unread is counted in `ScreenViews.unread`, not dropped silently.
+_READ_BUDGET = 32_000
+#: What one reading (a payload, its rot13 reading, a rot13 stretch) costs at least: each is
+#: normalized into views that every text detector then screens, so a crowd of tiny decoys costs
+#: more than its characters.
+_MIN_READING = 32
 
 
 @dataclass(frozen=True)
@@ -291,6 +303,26 @@ class ScreenView:
         if self.source in ("text", "spaced", "words", "leet"):
             return self.normalized.to_original(start, end)
         return self.span
+
+
+class ScreenViews(tuple[ScreenView, ...]):
+    """The views of a text (`screen_views`): a tuple of `ScreenView`s, and `unread`, the number of
+    decoded payloads and rot13 stretches that were found but left unread, or read only in part,
+    because the reading budget (`_READ_BUDGET` characters) was spent. Ordinary prompts never get
+    near it; a long text crammed with payloads can: a caller that must not pass content it did not
+    screen checks `overflow`."""
+
+    unread: int
+
+    def __new__(cls, views: Iterable[ScreenView] = (), unread: int = 0) -> ScreenViews:
+        self = super().__new__(cls, views)
+        self.unread = unread
+        return self
+
+    @property
+    def overflow(self) -> bool:
+        """Whether some encoded or rot13 content of the text was not read."""
+        return self.unread > 0
 
 
 Piece = tuple[int, int, str] | tuple[int, int, str, list[tuple[int, int]]]
@@ -587,42 +619,32 @@ def _english_ratio(text: str) -> float:
     return sum(1 for w in words if w in _COMMON) / len(words)
 
 
-def _payloads(text: str, seen: set[str] | None = None, limit: int = _MAX_PAYLOADS) -> list[tuple[str, int, int, str]]:
-    """(kind, start, end, decoded) for the encoded payloads in `text`, base64 first, at most
-    `limit`. A payload decoded before (in `seen`, which is updated) is skipped, so copies of one
-    decoy cannot crowd out the rest."""
-    seen = set() if seen is None else seen
-    out: list[tuple[str, int, int, str]] = []
-    if limit <= 0:
-        return out
+def _payloads(text: str, seen: set[str]) -> Iterator[tuple[str, int, int, str]]:
+    """(kind, start, end, decoded) for the encoded payloads in `text`, base64 first. A payload
+    decoded before (in `seen`, which is updated) is skipped, so copies of one decoy add nothing."""
     for kind, pattern in (("base64", _BASE64), ("hex", _HEX)):
         for m in pattern.finditer(text):
             decoded = _decode_base64(m.group(0)) if kind == "base64" else _decode_hex(m.group(0).strip())
             if decoded is None or decoded in seen:
                 continue
             seen.add(decoded)
-            out.append((kind, m.start(), m.end(), decoded))
-            if len(out) >= limit:
-                return out
-    return out
+            yield kind, m.start(), m.end(), decoded
 
 
-def _find_payloads(text: str, seen: set[str], limit: int) -> list[tuple[str, int, int, str]]:
+def _find_payloads(text: str, seen: set[str]) -> Iterator[tuple[str, int, int, str]]:
     """The payloads of `text`, also those that show only once invisible characters are dropped
     and NFKC is applied (a zero-width space inside a base64 run, full-width letters); spans are in
-    `text`. Case is kept, since base64 is case sensitive. At most `limit`, none decoded before
-    (`seen`, updated)."""
-    found = _payloads(text, seen, limit)
-    if len(found) >= limit or text.isascii():
-        return found
+    `text`. Case is kept, since base64 is case sensitive. None decoded before (`seen`, updated)."""
+    yield from _payloads(text, seen)
+    if text.isascii():
+        return
     if INVISIBLE.search(text) is None and unicodedata.is_normalized("NFKC", text):
-        return found  # nothing invisible, nothing NFKC changes
-    if not _payloads(unicodedata.normalize("NFKC", INVISIBLE.sub("", text)), set(seen), 1):
-        return found  # the usual case, settled without tracking positions
+        return  # nothing invisible, nothing NFKC changes
+    if next(_payloads(unicodedata.normalize("NFKC", INVISIBLE.sub("", text)), set(seen)), None) is None:
+        return  # the usual case, settled without tracking positions
     chars, starts, ends = visible_nfkc(text, set())
-    for kind, s, e, decoded in _payloads("".join(chars), seen, limit - len(found)):
-        found.append((kind, starts[s], ends[e - 1], decoded))
-    return found
+    for kind, s, e, decoded in _payloads("".join(chars), seen):
+        yield kind, starts[s], ends[e - 1], decoded
 
 
 def _rot13_reading(n: NormalizedText, start: int = 0, end: int | None = None) -> NormalizedText:
@@ -656,12 +678,13 @@ def _rot13_runs(text: str) -> list[tuple[int, int]]:
     among them at least `_ROT13_RUN_HITS` different rot13 forms of common words (`_ROT13_HITS`),
     and rot13 turns most of its words into frequent English words (`_ROT13_KNOWN`), many of which
     were not (`_ROT13_GAIN`), more than it turns frequent words into others. Linear in the text;
-    at most `_MAX_PAYLOADS` runs.
+    a stretch whose text came before is not repeated (copies of a decoy add nothing).
     """
     if len(_ROT13_HITS.intersection(_WORD.findall(text))) < _ROT13_RUN_HITS:
         return []  # the usual case: nothing reads as rot13
     frequent = _frequent_words()
     out: list[tuple[int, int]] = []
+    stretches: set[str] = set()
     run: list[re.Match[str]] = []
     hits: set[str] = set()
     for m in (*_WORD.finditer(text), None):
@@ -676,10 +699,15 @@ def _rot13_runs(text: str) -> list[tuple[int, int]]:
             rotated = sum(1 for _, r in known if r)
             gained = sum(1 for p, r in known if r and not p)
             lost = sum(1 for p, r in known if p and not r)
-            if rotated >= _ROT13_KNOWN * len(run) and gained >= _ROT13_GAIN * len(run) and gained > lost:
+            stretch = text[run[0].start() : run[-1].end()]
+            if (
+                rotated >= _ROT13_KNOWN * len(run)
+                and gained >= _ROT13_GAIN * len(run)
+                and gained > lost
+                and stretch not in stretches
+            ):
+                stretches.add(stretch)
                 out.append((run[0].start(), run[-1].end()))
-                if len(out) >= _MAX_PAYLOADS:
-                    break
         run, hits = [], set()
     return out
 
@@ -708,35 +736,102 @@ def _variants(source: str, n: NormalizedText, span: tuple[int, int]) -> list[Scr
     return views
 
 
+@dataclass
+class _Budget:
+    """What is left of `_READ_BUDGET` for one text, and what was left unread."""
+
+    left: int = _READ_BUDGET
+    unread: int = 0
+
+    def take(self, size: int, readings: int = 1) -> int:
+        """How many characters to read of a payload or stretch of `size` characters, read
+        `readings` times: all of them; where the budget runs out, what is left of it (the rest
+        counts as unread); then none."""
+        cost = readings * max(size, _MIN_READING)
+        if cost <= self.left:
+            self.left -= cost
+            return size
+        self.unread += 1
+        keep = min(size, self.left // readings)
+        self.left = 0
+        return keep if keep >= _MIN_READING else 0
+
+
+def _payload_rot13(payload: NormalizedText, hinted: bool) -> bool:
+    """Whether a decoded payload gets a rot13 reading: it reads as rot13, or the text asks for
+    rot13 and the payload reads as no English."""
+    return _WORD.search(payload.text) is not None and (
+        _reads_rot13(payload.text) or (hinted and _english_ratio(payload.text) < 0.15)
+    )
+
+
+_TAG_RUN = re.compile("[\U000e0020-\U000e007e]+")
+
+
+def _tag_text(text: str) -> tuple[str, tuple[int, int]] | None:
+    """The ASCII that Unicode tag characters (U+E0020..U+E007E, invisible) spell in the text, and
+    the span from the first to the last of them; None for fewer than 4, and flags are no message."""
+    if text.isascii():
+        return None
+    # a subdivision flag is the black flag followed by its region in tag characters (🏴 + "gbeng")
+    runs = [m for m in _TAG_RUN.finditer(text) if not text.startswith("\U0001f3f4", m.start() - 1)]
+    if not runs:
+        return None
+    hidden = "".join(chr(ord(ch) - 0xE0000) for m in runs for ch in m.group(0))
+    if len(hidden) < 4:
+        return None
+    return hidden, (runs[0].start(), runs[-1].end())
+
+
 @lru_cache(maxsize=512)
-def screen_views(text: str) -> tuple[ScreenView, ...]:
+def screen_views(text: str) -> ScreenViews:
     """Every reading of `text` to screen: the normalized text, its spaced-letters-joined and
     leetspeak-folded forms (when they differ), decoded base64/hex payloads (nested up to two
     levels; also those hidden by invisible or full-width characters; with a rot13 reading where a
     payload reads as rot13), and a rot13 reading of the text when it asks for one or reads as
-    rot13 rather than English, else of each stretch of it that reads as rot13 (`_rot13_runs`).
+    rot13 rather than English, else of each stretch of it that reads as rot13 (`_rot13_runs`); and
+    the ASCII spelled in invisible Unicode tag characters ("ASCII smuggling"), as a "tags" view
+    whose own payloads are decoded too.
+
+    Every payload and stretch is read, each distinct one once, in the order of the text (a level
+    of nesting after the other), until `_READ_BUDGET` characters of them are read; what is left
+    is counted in the result's `unread` (`ScreenViews.overflow`), never dropped silently.
     """
     base = normalize_text(text)
     views: list[ScreenView] = _variants("text", base, (0, len(text)))
     whole = (0, len(text)) if text else (0, 0)
     lowered = base.text
     hinted = _ROT13_HINT.search(lowered) is not None
+    budget = _Budget()
 
     frontier: list[tuple[str, str, tuple[int, int]]] = [("", text, whole)]
+    smuggled = _tag_text(text)
+    if smuggled is not None:  # ASCII written in invisible tag characters: read like a payload
+        hidden, span = smuggled
+        keep = budget.take(len(hidden))
+        if keep:
+            views.extend(_variants("tags", normalize_text(hidden[:keep]), span))
+            frontier.append(("tags", hidden[:keep], span))
     seen: set[str] = set()
     for _ in range(_MAX_DEPTH):
         nxt: list[tuple[str, str, tuple[int, int]]] = []
         for prefix, body, outer in frontier:
-            if len(nxt) >= _MAX_PAYLOADS:
-                break  # at most `_MAX_PAYLOADS` payloads decoded per level of nesting
-            for kind, s, e, decoded in _find_payloads(body, seen, _MAX_PAYLOADS - len(nxt)):
+            for kind, s, e, decoded in _find_payloads(body, seen):
+                if budget.left < _MIN_READING:
+                    budget.unread += 1  # found, and counted, but no longer read
+                    continue
+                payload = normalize_text(decoded)
+                rotated = _payload_rot13(payload, hinted)
+                keep = budget.take(len(decoded), 2 if rotated else 1)
+                if not keep:
+                    continue
+                if keep < len(decoded):
+                    decoded = decoded[:keep]
+                    payload = normalize_text(decoded)
                 source = f"{prefix}>{kind}" if prefix else kind
                 span = (s, e) if not prefix else outer
-                payload = normalize_text(decoded)
                 readings = _variants(source, payload, span)
-                if _WORD.search(payload.text) and (
-                    _reads_rot13(payload.text) or (hinted and _english_ratio(payload.text) < 0.15)
-                ):
+                if rotated:
                     # the likelier reading first: a reader that takes only the first few views
                     # (the sentence-embedding model of unsafe_text) should not spend one on the rot13
                     readings = _variants(f"{source}>rot13", _rot13_reading(payload), span) + readings
@@ -751,5 +846,8 @@ def screen_views(text: str) -> tuple[ScreenView, ...]:
             views.extend(_variants("rot13", _rot13_reading(base), whole))
         else:
             for s, e in _rot13_runs(lowered):
-                views.extend(_variants("rot13", _rot13_reading(base, s, e), base.to_original(s, e)))
-    return tuple(v for v in views if v.text)
+                keep = budget.take(e - s)
+                if keep:
+                    end = s + keep
+                    views.extend(_variants("rot13", _rot13_reading(base, s, end), base.to_original(s, end)))
+    return ScreenViews((v for v in views if v.text), budget.unread)
