@@ -30,6 +30,7 @@ __all__ = [
     "SAMPLE_PII_VALUES",
     "assert_detector_contract",
     "assert_no_pii",
+    "found_spans",
     "gradient_image",
     "make_context",
     "modality_of",
@@ -141,6 +142,14 @@ def assert_no_pii(findings: Iterable[Finding], pii_values: Iterable[str]) -> Non
         for value in values:
             for form in _variants(value):
                 _check(form not in exposed, f"{f.detector}: a raw PII value appears in a finding")
+
+
+def found_spans(detector: Detector, text: str, ctx: DetectionContext | None = None) -> list[tuple[str, str]]:
+    """(entity type or category, the original text under the span) for each finding with a span,
+    after checking that no finding exposes those texts (`assert_no_pii`)."""
+    found = detector.detect(TextItem(text), ctx or make_context())
+    assert_no_pii(found, [text[f.span[0] : f.span[1]] for f in found if f.span])
+    return [(str(f.evidence.get("entity_type", f.category)), text[f.span[0] : f.span[1]]) for f in found if f.span]
 
 
 def _check_finding(detector: Detector, item: Item, f: Any) -> None:

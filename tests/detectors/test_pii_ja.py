@@ -8,7 +8,7 @@ from detectors.base import TextItem
 from detectors.pii import PresidioPII
 from detectors.pii_ginza import _chunks, has_japanese
 from detectors.pii_ja import my_number_valid
-from detectors.testing import assert_no_pii, make_context
+from detectors.testing import assert_no_pii, found_spans, make_context
 
 TEXT = (
     "田中太郎さんの電話番号は090-1234-5678、住所は〒150-0001 東京都渋谷区神宮前1-2-3です。"
@@ -60,17 +60,9 @@ def test_english_patterns_without_ner(patterns_only: PresidioPII) -> None:
 # ---------------------------------------------------------------- GiNZA for text in Japanese script
 
 
-@pytest.fixture(scope="module")
-def with_ginza() -> PresidioPII:
-    det = PresidioPII()  # the default: English NER, and GiNZA for Japanese script
-    det.load()
-    return det
-
-
-def _found(det: PresidioPII, text: str) -> list[tuple[str, str]]:
-    found = det.detect(TextItem(text), make_context())
-    assert_no_pii(found, [text[f.span[0] : f.span[1]] for f in found if f.span])
-    return [(f.evidence["entity_type"], text[f.span[0] : f.span[1]]) for f in found if f.span]
+@pytest.fixture
+def with_ginza(default_pii: PresidioPII) -> PresidioPII:
+    return default_pii  # one load per session (tests/detectors/conftest.py)
 
 
 @pytest.mark.parametrize(
@@ -85,11 +77,11 @@ def _found(det: PresidioPII, text: str) -> list[tuple[str, str]]:
     ],
 )
 def test_japanese_names_without_honorifics(with_ginza: PresidioPII, text: str, expected: list[tuple[str, str]]) -> None:
-    assert _found(with_ginza, text) == expected
+    assert found_spans(with_ginza, text) == expected
 
 
 def test_honorific_name_and_patterns_with_ginza(with_ginza: PresidioPII) -> None:
-    by_type = dict(_found(with_ginza, TEXT))
+    by_type = dict(found_spans(with_ginza, TEXT))
     assert by_type["PERSON"] == "田中太郎"  # GiNZA's span wins over the honorific pattern's
     assert by_type["JP_PHONE_NUMBER"] == "090-1234-5678"
     assert by_type["JP_MY_NUMBER"] == "123456789018"
@@ -99,12 +91,12 @@ def test_honorific_name_and_patterns_with_ginza(with_ginza: PresidioPII) -> None
 def test_english_model_does_not_guess_on_japanese(with_ginza: PresidioPII) -> None:
     # the English model alone tagged each of these whole prompts as a PERSON
     for text in ("桜の季節をテーマにした短い詩を書いて", "宇宙飛行士が馬に乗っている絵", "動物園のキリン"):
-        assert _found(with_ginza, text) == []
+        assert found_spans(with_ginza, text) == []
 
 
 def test_mixed_script_uses_both_models(with_ginza: PresidioPII) -> None:
     text = "山田太郎に連絡して。John Smithさんにもメールしてください"
-    found = _found(with_ginza, text)
+    found = found_spans(with_ginza, text)
     assert ("PERSON", "山田太郎") in found
     assert any(kind == "PERSON" and "Smith" in value for kind, value in found)
 
@@ -119,9 +111,9 @@ def test_english_text_never_runs_ginza(with_ginza: PresidioPII, monkeypatch: pyt
         return real(text)
 
     monkeypatch.setattr(engine, "japanese", counting)
-    _found(with_ginza, "Hi, I am John Smith, call me on 212-555-0187.")
+    found_spans(with_ginza, "Hi, I am John Smith, call me on 212-555-0187.")
     assert calls == []
-    _found(with_ginza, "山田太郎に連絡して")
+    found_spans(with_ginza, "山田太郎に連絡して")
     assert calls == ["山田太郎に連絡して"]
 
 
@@ -140,7 +132,7 @@ def test_long_japanese_text_is_parsed_in_chunks(with_ginza: PresidioPII, monkeyp
     monkeypatch.setattr(pii_ginza, "_CHUNK_CHARS", 40)
     text = "今日は晴れています。" * 8 + "山田太郎に連絡して。" + "明日は雨です。" * 3
     assert len(pii_ginza._chunks(text)) > 2
-    assert ("PERSON", "山田太郎") in _found(with_ginza, text)
+    assert ("PERSON", "山田太郎") in found_spans(with_ginza, text)
 
 
 def test_has_japanese() -> None:

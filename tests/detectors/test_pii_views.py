@@ -14,24 +14,15 @@ from detectors.base import TextItem
 from detectors.normalize import INVISIBLE_CHARS
 from detectors.pii import PresidioPII
 from detectors.pii_views import MappedText, analysis_copy, latin_view, payload_views
-from detectors.testing import assert_no_pii, make_context
+from detectors.testing import assert_no_pii, found_spans, make_context
 
 EMAIL = "john.smith@example.com"
 FULL_WIDTH_EMAIL = "ｊｏｈｎ．ｓｍｉｔｈ＠ｅｘａｍｐｌｅ．ｃｏｍ"
 
 
-@pytest.fixture(scope="module")
-def detector() -> PresidioPII:
-    det = PresidioPII()
-    det.load()
-    return det
-
-
-def _found(det: PresidioPII, text: str) -> list[tuple[str, str]]:
-    """(entity type, the original text under the span) for each finding."""
-    found = det.detect(TextItem(text), make_context())
-    assert_no_pii(found, [text[f.span[0] : f.span[1]] for f in found if f.span])
-    return [(f.evidence["entity_type"], text[f.span[0] : f.span[1]]) for f in found if f.span]
+@pytest.fixture
+def detector(default_pii: PresidioPII) -> PresidioPII:
+    return default_pii  # one load per session (tests/detectors/conftest.py)
 
 
 # ---------------------------------------------------------------- analysis_copy
@@ -157,7 +148,7 @@ def test_no_payload_looked_for_in_ordinary_text(monkeypatch: pytest.MonkeyPatch)
 def test_obfuscated_values_are_found_on_their_original_span(
     detector: PresidioPII, text: str, entity: str, value: str
 ) -> None:
-    found = _found(detector, text)
+    found = found_spans(detector, text)
     assert (entity, value) in found
     kinds = {kind for kind, _ in found}
     assert "URL" not in kinds  # not the pieces of a split e-mail address
