@@ -10,9 +10,12 @@ from starlette.datastructures import FormData
 
 from gateway.errors import BadRequest, Forbidden, GatewayFault, PayloadTooLarge, Unauthorized
 from gateway.keys import Principal
+from gateway.logs import get_logger
 from gateway.policy import PolicyError
 from gateway.services import Services
 from gateway.trace import Trace
+
+log = get_logger("mamori.access")
 
 
 def get_services(request: Request) -> Services:
@@ -74,7 +77,23 @@ def authorize(svc: Services, principal: Principal, endpoint: str, request: Reque
         trace.decisions.append({"stage": "access", **decision.to_dict(), "input": doc})
     if decision.action != "allow":
         codes = ", ".join(r.code for r in decision.reasons) or "access.denied"
+        if trace is None:  # a governed call's record (the middleware's) holds this decision already
+            _audit_denial(svc, principal, endpoint, request, [r.code for r in decision.reasons])
         raise Forbidden(f"role {principal.role!r} may not call {endpoint} ({codes})", code="forbidden")
+
+
+def _audit_denial(svc: Services, principal: Principal, endpoint: str, request: Request, codes: list[str]) -> None:
+    """A refused call to an administrative or reading endpoint is audited like a refused request.
+    A failing audit write does not turn the 403 into something else: the call is refused anyway."""
+    try:
+        svc.audit.append(
+            "access.denied",
+            {"by": principal.to_policy(), "endpoint": endpoint, "method": request.method, "reasons": codes},
+            request_id=getattr(request.state, "request_id", None),
+            tenant=principal.tenant,
+        )
+    except Exception as exc:  # the refusal stands; the failure is logged
+        log.error("access.denied_not_audited", endpoint=endpoint, error=type(exc).__name__)
 
 
 def access(endpoint: str) -> Any:

@@ -273,3 +273,15 @@ def test_cli_refuses_malformed_yaml(tmp_path: Path) -> None:
     bad.write_text("names: [ {name: Unclosed, kind: person\n")
     out = CliRunner().invoke(app, ["protected-names", "import", str(bad), "--data-dir", str(tmp_path)])
     assert out.exit_code == 2 and "nothing was registered" in out.output
+
+
+def test_a_refused_administrative_call_is_audited(gateway: Any) -> None:
+    before = len(_records(gateway, "access.denied"))
+    r = gateway.client.post(
+        "/v1/protected-names", json={"names": [{"name": "X Y", "kind": "person"}]}, headers=gateway.auth("requester")
+    )
+    assert r.status_code == 403
+    denied = _records(gateway, "access.denied")
+    assert len(denied) == before + 1
+    assert denied[-1]["endpoint"] == "protected.write" and denied[-1]["by"]["role"] == "requester"
+    assert "X Y" not in json.dumps(denied[-1])  # the refused body is not recorded
