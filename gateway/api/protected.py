@@ -21,10 +21,11 @@ from PIL.Image import Image
 from starlette.datastructures import UploadFile
 
 from gateway.api.deps import CanReadProtected, CanWriteProtected, ServicesDep, read_form
+from gateway.api.registries import audit_change, registering_tenant, visible_to
 from gateway.errors import BadRequest, GatewayFault, NotFound, PayloadTooLarge
-from gateway.keys import InvalidKeyInput, Principal, validate_tenant
+from gateway.keys import Principal
 from gateway.logs import get_logger
-from gateway.protected import PreparedWork, ProtectedWork
+from gateway.protected import PreparedWork
 from gateway.services import Services
 from gateway.uploads import decode_image
 
@@ -35,20 +36,6 @@ MAX_FILES = 64
 _FILE_FIELDS = ("file", "files", "file[]")
 
 
-def _audit(svc: Services, request: Request, principal: Principal, event: str, payload: dict[str, Any]) -> None:
-    svc.audit.append(
-        event,
-        {"by": principal.to_policy(), "via": "api", **payload},
-        request_id=getattr(request.state, "request_id", None),
-        tenant=principal.tenant,
-    )
-
-
-def _visible(principal: Principal, work: ProtectedWork) -> bool:
-    """Admins see every work; others their tenant's and those registered for every tenant."""
-    return principal.role == "admin" or work.tenant is None or work.tenant == principal.tenant
-
-
 @router.post("", summary="Register protected reference images (multipart 'file' parts); all or nothing")
 async def add_protected(request: Request, svc: ServicesDep, principal: CanWriteProtected) -> dict[str, Any]:
     try:
@@ -57,18 +44,18 @@ async def add_protected(request: Request, svc: ServicesDep, principal: CanWriteP
     except (BadRequest, PayloadTooLarge) as exc:
         rejected = (exc.mamori or {}).get("rejected", [])
         payload = {"code": exc.code, "param": exc.param, "message": exc.message, "rejected": rejected}
-        await asyncio.to_thread(_audit, svc, request, principal, "protected.rejected", payload)
+        await asyncio.to_thread(audit_change, svc, request, principal, "protected.rejected", payload)
         raise
     works = [w.summary() for w in prepared]
     # the record first: a crash after it leaves at most a record of works not stored, never the reverse
-    await asyncio.to_thread(_audit, svc, request, principal, "protected.add", {"works": works})
+    await asyncio.to_thread(audit_change, svc, request, principal, "protected.add", {"works": works})
     try:
         stored = await asyncio.to_thread(svc.protected.store, prepared)
     except Exception as exc:
         log.exception("protected.store_failed", error=type(exc).__name__)
         failed = {"works": [w["id"] for w in works], "error": type(exc).__name__}
         try:
-            await asyncio.to_thread(_audit, svc, request, principal, "protected.add_failed", failed)
+            await asyncio.to_thread(audit_change, svc, request, principal, "protected.add_failed", failed)
         except Exception as audit_exc:  # the record of the attempt stands; the answer still says nothing was stored
             log.error("protected.add_failed_not_audited", error=type(audit_exc).__name__)
         raise GatewayFault("the works could not be stored; none was stored", code="protected_store_failed") from exc
@@ -81,14 +68,7 @@ async def _read_request(
     """The tenant the works are for, and each file part as (position, file name, bytes)."""
     form = await read_form(request, max_files=MAX_FILES, max_fields=8)
     tenant_field = form.get("tenant")
-    tenant = str(tenant_field) if isinstance(tenant_field, str) and tenant_field else None
-    if principal.role != "admin":
-        tenant = principal.tenant  # only admins register works for every tenant or for others
-    if tenant is not None:
-        try:
-            validate_tenant(tenant)
-        except InvalidKeyInput as exc:
-            raise BadRequest(str(exc), code="invalid_tenant", param="tenant") from exc
+    tenant = registering_tenant(principal, tenant_field if isinstance(tenant_field, str) else None)
     files = [v for k, v in form.multi_items() if k in _FILE_FIELDS and isinstance(v, UploadFile)]
     if not files:
         raise BadRequest("send one or more images as 'file' parts", code="missing_file", param="file")
@@ -153,6 +133,6 @@ async def list_protected(
 @router.get("/{work_id}", summary="One protected work, by the id a copyright finding names")
 async def get_protected(work_id: str, svc: ServicesDep, principal: CanReadProtected) -> dict[str, Any]:
     work = await asyncio.to_thread(svc.protected.get, work_id)
-    if work is None or not _visible(principal, work):
+    if work is None or not visible_to(principal, work.tenant):
         raise NotFound(f"no protected work {work_id!r}", code="protected_work_not_found", param="work_id")
     return work.to_dict()

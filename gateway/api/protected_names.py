@@ -20,37 +20,24 @@ from fastapi import APIRouter, Query, Request
 
 from gateway.api.bodies import load_json
 from gateway.api.deps import CanReadProtected, CanWriteProtected, ServicesDep
+from gateway.api.registries import audit_change, registering_tenant, visible_to
 from gateway.errors import BadRequest, Conflict, GatewayFault, MamoriError, NotFound
-from gateway.keys import InvalidKeyInput, Principal, validate_tenant
+from gateway.keys import Principal
 from gateway.protected_names import DuplicateName, ProtectedNameRegistry
 from gateway.services import Services
 
 router = APIRouter(prefix="/v1/protected-names", tags=["protected names"])
 
 
-async def _audit(svc: Services, request: Request, principal: Principal, kind: str, body: dict[str, Any]) -> None:
-    await asyncio.to_thread(
-        svc.audit.append,
-        kind,
-        {"by": principal.to_policy(), **body},
-        request_id=getattr(request.state, "request_id", None),
-        tenant=principal.tenant,
-    )
+async def _audit(svc: Services, request: Request, principal: Principal, event: str, payload: dict[str, Any]) -> None:
+    await asyncio.to_thread(audit_change, svc, request, principal, event, payload)
 
 
 def _tenant_for(principal: Principal, payload: dict[str, Any]) -> str | None:
     raw = payload.get("tenant")
     if raw is not None and not isinstance(raw, str):
         raise BadRequest("tenant must be a string", code="invalid_tenant", param="tenant")
-    tenant = raw or None
-    if principal.role != "admin":
-        return principal.tenant  # only admins register names for every tenant or for others
-    if tenant is not None:
-        try:
-            validate_tenant(tenant)
-        except InvalidKeyInput as exc:
-            raise BadRequest(str(exc), code="invalid_tenant", param="tenant") from exc
-    return tenant
+    return registering_tenant(principal, raw)
 
 
 @router.post("", summary="Register protected names (all or none)")
@@ -101,14 +88,10 @@ async def list_names(
     return {"object": "list", "data": [n.to_dict() for n in names], "total": total, "limit": limit, "offset": offset}
 
 
-def _visible(principal: Principal, tenant: str | None) -> bool:
-    return principal.role == "admin" or tenant is None or tenant == principal.tenant
-
-
 @router.get("/{registry_id}", summary="One protected name")
 async def get_name(registry_id: str, svc: ServicesDep, principal: CanReadProtected) -> dict[str, Any]:
     found = await asyncio.to_thread(svc.protected_names.get, registry_id)
-    if found is None or not _visible(principal, found.entry.tenant):
+    if found is None or not visible_to(principal, found.entry.tenant):
         raise NotFound(f"no protected name {registry_id!r}", code="not_found", param="id")
     return found.to_dict()
 
