@@ -35,6 +35,7 @@ __all__ = [
     "ScreenViews",
     "fold_leet",
     "fold_map",
+    "has_payload_shape",
     "join_spaced",
     "normalize_text",
     "rot13",
@@ -617,6 +618,12 @@ def _english_ratio(text: str) -> float:
     if not words:
         return 0.0
     return sum(1 for w in words if w in _COMMON) / len(words)
+
+
+def has_payload_shape(text: str) -> bool:
+    """Whether `text` holds a token shaped like a payload `screen_views` decodes (base64, hex),
+    decodable or not: a cheap test before asking for the views."""
+    return _BASE64.search(text) is not None or _HEX.search(text) is not None
 
 
 def _payloads(text: str, seen: set[str]) -> Iterator[tuple[str, int, int, str]]:

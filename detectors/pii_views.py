@@ -26,7 +26,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from detectors.normalize import INVISIBLE, screen_views, visible_nfkc
+from detectors.normalize import INVISIBLE, has_payload_shape, screen_views, visible_nfkc
 
 __all__ = ["MappedText", "Payload", "analysis_copy", "latin_view", "payload_views"]
 
@@ -40,11 +40,6 @@ _CJK = re.compile(
     r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7a3]"
 )
 
-# a token that may be an encoded payload (the shapes `detectors.normalize` decodes, loosely)
-_PAYLOAD_TOKEN = re.compile(
-    r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])"
-    r"|(?<!\w)[0-9a-fA-F]{2}(?:[ :]?[0-9a-fA-F]{2}){7,}(?!\w)"
-)
 #: view sources that re-read the text or a payload rather than decode one
 _READINGS = frozenset({"text", "spaced", "words", "leet", "rot13"})
 
@@ -104,7 +99,7 @@ class Payload:
 def payload_views(text: str, copy: MappedText | None = None) -> list[Payload]:
     """The payloads of `text` that `screen_views` decodes; none looked for without a token shaped
     like one in `text` or in its `copy` (`analysis_copy`: a token split by a zero-width space)."""
-    if _PAYLOAD_TOKEN.search(text) is None and (copy is None or _PAYLOAD_TOKEN.search(copy.text) is None):
+    if not has_payload_shape(text) and (copy is None or not has_payload_shape(copy.text)):
         return []
     out: list[Payload] = []
     seen: set[tuple[str, tuple[int, int]]] = set()
