@@ -391,7 +391,8 @@ def merge_reasons(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     return out
 
 
-def _most_severe(actions: Sequence[str]) -> str:
+def most_severe(actions: Sequence[str]) -> str:
+    """The most severe of policy actions (block > escalate > redact > allow; an unknown one counts as a block)."""
     return max(actions, key=lambda a: _SEVERITY.get(a, 3))
 
 
@@ -477,8 +478,8 @@ async def run_image_job(svc: Services, trace: Trace, principal: Principal, job: 
     for findings in per_image:
         all_findings += findings
     floor = "escalate" if pre.action == "escalate" else "allow"
-    actions = [_most_severe([d.action, floor]) for d in image_decisions]
-    overall = _most_severe(actions)
+    actions = [most_severe([d.action, floor]) for d in image_decisions]
+    overall = most_severe(actions)
     if overall == "block":
         # the request is refused: nothing is signed or kept, not even its allowed images
         trace.assets = [{"index": i, "status": "refused", "seed": g.seed} for i, g in enumerate(images)]

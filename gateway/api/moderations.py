@@ -38,7 +38,7 @@ from gateway.api.bodies import load_json
 from gateway.api.deps import CanGenerate, ServicesDep
 from gateway.errors import BadRequest, GatewayFault
 from gateway.keys import Principal
-from gateway.pipeline import StageFault, decide, detection_context, run_detector
+from gateway.pipeline import StageFault, decide, detection_context, most_severe, run_detector
 from gateway.services import Services
 from gateway.trace import Trace
 from gateway.uploads import decode_image
@@ -276,18 +276,10 @@ async def create_moderation(request: Request, svc: ServicesDep, principal: CanGe
         "timings_ms": trace.timings_ms,
     }
     trace.http_status = 200
-    trace.decision = _most_severe([r["decision"] for r in mamori_results])
+    trace.decision = most_severe([r["decision"] for r in mamori_results])
     await asyncio.to_thread(_audit, svc, trace, inputs, mamori, None)
     body = {"id": "modr-" + uuid.uuid4().hex, "model": model, "results": results, "mamori": mamori}
     return JSONResponse(body)
-
-
-_SEVERITY: dict[str, int] = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
-
-
-def _most_severe(actions: list[str]) -> str:
-    """The overall decision of a call, for its audit record (an unknown action counts as a block)."""
-    return max(actions, key=lambda a: _SEVERITY.get(a, 3))
 
 
 def _input_digests(groups: list[list[tuple[str, Any]]]) -> list[list[dict[str, Any]]]:
