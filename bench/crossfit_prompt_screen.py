@@ -71,9 +71,8 @@ def held_out_readings(args: argparse.Namespace) -> list[dict[str, Any]]:
     x = det.features(texts, vecs)
     # the auxiliary rows near an odd row are dropped, as in training
     odd_vecs = training.cached_embeddings(det, odd, ["odd rows"] * len(odd), cache)
-    aux = np.array([g.startswith("aux:") for g in groups])
     keep = np.ones(len(y), dtype=bool)
-    keep[np.flatnonzero(aux)[(vecs[aux] @ odd_vecs.T).max(axis=1) >= 0.9]] = False
+    keep[training.aux_near(vecs, groups, odd_vecs)] = False
     x, y, vecs = x[keep], y[keep], vecs[keep]
     texts = [t for t, k in zip(texts, keep, strict=True) if k]
     groups = [g for g, k in zip(groups, keep, strict=True) if k]
@@ -91,8 +90,7 @@ def held_out_readings(args: argparse.Namespace) -> list[dict[str, Any]]:
         test = scored[test_pos]
         # as for the odd rows in training: auxiliary rows that near-copy a held-out prompt (some
         # sets rephrase AdvBench or HarmBench) stay out of this fold's training
-        aux_rows = np.flatnonzero([g.startswith("aux:") for g in groups])
-        near = aux_rows[(vecs[aux_rows] @ vecs[test].T).max(axis=1) >= 0.9]
+        near = training.aux_near(vecs, groups, vecs[test])
         train = np.setdiff1d(np.arange(len(y)), np.concatenate([test, near]))
         train_groups = [groups[i] for i in train]
         oof = training.out_of_fold("mlp", 1.0, x[train], y[train], w[train], list(strata[train]), args.seed)

@@ -51,7 +51,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from eval_detectors import prompt_sets  # noqa: E402
-from train_prompt_head import FPR_SETS, RECALL_SETS, cached_embeddings, sample_weights, training_rows  # noqa: E402
+from train_prompt_head import (  # noqa: E402
+    FPR_SETS,
+    RECALL_SETS,
+    aux_near,
+    cached_embeddings,
+    sample_weights,
+    training_rows,
+)
 
 from detectors.embeddings import resolve_model_path  # noqa: E402
 from detectors.normalize import screen_views  # noqa: E402
@@ -273,10 +280,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     cache = out / "cache"
     vecs = cached_embeddings(det, texts, groups, cache)
     odd_vecs = cached_embeddings(det, odd, ["odd rows"] * len(odd), cache)
-    aux = np.array([g.startswith("aux:") for g in groups])
-    near = (vecs[aux] @ odd_vecs.T).max(axis=1) >= 0.9
     keep = np.ones(len(y), dtype=bool)
-    keep[np.flatnonzero(aux)[near]] = False
+    keep[aux_near(vecs, groups, odd_vecs)] = False
     print(f"dropped {int((~keep).sum())} auxiliary rows near an odd row")
     texts = [t for t, k in zip(texts, keep, strict=True) if k]
     groups = [g for g, k in zip(groups, keep, strict=True) if k]

@@ -178,6 +178,15 @@ def cached_embeddings(det: UnsafeText, texts: list[str], groups: list[str], cach
     return out
 
 
+def aux_near(vecs: np.ndarray, groups: list[str], targets: np.ndarray) -> np.ndarray:
+    """Indices of the auxiliary rows whose embedding lies within cosine 0.9 of one of `targets`
+    (unit vectors): near-copies of an evaluated prompt, which training must not see."""
+    aux = np.flatnonzero([g.startswith("aux:") for g in groups])
+    if not aux.size or not len(targets):
+        return aux[:0]
+    return aux[(vecs[aux] @ targets.T).max(axis=1) >= 0.9]
+
+
 # ---------------------------------------------------------------- model
 
 
@@ -291,10 +300,8 @@ def main() -> None:
     x = det.features(texts, vecs)
     if not args.eval_sets_only:
         odd_vecs = cached_embeddings(det, odd, ["odd rows"] * len(odd), Path(args.cache))
-        aux = np.array([g.startswith("aux:") for g in groups])
-        near = (vecs[aux] @ odd_vecs.T).max(axis=1) >= 0.9
         keep = np.ones(len(y), dtype=bool)
-        keep[np.flatnonzero(aux)[near]] = False
+        keep[aux_near(vecs, groups, odd_vecs)] = False
         dropped = Counter(g for g, k in zip(groups, keep, strict=True) if not k)
         print(f"  dropped {int((~keep).sum())} auxiliary rows near an odd row: {dict(dropped)}")
         x, y = x[keep], y[keep]
