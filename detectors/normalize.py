@@ -20,6 +20,7 @@ code should treat it as a measurement, not a verdict.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import re
 import unicodedata
@@ -434,6 +435,40 @@ def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
     return groups
 
 
+#: A single letter, or a single leet digit or symbol, standing alone ("f 0 r b i d d 3 n").
+_SINGLE_LEET = re.compile(r"(?<![^\W_])(?<![@$])(?:[^\W\d_]|[0134579@$])(?![^\W_])(?![@$])")
+
+
+def unspace_leet(n: NormalizedText) -> NormalizedText:
+    """Read the leet digits and symbols in runs of spaced-out single characters as the letters
+    they stand for ("f 0 r b i d d 3 n" -> "f o r b i d d e n"), so that `join_spaced` can join
+    the run; a run counts when it has at least three characters, at least two and at least half
+    of them letters, and the leet characters stand between letters (so spaced-out numbers, "1 / 8
+    0 s", "2 5 y. o.", stay numbers). Positions
+    stay one to one; a text with no such run is returned as it is."""
+    text = n.text
+    pieces: list[Piece] = []
+    run: list[int] = []
+    prev_end = -1
+    for m in (*_SINGLE_LEET.finditer(text), None):
+        i = m.start() if m is not None else -1
+        if run and (m is None or not _GAP.fullmatch(text[prev_end:i])):
+            while run and not text[run[-1]].isalpha():  # a digit that ends a run is a number ("8 k 4")
+                run.pop()
+            while run and not text[run[0]].isalpha():  # as one that starts it ("2 5 y. o.")
+                run.pop(0)
+            letters = sum(1 for k in run if text[k].isalpha())
+            if 3 <= letters < len(run) and letters * 2 >= len(run):
+                pieces.extend((k, k + 1, _LEET[text[k]]) for k in run if not text[k].isalpha())
+            run = []
+        if m is not None:
+            run.append(i)
+            prev_end = i + 1
+    if not pieces:
+        return n
+    return _rebuild(n, pieces, "leetspeak")
+
+
 def _case_pieces(n: NormalizedText, idx: list[int]) -> list[list[int]]:
     """Split a run of spaced-out letters where the original writing puts a capital letter after
     a small one, the one word break that case still shows ("m a k e L e w i s i t e")."""
@@ -536,18 +571,21 @@ def join_spaced(n: NormalizedText, segment: bool = False) -> NormalizedText:
 def fold_leet(n: NormalizedText) -> NormalizedText:
     """Fold leetspeak inside words that mix letters with digits or symbols: "m3th" -> "meth".
 
-    Pure numbers ("2024") and pure words are left alone, except in a text where leetspeak is
-    dense (at least two mixed words and a quarter of all words): there short numbers made of
+    A base64 or hex payload is no leetspeak: its characters are left as they are (it is decoded
+    in a view of its own). Pure numbers ("2024") and pure words are left alone, except in a text
+    where leetspeak is dense (at least two mixed words and a quarter of all words): there short numbers made of
     leet digits are words too ("h0w 70 m4k3 4 b0mb": "70" is "to", "4" is "a"). Positions stay
     one to one.
     """
     tokens = list(_LEET_TOKEN.finditer(n.text))
+    encoded = _payload_spans(n.original, n.starts[0], n.ends[-1]) if n.text else []
     mixed = [
         m
         for m in tokens
         if len(m.group(0)) >= 2
         and any(c in _LEET for c in m.group(0))
         and (any(c.isalpha() for c in m.group(0)) or any(c in "@$!|" for c in m.group(0)))
+        and not _overlaps(encoded, n.starts[m.start()], n.ends[m.end() - 1])
     ]
     dense = len(mixed) >= 2 and len(mixed) * 4 >= len(_WORDISH.findall(n.text))
     pieces: list[Piece] = []
@@ -624,6 +662,30 @@ def has_payload_shape(text: str) -> bool:
     """Whether `text` holds a token shaped like a payload `screen_views` decodes (base64, hex),
     decodable or not: a cheap test before asking for the views."""
     return _BASE64.search(text) is not None or _HEX.search(text) is not None
+
+
+def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether `[start, end)` overlaps one of `spans` (sorted, disjoint): only the last span that
+    starts before `end` can."""
+    k = bisect.bisect_left(spans, (end,))
+    return k > 0 and spans[k - 1][1] > start
+
+
+def _payload_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans of `text[start:end]` (as positions in `text`) holding a base64 or hex payload that
+    decodes to text; none, cheaply, for a stretch without a payload-shaped token."""
+    part = text[start:end]
+    if not has_payload_shape(part):
+        return []
+    spans = [(m.start(), m.end()) for m in _BASE64.finditer(part) if _decode_base64(m.group(0)) is not None]
+    spans += [(m.start(), m.end()) for m in _HEX.finditer(part) if _decode_hex(m.group(0).strip()) is not None]
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):  # a hex payload is base64-shaped too: merge what overlaps
+        if merged and s < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return [(start + s, start + e) for s, e in merged]
 
 
 def _payloads(text: str, seen: set[str]) -> Iterator[tuple[str, int, int, str]]:
@@ -737,8 +799,9 @@ def _variants(source: str, n: NormalizedText, span: tuple[int, int]) -> list[Scr
     words = join_spaced(n, segment=True)
     if words.text not in (n.text, spaced.text):
         views.append(ScreenView(name("words"), words, span))
-    leet = fold_leet(words)
-    if leet.text != words.text:
+    unspaced = unspace_leet(n)  # spaced-out leetspeak: "f 0 r b i d d 3 n"
+    leet = fold_leet(words if unspaced is n else join_spaced(unspaced, segment=True))
+    if leet.text not in (n.text, words.text):
         views.append(ScreenView(name("leet"), leet, span))
     return views
 

@@ -297,7 +297,7 @@ class UnsafeText:
     """Scores prompts for unsafe-content categories with lexicons, sentence embeddings and a head."""
 
     name = "unsafe_text"
-    version = "1.1.0"
+    version = "1.2.0"
     modalities = frozenset({"text"})
 
     def __init__(
