@@ -131,6 +131,78 @@ hits contains {
 	not f.score >= lib.thresholds.unsafe_text_block
 }
 
+# Stereotypes (bias_text) in generated text go to review, as they do in a prompt.
+hits contains {
+	"action": "escalate",
+	"code": "output.stereotype_review",
+	"detector": "bias_text",
+	"message": concat("", [
+		"the generated text pins a stereotype on a group (",
+		lib.label(object.get(f, ["evidence", "group"], "unknown")),
+		")",
+	]),
+	"review_category": "bias",
+} if {
+	some f in input.findings
+	f.detector == "bias_text"
+	f.category == "stereotype"
+	f.score >= lib.thresholds.bias_text_review
+}
+
+# Protected names in generated text, as in a prompt: a protected real person in sexual, violent or
+# defamatory generated text is refused; any other protected person, brand or character the answer
+# names goes to review (a model that puts a character or a brand into its answer unasked).
+protected_name(f) if {
+	f.detector == "protected_names"
+	f.category == "protected_name"
+	f.score >= lib.thresholds.protected_name
+}
+
+harmful_with_person if {
+	some f in input.findings
+	f.detector == "unsafe_text"
+	f.category in {"sexual", "violence", "real_person"}
+	f.score >= lib.thresholds.unsafe_text_review
+}
+
+hits contains {
+	"action": "block",
+	"code": "output.protected_person_harm",
+	"detector": "protected_names",
+	"message": "the generated text puts a protected real person in sexual, violent or defamatory content",
+} if {
+	some f in input.findings
+	protected_name(f)
+	object.get(f, ["evidence", "kind"], "") == "person"
+	harmful_with_person
+}
+
+hits contains {
+	"action": "escalate",
+	"code": "output.protected_name",
+	"detector": "protected_names",
+	"message": concat("", ["the generated text names a protected ", lib.label(object.get(f, ["evidence", "kind"], "name"))]),
+	"review_category": "protected_name",
+} if {
+	some f in input.findings
+	protected_name(f)
+}
+
+# Instructions aimed at the next model in generated text (an answer that would carry a prompt
+# injection into an agent or a later turn) go to review. Only at the block threshold: an answer
+# that explains what a jailbreak is reads like one at lower scores.
+hits contains {
+	"action": "escalate",
+	"code": "output.injection_review",
+	"detector": "jailbreak",
+	"message": "the generated text carries instructions that override a model's rules and needs review",
+	"review_category": "jailbreak",
+} if {
+	some f in input.findings
+	f.detector == "jailbreak"
+	f.score >= lib.thresholds.jailbreak_block
+}
+
 # Personal data in generated text is redacted on the prompt's threshold (thresholds.pii), for the
 # identifier types in data.mamori.output_pii_entities. Names, places, dates and nationalities are
 # left out by default: an answer about history or travel is full of them, and a prompt's own PII

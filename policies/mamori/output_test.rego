@@ -191,6 +191,43 @@ test_generated_sexual_minors_text_hits_the_floor if {
 	chat_codes([unsafe("sexual_minors", 0.6)]) == {"output.floor", "output.unsafe_text_review"}
 }
 
+stereotype(score) := {"detector": "bias_text", "category": "stereotype", "score": score, "evidence": {"group": "women"}}
+
+test_stereotype_in_generated_text_escalates if {
+	some h in chat_hits([stereotype(1.0)])
+	h.code == "output.stereotype_review"
+	h.action == "escalate"
+	h.message == "the generated text pins a stereotype on a group (women)"
+	chat_obligations([stereotype(1.0)]) == {"review": {"approvals": 1, "priority": "normal", "deadline_s": 86400, "category": "bias"}}
+}
+
+test_weak_stereotype_in_generated_text_ignored if {
+	chat_codes([stereotype(0.69)]) == set()
+}
+
+named(kind) := {"detector": "protected_names", "category": "protected_name", "score": 1.0, "evidence": {"kind": kind, "id": "p1", "name": "X"}}
+
+test_protected_name_in_generated_text_escalates if {
+	chat_codes([named("brand")]) == {"output.protected_name"}
+	some h in chat_hits([named("character")])
+	h.message == "the generated text names a protected character"
+}
+
+test_protected_person_in_harmful_generated_text_blocks if {
+	chat_codes([named("person"), unsafe("real_person", 0.7)]) == {
+		"output.protected_person_harm", "output.protected_name", "output.unsafe_text_review",
+	}
+	# a brand in the same text is reviewed, not refused
+	chat_codes([named("brand"), unsafe("violence", 0.7)]) == {"output.protected_name", "output.unsafe_text_review"}
+}
+
+injection(score) := {"detector": "jailbreak", "category": "jailbreak", "score": score, "evidence": {"kinds": ["override"]}}
+
+test_injection_in_generated_text_escalates_only_when_clear if {
+	chat_codes([injection(0.8)]) == {"output.injection_review"}
+	chat_codes([injection(0.79)]) == set()
+}
+
 pii(entity, score) := {"detector": "pii", "category": "pii", "score": score, "evidence": {"entity_type": entity}}
 
 test_pii_in_generated_text_is_redacted if {
