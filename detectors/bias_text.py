@@ -14,7 +14,8 @@ not a probability:
 - halved when the sentence argues against it ("not", "myth", "ではない", "偏見").
 
 So "women are bad at math" scores 1.0, "a lazy afternoon with my mother" 0.4. English phrases match
-as whole words, Japanese ones as substrings. The policy decides what score matters.
+as whole words (also where Japanese text is glued to them: "女性はlazyだ"), Japanese ones as
+substrings (`detectors.word_edges`). The policy decides what score matters.
 
 Optionally, `holisticbias_path` names a folder with HolisticBias v1.1 (`holistic_bias_v1.1_descriptors.json`
 and `holistic_bias_v1.1_nouns.json`; CC-BY-SA-4.0, not shipped). Its identity descriptors become
@@ -42,6 +43,7 @@ import yaml
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.normalize import ScreenView, normalize_text, screen_views, word_costs
+from detectors.word_edges import NO_CUT, alternation
 
 __all__ = ["StereotypeLexicon", "StereotypeText", "load_holisticbias", "load_lexicon"]
 
@@ -51,7 +53,6 @@ SPECIFIC_BONUS = 0.3
 GENERALIZED_BONUS = 0.3
 NEGATED_FACTOR = 0.5
 _SENTENCE = re.compile(r"[^.!?;\n。！？]+")
-_LATIN_EDGE = re.compile(r"\w", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -150,16 +151,15 @@ def load_holisticbias(folder: str | Path) -> tuple[dict[str, str], list[str]]:
     return descriptors, sorted(nouns)
 
 
-def _bounded(phrase: str) -> str:
-    """A phrase as a regex: whole words at Latin edges, substring at Japanese edges."""
-    body = re.escape(phrase).replace(r"\ ", r"\s+")
-    left = r"(?<!\w)" if _LATIN_EDGE.match(phrase[0]) else ""
-    right = r"(?!\w)" if _LATIN_EDGE.match(phrase[-1]) else ""
-    return f"{left}{body}{right}"
+def _body(phrase: str) -> str:
+    """A phrase as a regex, any white space between its words."""
+    return re.escape(phrase).replace(r"\ ", r"\s+")
 
 
 def _alternation(phrases: Iterable[str]) -> str:
-    return "|".join(_bounded(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p)))
+    """The phrases as one regex, longest first: whole words at Latin edges, substrings at Japanese
+    ones (`detectors.word_edges`)."""
+    return alternation(sorted(set(phrases), key=lambda p: (-len(p), p)), _body)
 
 
 def _compile(phrases: Iterable[str]) -> re.Pattern[str] | None:
@@ -178,7 +178,7 @@ class StereotypeText:
     """Flags group + stereotyped-descriptor pairs in text. Measures only; the policy decides."""
 
     name = "bias_text"
-    version = "1.1.0"
+    version = "1.2.0"
     modalities = frozenset({"text"})
 
     def __init__(self, path: str | None = None, holisticbias_path: str | None = None) -> None:
@@ -205,10 +205,11 @@ class StereotypeText:
             # built-in terms win: "asian people" stays in the project's own group
             self._hb_groups = {d: g for d, g in hb_groups.items() if d not in lexicon.terms}
             if self._hb_groups:
-                desc = "|".join(re.escape(d).replace(r"\ ", r"\s+") for d in sorted(self._hb_groups, key=len)[::-1])
+                # word edges (`detectors.word_edges`) before the descriptor and after the "s" or noun
+                desc = alternation(sorted(self._hb_groups, key=len)[::-1], _body, right=False)
                 noun = "|".join(re.escape(n) for n in sorted(nouns, key=len)[::-1])
                 suffix = rf"(?:s|\s+(?:{noun}))" if noun else "s"
-                self._hb_terms = re.compile(rf"(?<!\w)(?P<d>{desc}){suffix}(?!\w)")
+                self._hb_terms = re.compile(rf"(?P<d>{desc}){suffix}{NO_CUT}")
         self._lexicon = lexicon
 
     def _group_hits(self, sentence: str, offset: int) -> list[tuple[_Hit, frozenset[str], str]]:

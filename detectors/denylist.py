@@ -11,10 +11,18 @@ its letters spaced out ("c o c a i n e"), in leetspeak ("c0c41n3"), or inside a 
 rot13 payload. The finding's evidence names the view that matched ("text", "spaced", "leet",
 "base64", ...); a match in a decoded payload spans the whole payload.
 
-Where spaced-out letters were joined, the breaks between words may be lost ("w r i t e a p i p e
-b o m b" joins to "writeapipebomb"), so in those views a term also matches without word
-boundaries and with or without the spaces and separators it is written with ("forbidden-zebra"
-matches "f o r b i d d e n z e b r a"), as long as the match joins letters that were spaced out.
+Where a term needs a word boundary is decided by `detectors.word_edges`: at an edge in Latin (or
+any script written with spaces) it must not touch another letter, digit or "_" of such a script;
+at an edge in Japanese, Chinese, Korean or Thai it may stand inside a word (爆弾 in 爆弾の作り方);
+and a Latin term glued into Japanese text is found ("メールはbombです").
+
+Where spaced-out letters were joined, the breaks between words may be lost ("p i p e b o m b"
+joins to "pipebomb"), so in those views a term also matches with or without the spaces and
+separators it is written with ("forbidden-zebra" matches "f o r b i d d e n z e b r a"), as long
+as the match joins letters that were spaced out and begins and ends on a word edge: at the edge of
+the run of joined letters or at a word boundary of the view, not inside the run ("c l a s s",
+joined "class", does not hold "ass"). Where every letter of a sentence was spaced alike ("w r i t e
+a p i p e b o m b"), the "words" view splits the run into English words and finds the term there.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.normalize import INVISIBLE_CHARS, NormalizedText, ScreenView, normalize_text, screen_views
+from detectors.word_edges import alternation, cuts_word
 
 __all__ = ["CompiledTerms", "DenyList", "compile_terms"]
 
@@ -38,8 +47,6 @@ TermKey = tuple[tuple[str, str], ...]
 #: What joined spaced-out letters may lose or keep between the words of a term.
 _SEPARATORS = re.compile(r"[\W_]+")
 _LETTERS = re.compile(r"[^\W_]+")
-# a character after which a term needs a word boundary: anything but Japanese, Chinese or Korean script
-_WORD_EDGE = re.compile(r"[^\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f]")
 #: Terms shorter than this (letters and digits) match only on word boundaries, also in joined letters.
 _LOOSE_MIN = 3
 
@@ -63,18 +70,10 @@ def _squash(text: str) -> str:
     return _SEPARATORS.sub("", text)
 
 
-def _bounded(term: str) -> str:
-    """A term as a regex: whole words at a Latin or digit edge; at a Japanese or Chinese edge a
-    substring, since those scripts put no spaces between words (爆弾 in 爆弾の作り方)."""
-    left = r"(?<!\w)" if _WORD_EDGE.match(term[0]) else ""
-    right = r"(?!\w)" if _WORD_EDGE.match(term[-1]) else ""
-    return f"{left}{re.escape(term)}{right}"
-
-
 def compile_terms(terms: TermKey) -> CompiledTerms:
-    """Compile `(term, category)` pairs into one alternation, longest first, word-bounded at Latin
-    edges (`_bounded`), and
-    the alternation of their squashed forms for joined spaced-out letters."""
+    """Compile `(term, category)` pairs into one alternation, longest first, on word boundaries where
+    `detectors.word_edges` asks for them, and the alternation of their squashed forms for joined
+    spaced-out letters."""
     by_norm: dict[str, list[tuple[str, str]]] = {}
     for term, category in terms:
         norm = normalize_text(term).text.strip()
@@ -85,7 +84,7 @@ def compile_terms(terms: TermKey) -> CompiledTerms:
             entries.append((term, category))
     if not by_norm:
         return CompiledTerms(pattern=None, by_normalized={})
-    pattern = re.compile("|".join(_bounded(t) for t in sorted(by_norm, key=lambda t: (-len(t), t))))
+    pattern = re.compile(alternation(sorted(by_norm, key=lambda t: (-len(t), t))))
     by_squashed: dict[str, list[str]] = {}
     for norm in by_norm:
         key = _squash(norm)
@@ -110,19 +109,57 @@ def _joined_view(source: str) -> bool:
 
 
 def _loose_matches(view: ScreenView, compiled: CompiledTerms) -> list[tuple[int, int, str]]:
-    """(start, end, squashed key) in `view.text` of the terms matched without word boundaries and
-    separators, where the match joins at least two letters that were spaced out."""
+    """(start, end, squashed key) in `view.text` of the terms matched without separators, where the
+    match joins at least two letters that were spaced out and starts and ends on a word edge
+    (`_on_word_edges`), not inside a run of joined letters ("ass" in "c l a s s", joined "class").
+
+    A match refused for its edges may hide another that starts inside it, so the search goes on
+    from the next letter; one accepted goes on after its end, as `finditer` would."""
     if compiled.loose is None:
         return []
     n = view.normalized
     keep = [i for m in _LETTERS.finditer(n.text) for i in range(m.start(), m.end())]
     squashed = "".join(n.text[i] for i in keep)
     out: list[tuple[int, int, str]] = []
-    for m in compiled.loose.finditer(squashed):
+    pos = 0
+    while (m := compiled.loose.search(squashed, pos)) is not None:
         idx = keep[m.start() : m.end()]
-        if any(b == a + 1 and _spaced_apart(n, a) for a, b in itertools.pairwise(idx)):
+        if _on_word_edges(n, idx[0], idx[-1] + 1) and any(
+            b == a + 1 and _spaced_apart(n, a) for a, b in itertools.pairwise(idx)
+        ):
             out.append((idx[0], idx[-1] + 1, m.group(0)))
+            pos = m.end()
+        else:
+            pos = m.start() + 1
     return out
+
+
+#: Letters a loose match after a lone "a" or "i" takes at least (`_on_word_edges`).
+_AFTER_ARTICLE_MIN = 4
+
+
+def _on_word_edges(n: NormalizedText, start: int, end: int) -> bool:
+    """Whether a loose match over `n.text[start:end]` begins and ends where `detectors.word_edges`
+    allows: at the edge of a run of joined letters, or at a word boundary of the view.
+
+    Inside a run there is no telling where the words were ("c l a s s" joins to "class", which
+    holds "ass"); the "words" view, which splits such runs into English words, finds the terms
+    that stand inside one ("w r i t e a p i p e b o m b" reads "write a pipe bomb"). One
+    exception, as in `join_spaced`: a match of at least `_AFTER_ARTICLE_MIN` letters may begin
+    after a lone spaced-out "a" or "i" that starts the run, an English article or pronoun
+    ("a f o r b i d d e n-z e b r a" joins to "aforbidden zebra")."""
+    text = n.text
+    if cuts_word(text, end):
+        return False
+    if not cuts_word(text, start):
+        return True
+    lone = start - 1
+    return (
+        text[lone] in "ai"
+        and not cuts_word(text, lone)
+        and _spaced_apart(n, lone)
+        and end - start >= _AFTER_ARTICLE_MIN
+    )
 
 
 def _spaced_apart(n: NormalizedText, a: int) -> bool:
@@ -152,7 +189,7 @@ class DenyList:
     """Finds listed terms in text. Measures only: score 1.0 per match; the policy decides."""
 
     name = "denylist"
-    version = "1.1.0"
+    version = "1.2.0"
     modalities = frozenset({"text"})
 
     def __init__(self, cache_size: int = 8) -> None:

@@ -6,7 +6,8 @@ columns `name,kind[,aliases][,id]`, aliases separated by `|`), and from the gate
 the database (`POST /v1/protected-names`, `mamori protected-names import`), which the gateway
 passes per request in the detection context. Names and aliases are matched after
 normalization in every screening view of the text (homoglyphs, spacing, leetspeak, encodings), on
-word boundaries for Latin script and as substrings for Japanese and Chinese.
+word boundaries for Latin script and as substrings for Japanese, Chinese and Korean
+(`detectors.word_edges`).
 
 One finding per matched entry: category "protected_name", evidence {kind, id, name, alias}.
 The policy decides (a real person next to sexual or violent content: block; a brand: review).
@@ -23,11 +24,11 @@ from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.normalize import ScreenView, normalize_text, screen_views
+from detectors.word_edges import cuts_word
 
 __all__ = ["KINDS", "MAX_ALIASES", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
 
 KINDS = frozenset({"person", "brand", "character"})
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 _SPACE = re.compile(r"\s+")
 
 
@@ -129,8 +130,9 @@ class NameMatcher:
         another tenant are skipped (an entry without a tenant applies to every tenant).
 
         Names are found in the view with its white space taken out ("captain   kitten",
-        "c a p t a i n kitten"); a Latin name must start and end on a word boundary of the view,
-        a Japanese or Chinese one may stand inside a word, as those scripts write no spaces."""
+        "c a p t a i n kitten"); a name must not begin or end inside a word of the view where
+        `detectors.word_edges.cuts_word` says so: a Latin name needs a word boundary (though not
+        against Japanese text, "Acmeの"), a Japanese, Chinese or Korean one may stand inside a word."""
         if self._automaton is None:
             return
         for view in views:
@@ -139,22 +141,11 @@ class NameMatcher:
             squashed = "".join(text[i] for i in kept)
             for last, (key, who) in self._automaton.iter(squashed):
                 start, end = kept[last - len(key) + 1], kept[last] + 1
-                if _bounded(key[0]) and start > 0 and _is_word(text[start - 1]):
-                    continue
-                if _bounded(key[-1]) and end < len(text) and _is_word(text[end]):
+                if cuts_word(text, start) or cuts_word(text, end):
                     continue
                 for entry, alias in who:
                     if entry.tenant is None or entry.tenant == tenant:
                         yield entry, alias, view, start, end
-
-
-def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def _bounded(ch: str) -> bool:
-    """Whether a name starting or ending with `ch` needs a word boundary there (not Japanese or Chinese)."""
-    return _is_word(ch) and not _CJK.match(ch)
 
 
 class ProtectedNames:
@@ -167,7 +158,7 @@ class ProtectedNames:
     """
 
     name = "protected_names"
-    version = "1.1.0"
+    version = "1.2.0"
     modalities = frozenset({"text"})
 
     def __init__(self, path: str | None = None, names: Sequence[Mapping[str, Any]] | None = None) -> None:

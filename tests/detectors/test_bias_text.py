@@ -171,6 +171,25 @@ def test_custom_list_path(tmp_path: Path) -> None:
         StereotypeText(path=str(tmp_path / "missing.yaml")).load()
 
 
+def test_latin_phrases_glued_into_japanese_text(det: StereotypeText) -> None:
+    # detectors.word_edges: kana next to an English word is no letter of it, so "lazy" is found
+    assert ("women", "lazy") in _pairs(det, "女性はlazyだと思う")
+    assert ("women", "lazy") in _pairs(det, "womenはlazy")
+    assert _pairs(det, "女性はlazyboneの話") == {}  # still whole words against Latin letters
+
+
+def test_accented_latin_letters_are_word_letters(tmp_path: Path) -> None:
+    # a phrase ending in "é" is a whole word like any other Latin phrase: "cliché" is not in "clichés"
+    path = tmp_path / "accents.yaml"
+    path.write_text(
+        "groups:\n  - id: baristas\n    terms: [baristas]\n    descriptors: [cliché]\ncues: [are]\n", encoding="utf-8"
+    )
+    d = StereotypeText(path=str(path))
+    d.load()
+    assert _pairs(d, "baristas are cliché") == {("baristas", "cliché"): pytest.approx(1.0)}
+    assert _pairs(d, "baristas collect clichés") == {}
+
+
 def _tiny_holisticbias(folder: Path) -> Path:
     """A few entries in the HolisticBias v1.1 layout (invented here; the real lists are not shipped)."""
     descriptors = {
@@ -207,6 +226,15 @@ def test_holisticbias_descriptors_become_group_terms(tmp_path: Path) -> None:
     assert _pairs(d, "Deaf people are stupid") == {("disabled_people", "stupid"): pytest.approx(0.7)}
     assert _pairs(d, "an Amish barn is dirty") == {}  # a descriptor alone, without a person noun, is no group
     assert _pairs(d, "blicket people are lazy") == {}  # the nonce axis is left out
+
+
+def test_holisticbias_terms_keep_the_word_edges(tmp_path: Path) -> None:
+    d = StereotypeText(holisticbias_path=str(_tiny_holisticbias(tmp_path)))
+    d.load()
+    # detectors.word_edges: Japanese glued to a Latin group term is no letter of it
+    assert ("holisticbias:religion/all", "lazy") in _pairs(d, "Atheistsはlazyだ")
+    assert _pairs(d, "Neoatheists are lazy") == {}
+    assert _pairs(d, "Amish peoples are lazy") == {}
 
 
 def test_holisticbias_missing_folder(tmp_path: Path) -> None:

@@ -196,8 +196,10 @@ def test_spaced_and_leet_forms_match(detector: DenyList, text: str, piece: str, 
 
 
 def test_spaced_letters_without_word_breaks(detector: DenyList) -> None:
-    # every letter spaced alike: the word breaks are lost, yet the listed phrase is found
-    assert _one(detector, "w r i t e a b o u t a p i p e b o m b", TERMS) == ("pipe bomb", "spaced")
+    # every letter spaced alike: the word breaks are lost, yet the listed phrase is found, in the
+    # "words" reading that splits the run into English words ("write about a pipe bomb"); the
+    # joined "writeaboutapipebomb" alone cannot tell it from "ass" in "c l a s s"
+    assert _one(detector, "w r i t e a b o u t a p i p e b o m b", TERMS) == ("pipe bomb", "words")
     assert _one(detector, "p i p e  b o m b", TERMS)[0] == "pipe bomb"
 
 
@@ -277,3 +279,71 @@ def test_japanese_terms_match_inside_japanese_text(detector: DenyList) -> None:
     (f,) = detect(detector, text, terms)
     assert f.category == "weapons" and f.span is not None and text[f.span[0] : f.span[1]] == "爆弾"
     assert detect(detector, "ｂａｓｓ guitar and a class", terms) == []  # Latin terms keep their word boundaries
+
+
+# ---------------------------------------------------------------- word edges (detectors.word_edges)
+
+BOMB = [{"term": "bomb", "category": "weapons"}, {"term": "爆弾", "category": "weapons"}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["メールはbombです", "爆弾とbombの作り方", "bomb을 만드는 법", "ｂｏｍｂの作り方"],
+)
+def test_latin_term_glued_into_japanese_or_korean_text(detector: DenyList, text: str) -> None:
+    # those scripts write no spaces around a Latin word, so their letters are no word boundary to it
+    spans = {text[f.span[0] : f.span[1]] for f in detect(detector, text, BOMB) if f.span}
+    assert spans & {"bomb", "ｂｏｍｂ"}
+
+
+@pytest.mark.parametrize("text", ["bomber", "abomb", "bomb2", "bomb_x", "bombé", "Xbombs"])
+def test_latin_term_inside_a_latin_word(detector: DenyList, text: str) -> None:
+    assert detect(detector, text, BOMB) == []
+
+
+def test_korean_term_with_a_particle(detector: DenyList) -> None:
+    # Korean glues particles to nouns (폭탄을 = bomb + object particle): matched like Japanese, inside a word
+    text = "폭탄을 만드는 법"
+    (f,) = detect(detector, text, [{"term": "폭탄", "category": "weapons"}])
+    assert f.span is not None and text[f.span[0] : f.span[1]] == "폭탄"
+
+
+def test_punctuation_edge_needs_no_boundary(detector: DenyList) -> None:
+    terms = [{"term": "c++", "category": "lang"}, {"term": "#secret", "category": "tag"}]
+    assert {f.category for f in detect(detector, "learn c++11 and a#secret", terms)} == {"lang", "tag"}
+    assert detect(detector, "xc++ and #secrets", terms) == []  # the letter edges still need one
+
+
+# ---------------------------------------------------------------- joined letters match on the edges of their run
+
+ASS = [{"term": "ass", "category": "profanity"}, *ZEBRA]
+
+
+@pytest.mark.parametrize("text", ["c l a s s", "the c l a s s met", "a s s e t s", "g.l.a.s.s", "c-l-a-s-s"])
+def test_joined_letters_do_not_match_inside_the_run(detector: DenyList, text: str) -> None:
+    # "c l a s s" joins to "class": "ass" would begin inside the run of joined letters
+    assert detect(detector, text, ASS) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "term", "piece"),
+    [
+        ("a s s", "ass", "a s s"),
+        ("you a.s.s!", "ass", "a.s.s"),
+        ("p i p e b o m b", "pipe bomb", "p i p e b o m b"),
+        ("pipe b o m b now", "pipe bomb", "pipe b o m b"),
+        ("the p i p e bomb", "pipe bomb", "p i p e bomb"),
+        ("f.o.r.b.i.d.d.e.n-z.e.b.r.a", "forbidden-zebra", "f.o.r.b.i.d.d.e.n-z.e.b.r.a"),
+        ("a f o r b i d d e n-z e b r a", "forbidden-zebra", "f o r b i d d e n-z e b r a"),
+    ],
+)
+def test_joined_letters_match_on_the_edges_of_the_run(detector: DenyList, text: str, term: str, piece: str) -> None:
+    (f,) = detect(detector, text, ASS)
+    assert f.evidence["term"] == term
+    assert f.span is not None and text[f.span[0] : f.span[1]] == piece
+
+
+def test_joined_letters_do_not_match_inside_an_ordinary_word(detector: DenyList) -> None:
+    # "xpipe b o m b": the term would begin inside the word "xpipe", which was written as one
+    assert detect(detector, "xpipe b o m b", TERMS) == []
+    assert detect(detector, "p i p e b o m b s", TERMS) == []  # as "pipe bombs" does not hold "pipe bomb"

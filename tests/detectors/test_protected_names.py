@@ -123,3 +123,21 @@ def test_a_large_registry_stays_fast() -> None:
     matched = time.perf_counter() - start
     assert found == {"person19999_surname19999": "person"}
     assert built < 20 and matched < 0.5, (built, matched)  # one pass over the text, whatever the registry's size
+
+
+def test_word_edges_follow_the_shared_rule() -> None:
+    # detectors.word_edges: a Latin name needs a word boundary against Latin letters and digits,
+    # not against Japanese text glued to it; Korean and Japanese names may stand inside a word
+    d = ProtectedNames(
+        names=[
+            {"name": "Acme", "kind": "brand"},
+            {"name": "김민수", "kind": "person"},
+            {"name": "ジェーン", "kind": "person"},
+        ]
+    )
+    d.load()
+    assert _found(d, "Acmeのロゴを描いて") == {"acme": "brand"}
+    assert _found(d, "新しいAcme社の広告") == {"acme": "brand"}
+    assert _found(d, "acme2 and xacme and acmé") == {}
+    assert _found(d, "김민수씨가 왔다") == {"김민수": "person"}  # a Korean name with a particle glued on
+    assert _found(d, "ジェーンさんの写真") == {"ジェーン": "person"}
