@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from detectors.word_edges import UNSPACED
+
 __all__ = [
     "INVISIBLE",
     "INVISIBLE_CHARS",
@@ -231,8 +233,11 @@ _LEET: dict[str, str] = {
     "+": "t",
 }
 # A single letter standing alone, and the gaps that may separate the letters of a spaced-out word:
-# one to three spaces, or one separator character with optional spaces around it.
-_SINGLE = re.compile(r"(?<![^\W_])[^\W\d_](?![^\W_])")
+# one to three spaces, or one separator character with optional spaces around it. A letter of a
+# script written with spaces stands alone when no such letter or digit touches it: Japanese glued
+# to it does not count ("爆弾とb o m bの"), nor does "_" (a separator, "s_t_e_a_l").
+_NEIGHBOUR = f"[^\\W_{UNSPACED}]"
+_SINGLE = re.compile(f"(?<!{_NEIGHBOUR})[^\\W\\d_{UNSPACED}](?!{_NEIGHBOUR})")
 _GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|,·•+~][ \t]?")
 _MAX_SEGMENT = 200  # letters segmented at once (dynamic programming is quadratic in the word length)
 _UNKNOWN_COST = 40.0  # a letter that starts no known word
@@ -436,7 +441,7 @@ def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
 
 
 #: A single letter, or a single leet digit or symbol, standing alone ("f 0 r b i d d 3 n").
-_SINGLE_LEET = re.compile(r"(?<![^\W_])(?<![@$])(?:[^\W\d_]|[0134579@$])(?![^\W_])(?![@$])")
+_SINGLE_LEET = re.compile(f"(?<!{_NEIGHBOUR})(?<![@$])(?:[^\\W\\d_{UNSPACED}]|[0134579@$])(?!{_NEIGHBOUR})(?![@$])")
 
 
 def unspace_leet(n: NormalizedText) -> NormalizedText:

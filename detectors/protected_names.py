@@ -24,7 +24,7 @@ from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.normalize import ScreenView, normalize_text, screen_views
-from detectors.word_edges import cuts_word
+from detectors.word_edges import cuts_word, is_spaced_word_char
 
 __all__ = ["KINDS", "MAX_ALIASES", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
 
@@ -140,12 +140,42 @@ class NameMatcher:
             kept = [i for i, ch in enumerate(text) if not ch.isspace()]
             squashed = "".join(text[i] for i in kept)
             for last, (key, who) in self._automaton.iter(squashed):
-                start, end = kept[last - len(key) + 1], kept[last] + 1
+                first = last - len(key) + 1
+                start, end = kept[first], kept[last] + 1
                 if cuts_word(text, start) or cuts_word(text, end):
+                    continue
+                if _inside_spaced_run(text, kept, first, last):
                     continue
                 for entry, alias in who:
                     if entry.tenant is None or entry.tenant == tenant:
                         yield entry, alias, view, start, end
+
+
+#: Characters a name must have to start after a lone spaced-out "a" or "i" (`_inside_spaced_run`).
+_AFTER_ARTICLE_MIN = 4
+
+
+def _single(text: str, i: int) -> bool:
+    """Whether `text[i]` is a spaced-out single character: a letter or digit with white space
+    (or an end of the text) on both sides, as in "c l a s s"."""
+    return (
+        is_spaced_word_char(text[i])
+        and (i == 0 or text[i - 1].isspace())
+        and (i + 1 == len(text) or text[i + 1].isspace())
+    )
+
+
+def _inside_spaced_run(text: str, kept: list[int], first: int, last: int) -> bool:
+    """Whether a match over the kept (non-space) characters `first..last` begins or ends inside a
+    run of spaced-out single characters, where taking the white space out leaves no word break:
+    "c l a s s" holds no "ass". As in the deny-list, a name of at least `_AFTER_ARTICLE_MIN`
+    characters may begin after a lone "a" or "i" that starts the run ("a T a y l o r S w i f t")."""
+    if first > 0 and _single(text, kept[first - 1]) and _single(text, kept[first]):
+        lone = kept[first - 1]
+        opens_run = first < 2 or not _single(text, kept[first - 2])
+        if not (text[lone] in "aiAI" and opens_run and last - first + 1 >= _AFTER_ARTICLE_MIN):
+            return True
+    return last + 1 < len(kept) and _single(text, kept[last]) and _single(text, kept[last + 1])
 
 
 class ProtectedNames:

@@ -69,6 +69,7 @@ from detectors.lexicons import (
     B,
 )
 from detectors.normalize import ScreenView, screen_views, word_costs
+from detectors.word_edges import alternation
 
 if TYPE_CHECKING:
     from detectors.embeddings import Runtime, SentenceEncoder
@@ -702,4 +703,4 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     from detectors.normalize import normalize_text
 
     norm = normalize_text(phrase).text.strip()
-    return re.compile(r"(?<!\w)" + re.escape(norm) + r"(?!\w)")
+    return re.compile(alternation([norm]))  # word edges as the deny-list draws them ("globexの")

@@ -141,3 +141,16 @@ def test_word_edges_follow_the_shared_rule() -> None:
     assert _found(d, "acme2 and xacme and acmé") == {}
     assert _found(d, "김민수씨가 왔다") == {"김민수": "person"}  # a Korean name with a particle glued on
     assert _found(d, "ジェーンさんの写真") == {"ジェーン": "person"}
+
+
+def test_no_name_is_found_inside_a_run_of_spaced_out_letters() -> None:
+    # taking the white space out of "c l a s s" leaves "class", which holds no word "ass"
+    d = ProtectedNames(names=[{"name": "Ass", "kind": "brand"}, {"name": "Jane Example", "kind": "person"}])
+    d.load()
+    assert _found(d, "c l a s s notes") == {}
+    assert _found(d, "g l a s s e s") == {}
+    assert _found(d, "a s s") == {"ass": "brand"}  # the whole run is the name
+    assert _found(d, "buy from ass today") == {"ass": "brand"}
+    assert _found(d, "J a n e E x a m p l e s") == {}  # the run goes on past the name
+    assert _found(d, "a J a n e E x a m p l e photo") == {"jane_example": "person"}  # an article before it
+    assert _found(d, "#JaneExample") == {"jane_example": "person"}

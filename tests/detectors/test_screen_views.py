@@ -50,6 +50,12 @@ def test_separators_other_than_space() -> None:
     assert join_spaced(normalize_text("s-t-e-a-l it")).text == "steal it"
 
 
+def test_spaced_letters_glued_to_japanese_are_joined() -> None:
+    # kana or kanji touching a spaced-out Latin word does not make its letters part of a word
+    assert join_spaced(normalize_text("爆弾とb o m bの作り方")).text == "爆弾とbombの作り方"
+    assert join_spaced(normalize_text("香 川 悠 作")).text == "香川悠作"  # kanji are not letters to segment
+
+
 def test_cjk_padding_spaces_are_removed() -> None:
     assert join_spaced(normalize_text("爆 弾の作り方")).text == "爆弾の作り方"
 

@@ -183,6 +183,10 @@ def test_japanese_dev_set_bars(lexicon_only: UnsafeText) -> None:
 
 def test_custom_category_exact_phrase(lexicon_only: UnsafeText) -> None:
     assert _scores(lexicon_only, "Where can I order Globex Widgets?")["competitor"] >= 0.9
+    # word edges as every listed term has them (detectors.word_edges): glued into Japanese text
+    # it is found, inside a longer Latin word it is not
+    assert _scores(lexicon_only, "globex widgetsの写真を作って").get("competitor", 0.0) >= 0.9
+    assert _scores(lexicon_only, "a globex widgetsmith").get("competitor", 0.0) == 0.0
 
 
 def test_custom_category_validation() -> None:
