@@ -12,10 +12,16 @@ Presidio reads the text through `detectors.pii_views`: a copy with invisible cha
 and NFKC applied, case kept (full-width "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", "4111\u200b1111...",
 "０９０−１２３４−５６７８"), whose spans map back to the original text (the gateway redacts the
 original with them); text that is already so (all ASCII text) is read as it is. The payloads that
-`detectors.normalize.screen_views` decodes (base64, hex) are read by the pattern recognizers
-(`PAYLOAD_ENTITIES`), and what they find is reported on the payload's span, with the view in the
-evidence. Values written in ASCII glued to Japanese script ("メールはtaro@example.jpです") are
-matched on `detectors.pii_views.latin_view`.
+`detectors.normalize.screen_views` decodes (base64, hex) and the ASCII it reads in invisible
+Unicode tag characters ("tags") are read by the pattern recognizers (`PAYLOAD_ENTITIES`), and what
+they find is reported on the payload's span (for tags: from the first tag character to the last),
+with the view in the evidence. Values written in ASCII glued to Japanese script
+("メールはtaro@example.jpです", "IPは192.168.0.1です") are matched on
+`detectors.pii_views.latin_view`, computed once per analysed text; an e-mail address whose local
+part is written in Japanese script ("山田@example.jp", RFC 6531) is matched on
+`detectors.pii_views.email_view`, and its span covers the Japanese script glued before the "@"
+(where the address starts cannot be told without spaces; covering the words glued to it is the
+side to err on, since the local part is often a name).
 
 A finding carries the entity type, the span and (for a decoded payload) the view, never the
 matched value.
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.pii_name_mentions import MENTION_SCORE, other_mentions
 from detectors.pii_spacy import single_blas_thread
-from detectors.pii_views import analysis_copy, latin_view, payload_views
+from detectors.pii_views import analysis_copy, email_view, payload_views, shared_latin_views
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
@@ -117,8 +123,9 @@ def _offline_email_recognizer(language: str) -> Any:
         def analyze(
             self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
         ) -> list[Any]:
-            # "メールはtaro@example.jpです": kana and kanji are word characters to the pattern
-            results: list[Any] = super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags)
+            # "メールはtaro@example.jpです": kana and kanji are word characters to the pattern, so
+            # they are blanked, except right before an "@" ("山田@example.jp": a local part)
+            results: list[Any] = super().analyze(email_view(text), entities, nlp_artifacts, regex_flags)
             return results
 
     return OfflineEmailRecognizer(supported_language=language, name="EmailRecognizer")
@@ -176,13 +183,13 @@ class PresidioPII:
     does the same for text whose only capitals start sentences ("My name is john smith").
     Presidio reads a copy of the text with invisible characters removed and NFKC applied (spans
     mapped back to the original), and the pattern recognizers read each decoded base64/hex payload
-    (findings on the payload's span, `evidence["view"]` naming the decoding); see the module
-    docstring. Pipelines are loaded once per process and shared; calls are serialized with a lock
-    because spaCy's vocabulary is mutated while parsing.
+    and the ASCII hidden in tag characters (findings on the payload's span, `evidence["view"]`
+    naming the decoding); see the module docstring. Pipelines are loaded once per process and
+    shared; calls are serialized with a lock because spaCy's vocabulary is mutated while parsing.
     """
 
     name = "pii"
-    version = "1.5.0"
+    version = "1.6.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -231,6 +238,8 @@ class PresidioPII:
         from detectors.pii_addressee import addressee_recognizer
         from detectors.pii_ginza import GINZA_EXCLUDE
         from detectors.pii_recognizers import (
+            LATIN_VIEW_RECOGNIZERS,
+            latin_view_recognizer,
             mamori_ner_recognizer,
             payment_card_recognizer,
             person_cue_recognizer,
@@ -256,12 +265,16 @@ class PresidioPII:
         registry = RecognizerRegistry(supported_languages=[self.language])
         registry.load_predefined_recognizers(languages=[self.language], nlp_engine=nlp_engine)
         replaced = ("EmailRecognizer", "CreditCardRecognizer", "PhoneRecognizer", "UsSsnRecognizer", "SpacyRecognizer")
-        for name in replaced:
+        loaded = {str(getattr(recognizer, "name", "")) for recognizer in registry.recognizers}
+        glued = [name for name in LATIN_VIEW_RECOGNIZERS if name in loaded]  # URL, IP, crypto, passport
+        for name in (*replaced, *glued):
             registry.remove_recognizer(name)
         registry.add_recognizer(_offline_email_recognizer(self.language))
         registry.add_recognizer(payment_card_recognizer(self.language))
         registry.add_recognizer(phone_recognizer(self.language))
         registry.add_recognizer(us_ssn_recognizer(self.language))
+        for name in glued:
+            registry.add_recognizer(latin_view_recognizer(name, self.language))
         if self.ner:
             entities = nlp_engine.get_supported_entities()
             registry.add_recognizer(mamori_ner_recognizer(self.language, entities, frequencies))
@@ -304,7 +317,7 @@ class PresidioPII:
         read = text if copy is None else copy.text
         payloads = payload_views(text, copy) if self._payload_entities else []
         results: list[RecognizerResult] = []
-        with _NLP_LOCK, single_blas_thread():
+        with _NLP_LOCK, single_blas_thread(), shared_latin_views():  # one latin view per text read
             if read.strip():
                 results = self._analyze(read, self.entities)
             payload_results = [
@@ -329,7 +342,10 @@ class PresidioPII:
             view = meta.get(_VIEW_KEY)
             if view:
                 evidence["view"] = str(view)
-                explanation += f" in a decoded {view} payload"
+                if view == "tags":
+                    explanation += " in ASCII hidden in Unicode tag characters"
+                else:
+                    explanation += f" in a decoded {view} payload"
             findings.append(
                 Finding(
                     detector=self.name,

@@ -1,8 +1,13 @@
 """Japanese personal-data recognizers for Presidio (pattern based, no model).
 
 - `JP_MY_NUMBER`: the 12-digit individual number, accepted only when its check digit is right and
-  it is not part of a longer number (digits right next to it, or a 16-digit card number written in
-  groups of four: another group of four joined by the same separator).
+  it is not part of a longer number (digits right next to it). Twelve digits in groups of four
+  beside a fourth group joined by the same separator ("1234 5678 9018 2024") are told from a card
+  number by the checksums: the sixteen digits are a card number when the card recognizer reports
+  them as one (`detectors.pii_recognizers.is_card_number`: Luhn, then the issuer range or a card
+  word), and nothing in them is a My Number; otherwise (a wrong Luhn check digit is no card) the
+  twelve digits on either side whose My Number check digit is right are one, reported on those
+  twelve digits. Runs of five groups or more stay a longer number.
 - `JP_PHONE_NUMBER`: fixed-line, mobile (070/080/090), IP (050) and +81 numbers.
 - `JP_POSTAL_CODE`: 〒123-4567, or 123-4567 next to 郵便番号.
 - `JP_ADDRESS`: a prefecture followed by a city, ward, town or village and the rest of the address.
@@ -42,6 +47,15 @@ _MY_NUMBER = (
     r"(?:-\d{4}(?!-\d{4}(?!\d))| \d{4}(?! \d{4}(?!\d))|\d{4})"
     r"(?!\d)"
 )
+# Exactly four groups of four digits joined by one separator, not part of a longer run of such groups
+# (the twelve digits beside a fourth group that `_MY_NUMBER` leaves out)
+_FOUR_GROUPS = re.compile(
+    r"(?<!\d)"
+    rf"(?:(?<!{_GROUP4}-)\d{{4}}(?:-\d{{4}}){{3}}(?!-\d{{4}}(?!\d))"
+    rf"|(?<!{_GROUP4} )\d{{4}}(?: \d{{4}}){{3}}(?! \d{{4}}(?!\d)))"
+    r"(?!\d)"
+)
+_TWELVE = 14  # twelve digits in three groups of four, with their two separators
 _ADDR = r"(?:[\u4e00-\u9fff\u30a1-\u30fa\u30fc0-9０-９\-－‐ー−]|丁目|番地|の|ケ|ヶ)"
 
 
@@ -63,12 +77,45 @@ def my_number_valid(digits: str) -> bool:
 
 def japanese_recognizers(language: str) -> list[Any]:
     """Presidio recognizers for Japanese personal data, registered under `language`."""
-    from presidio_analyzer import Pattern, PatternRecognizer
+    from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    from detectors.pii_recognizers import is_card_number
+    from detectors.pii_results import explained_result
 
     # Class names must not clash with presidio's own: its loader finds recognizer classes by name.
     class MamoriJpMyNumberRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return my_number_valid(pattern_text)
+
+        def analyze(
+            self,
+            text: str,
+            entities: list[str],
+            nlp_artifacts: NlpArtifacts | None = None,
+            regex_flags: int | None = None,
+        ) -> list[RecognizerResult]:
+            results: list[RecognizerResult] = super().analyze(text, entities, nlp_artifacts, regex_flags)
+            if sum(c.isdigit() for c in text) < 16:
+                return results
+            for run in _FOUR_GROUPS.finditer(text):
+                if is_card_number(text, *run.span()):
+                    continue  # a card number: its middle twelve digits are no My Number
+                for start, end in ((run.start(), run.start() + _TWELVE), (run.end() - _TWELVE, run.end())):
+                    if my_number_valid(text[start:end]):
+                        results.append(
+                            explained_result(
+                                self.supported_entities[0],
+                                start,
+                                end,
+                                EntityRecognizer.MAX_SCORE,
+                                "My Number check digit right, beside a group of four digits that makes no card number",
+                                recognizer=str(getattr(self, "name", "JpMyNumberRecognizer")),
+                                explainer=type(self).__name__,
+                                identifier=self.id,
+                            )
+                        )
+            return results
 
     class MamoriJpPhoneRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str) -> bool:

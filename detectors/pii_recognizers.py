@@ -14,9 +14,19 @@
   before or after; the Japanese words 電話, 携帯, 連絡先, ファックス count too). An extension after
   a validated number is included in its span.
 - Values written in ASCII glued to Japanese script ("カードは4242424242424242です", "私のSSNは
-  536-22-1234です"): the card, phone and US_SSN recognizers match on `detectors.pii_views.latin_view`
-  (Japanese, Chinese and Korean characters blanked, same length), since regular-expression word
-  boundaries do not split kana or kanji from ASCII; their card and phone words are read in the text.
+  536-22-1234です", "IPは192.168.0.1です"): the card, phone and US_SSN recognizers, and presidio's URL,
+  IP address, crypto wallet and US passport recognizers (`LATIN_VIEW_RECOGNIZERS`), match on
+  `detectors.pii_views.latin_view` (Japanese, Chinese and Korean characters blanked, same length),
+  since regular-expression word boundaries do not split kana or kanji from ASCII; their context
+  words are read in the text. A URL stops at Japanese punctuation ("https://example.com/a」です" is
+  "https://example.com/a"), and goes on over Japanese script right after a path or query delimiter
+  (an IRI, RFC 3987: "https://ja.wikipedia.org/wiki/東京", "?q=東京"), up to a space or a
+  punctuation mark; after other characters the Japanese script is the sentence going on
+  ("https://example.com/aです").
+- My Number or card: `is_card_number` says whether digits are reported as a card number (Luhn,
+  then issuer range and length or a card word), for the My Number recognizer
+  (`detectors.pii_ja`) to tell twelve digits written beside a fourth group of four from the
+  middle of a card number.
 - Person names from cues: a capitalised name after a title (Mr, Ms, Dr, ...) or after "name is",
   "Name:", "call me" ("called"/"named" score lower: things are called too); after a role written
   as a title ("Producer Vilhjálmur Georgsson", 0.7; not ordinary words: "CEO Summit"); the subject
@@ -27,7 +37,8 @@
   reads as an organisation or product made of known words ('"...," said Microsoft.'). In text
   written in lowercase, a name capitalised in its truecased copy (`detectors.pii_truecase`).
 - The NER recognizer drops PERSON and NRP spans holding digits (street names, dates and phone
-  numbers the model mistakes for people) and spans with fewer than two letters, trims the
+  numbers the model mistakes for people), "://" or "@" (URLs and e-mail addresses: GiNZA tags
+  "https://example.com/a" in Japanese text as a person) and spans with fewer than two letters, trims the
   whitespace, quoting and final full stop it sometimes includes, and cuts a PERSON or NRP span
   at a line break (a name does not run over two lines).
 - Street names are not people: the NER recognizer drops a PERSON span that is part of a street
@@ -62,14 +73,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
+    CryptoRecognizer,
+    IpRecognizer,
     PhoneRecognizer,
     SpacyRecognizer,
+    UrlRecognizer,
+    UsPassportRecognizer,
     UsSsnRecognizer,
 )
 
@@ -79,11 +95,14 @@ from detectors.pii_truecase import TruecasedNlpArtifacts, Truecaser, is_uncased
 from detectors.pii_views import latin_view
 
 __all__ = [
+    "LATIN_VIEW_RECOGNIZERS",
     "card_number_plausible",
     "in_firm_name",
     "in_street_address",
+    "is_card_number",
     "is_place",
     "is_thing",
+    "latin_view_recognizer",
     "luhn_valid",
     "mamori_ner_recognizer",
     "ordinary_words",
@@ -139,6 +158,29 @@ def card_number_plausible(digits: str) -> bool:
     return any(match and n in lengths for match, lengths in rules)
 
 
+def _card_reading(text: str, start: int, end: int) -> str | None:
+    """How text[start:end], digits with a right Luhn check digit, reads as a card number: "issuer"
+    (an issuer uses its prefix with its length; twelve digits only next to a card word, and not a
+    My Number card's), "card_word" (13 digits or more outside the known ranges, next to a card
+    word), or None (no card number)."""
+    digits = re.sub(r"\D", "", text[start:end])
+    window = text[max(0, start - 48) : start] + text[end : end + 16]
+    near_card_word = _CARD_CONTEXT.search(window) is not None
+    if card_number_plausible(digits):
+        if len(digits) == 12 and (not near_card_word or _MY_NUMBER_CONTEXT.search(window)):
+            return None  # 12 digits: a Maestro card only when called a card, not a My Number card
+        return "issuer"
+    if near_card_word and len(digits) >= 13:
+        return "card_word"
+    return None
+
+
+def is_card_number(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is reported as a payment card number (`payment_card_recognizer`):
+    a right Luhn check digit, and an issuer range that allows its length or a card word nearby."""
+    return luhn_valid(re.sub(r"\D", "", text[start:end])) and _card_reading(text, start, end) is not None
+
+
 def payment_card_recognizer(language: str) -> Any:
     """A CREDIT_CARD recognizer: issuer prefix and length, Luhn, and a card word for 12 digits."""
 
@@ -157,19 +199,14 @@ def payment_card_recognizer(language: str) -> Any:
         ) -> list[RecognizerResult]:
             kept = []
             for r in super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags):
-                digits = re.sub(r"\D", "", text[r.start : r.end])
-                window = text[max(0, r.start - 48) : r.start] + text[r.end : r.end + 16]
-                near_card_word = _CARD_CONTEXT.search(window) is not None
-                if card_number_plausible(digits):
-                    if len(digits) == 12 and (not near_card_word or _MY_NUMBER_CONTEXT.search(window)):
-                        continue  # 12 digits: a Maestro card only when called a card, not a My Number card
-                elif near_card_word and len(digits) >= 13:
+                reading = _card_reading(text, r.start, r.end)
+                if reading is None:
+                    continue
+                if reading == "card_word":
                     # Issuer tables lag behind new ranges: a Luhn-valid number called a card is kept,
                     # with a lower score.
                     r.score = self.UNKNOWN_ISSUER_SCORE
                     r.recognition_metadata[RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY] = True
-                else:
-                    continue
                 kept.append(r)
             return kept
 
@@ -268,23 +305,97 @@ def phone_recognizer(language: str) -> Any:
     return MamoriPhoneRecognizer(supported_language=language, name="PhoneRecognizer")
 
 
-# ---------------------------------------------------------------- US social security numbers
+# ---------------------------------------------------------------- SSN, URL, IP, crypto, passport: glued values
+
+
+class _ReadsLatinView(PatternRecognizer):
+    """A presidio pattern recognizer that matches on `latin_view` (context words are read in the
+    text by presidio's context enhancer)."""
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        results: list[RecognizerResult] = super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags)
+        return results
+
+
+# Class names must not clash with presidio's own: its loader finds recognizer classes by name.
+class MamoriUsSsnRecognizer(_ReadsLatinView, UsSsnRecognizer):
+    """presidio's US_SSN recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriIpRecognizer(_ReadsLatinView, IpRecognizer):
+    """presidio's IP_ADDRESS recognizer, matching also where the address is glued to Japanese script."""
+
+
+class MamoriCryptoRecognizer(_ReadsLatinView, CryptoRecognizer):
+    """presidio's CRYPTO recognizer, matching also where the address is glued to Japanese script."""
+
+
+class MamoriUsPassportRecognizer(_ReadsLatinView, UsPassportRecognizer):
+    """presidio's US_PASSPORT recognizer, matching also where the number is glued to Japanese script."""
+
+
+# Japanese (and CJK) punctuation, which no URL holds as it is: 、。「」『』【】・ ... (not the wave
+# dash 〜, which IMEs write for "~")
+_CJK_PUNCTUATION = re.compile(r"[\u3000-\u301b\u301d-\u303f\u30fb]")
+# what goes on an IRI after a delimiter: anything up to a space, a quote, a bracket or punctuation
+_IRI_REST = re.compile(r"[^\s()<>\"'\u3000-\u301b\u301d-\u303f\u30fb]*")
+_PATH_DELIMITERS = "/?=&#"
+
+
+class MamoriUrlRecognizer(_ReadsLatinView, UrlRecognizer):
+    """presidio's URL recognizer, matching also where the URL is glued to Japanese script: the URL
+    stops at Japanese punctuation, and goes on over Japanese script only right after a path or
+    query delimiter (module docstring)."""
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        if text.isascii():
+            return results
+        latin = latin_view(text)
+        kept = []
+        for r in results:
+            end = r.end
+            if end < len(text) and latin[end] != text[end] and text[end - 1] in _PATH_DELIMITERS:
+                rest = _IRI_REST.match(text, end)
+                end = rest.end() if rest else end
+            stop = _CJK_PUNCTUATION.search(text, r.start, end)
+            r.end = stop.start() if stop else end
+            if r.end > r.start:
+                kept.append(r)
+        return kept
+
+
+_LATIN_VIEW_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
+    "UrlRecognizer": MamoriUrlRecognizer,
+    "IpRecognizer": MamoriIpRecognizer,
+    "CryptoRecognizer": MamoriCryptoRecognizer,
+    "UsPassportRecognizer": MamoriUsPassportRecognizer,
+}
+#: presidio's recognizers (by name) replaced by ones that match on `latin_view`, beside the e-mail,
+#: card, phone and US_SSN recognizers replaced with more changes
+LATIN_VIEW_RECOGNIZERS: tuple[str, ...] = tuple(_LATIN_VIEW_CLASSES)
+
+
+def latin_view_recognizer(name: str, language: str) -> Any:
+    """The recognizer that replaces presidio's recognizer `name` (one of `LATIN_VIEW_RECOGNIZERS`),
+    with presidio's patterns and context words, matching on `latin_view`."""
+    return _LATIN_VIEW_CLASSES[name](supported_language=language, name=name)
 
 
 def us_ssn_recognizer(language: str) -> Any:
     """presidio's US_SSN recognizer, matching also where the number is glued to Japanese script."""
-
-    class MamoriUsSsnRecognizer(UsSsnRecognizer):
-        def analyze(
-            self,
-            text: str,
-            entities: list[str],
-            nlp_artifacts: NlpArtifacts | None = None,
-            regex_flags: int | None = None,
-        ) -> list[RecognizerResult]:
-            results: list[RecognizerResult] = super().analyze(latin_view(text), entities, nlp_artifacts, regex_flags)
-            return results
-
     return MamoriUsSsnRecognizer(supported_language=language, name="UsSsnRecognizer")
 
 
@@ -398,6 +509,7 @@ _WORDS = re.compile(r"[^\W\d_]{2,}")
 #: made of such words only to be dropped (2: "Cinematographer" 2.5x, "Pleasures" 3.5x; "Mark" 0.6x)
 ORDINARY_RATIO = 2.0
 _NAME_TYPES = frozenset({"PERSON", "NRP"})
+_URL_OR_ADDRESS = re.compile(r"://|@")
 
 # Street designators written after the name (English, and some used across Europe), matched only
 # when capitalised ("Let Jane drive" is no address). Those that are also names (Way, Lane, Court,
@@ -589,8 +701,8 @@ def mamori_ner_recognizer(language: str, supported_entities: list[str], frequenc
             kept = []
             for r in super().analyze(text, entities, nlp_artifacts):
                 value = text[r.start : r.end]
-                if r.entity_type in _NAME_TYPES and any(c.isdigit() for c in value):
-                    continue  # "86036 Rua", "+1-903-140-4508x769" tagged NRP: not names
+                if r.entity_type in _NAME_TYPES and (any(c.isdigit() for c in value) or _URL_OR_ADDRESS.search(value)):
+                    continue  # "86036 Rua", "+1-903-140-4508x769" tagged NRP, "https://example.com/a": not names
                 if r.entity_type == "PERSON" and (
                     in_street_address(text, r.start, r.end) or is_place(text, r.start, r.end)
                 ):

@@ -13,22 +13,39 @@
 - `latin_view`: the text with each character of Japanese (or Chinese, Korean) script replaced by
   a space, same length: regular-expression word boundaries do not split kana or kanji from ASCII
   (both are `\\w`), so "メールはtaro@example.jpです" has no e-mail address for presidio's pattern.
-  The pattern recognizers of values written in ASCII (e-mail, card, phone, SSN) match on this
-  view; their context words are still read in the text itself.
+  The pattern recognizers of values written in ASCII (e-mail, card, phone, SSN, URL, IP address,
+  crypto wallet, US passport) match on this view; their context words are still read in the text
+  itself. Inside `shared_latin_views()` (one analysis) the view of a text is computed once and
+  shared by all of them.
+- `email_view`: the latin view, except for Japanese script written right before an "@", which is
+  kept: an e-mail local part may be written in it (RFC 6531), "山田@example.jp".
 - `payload_views`: the encoded payloads (base64, hex, nested) that `detectors.normalize.screen_views`
-  decodes, with the span of the original they come from; only looked for when the text holds a
-  token that may be one.
+  decodes, and the ASCII hidden in invisible Unicode tag characters (its "tags" view, and the
+  payloads decoded inside it), with the span of the original they come from; only looked for when
+  the text holds a token that may be a payload, or tag characters.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from detectors.normalize import INVISIBLE, has_payload_shape, screen_views, visible_nfkc
 
-__all__ = ["MappedText", "Payload", "analysis_copy", "latin_view", "payload_views"]
+__all__ = [
+    "MappedText",
+    "Payload",
+    "analysis_copy",
+    "email_view",
+    "has_tag_text",
+    "latin_view",
+    "payload_views",
+    "shared_latin_views",
+]
 
 
 # a dash that is not ASCII between two digits (after NFKC: full-width digits are ASCII by then)
@@ -79,11 +96,70 @@ def analysis_copy(text: str) -> MappedText | None:
     return MappedText(copy, tuple(starts), tuple(ends))
 
 
+# Within `shared_latin_views`: id(text) -> (text, its latin view). The text is held, so its id is
+# not reused while the entry lives; the dict lives as long as one analysis.
+_SHARED_LATIN: ContextVar[dict[int, tuple[str, str]] | None] = ContextVar("mamori_shared_latin", default=None)
+
+
+def _blank_cjk(text: str) -> str:
+    return _CJK.sub(" ", text)
+
+
+@contextmanager
+def shared_latin_views() -> Iterator[None]:
+    """Within this block (one analysis, in this thread or task), `latin_view` computes the view of
+    each text object once: the recognizers that match on it share it. The views are dropped when
+    the block ends."""
+    token = _SHARED_LATIN.set({})
+    try:
+        yield
+    finally:
+        _SHARED_LATIN.reset(token)
+
+
 def latin_view(text: str) -> str:
-    """`text` with every character of Japanese, Chinese or Korean script replaced by a space."""
+    """`text` with every character of Japanese, Chinese or Korean script replaced by a space
+    (computed once per text object within `shared_latin_views`)."""
     if text.isascii():
         return text
-    return _CJK.sub(" ", text)
+    shared = _SHARED_LATIN.get()
+    if shared is None:
+        return _blank_cjk(text)
+    entry = shared.get(id(text))
+    if entry is None or entry[0] is not text:
+        entry = (text, _blank_cjk(text))
+        shared[id(text)] = entry
+    return entry[1]
+
+
+#: RFC 5321's limit on a local part, in octets (RFC 6531 keeps it for UTF-8 local parts)
+_LOCAL_PART_OCTETS = 64
+# Japanese (Chinese, Korean) script right before an "@"
+_CJK_AT = re.compile(rf"{_CJK.pattern}+(?=@)")
+
+
+def email_view(text: str) -> str:
+    """`latin_view(text)`, with the Japanese (Chinese, Korean) script written right before an "@"
+    kept, up to the 64 octets of a local part: "山田@example.jp" is an address (RFC 6531).
+    Written without spaces, such a local part cannot be told from the words before it
+    ("メールは山田@example.jp"), so the whole run of that script before the "@" is kept: the
+    address is covered, with the words glued to it. An ASCII local part glued to Japanese
+    ("メールはtaro@example.jp") stays the ASCII alone, as in `latin_view`."""
+    view = latin_view(text)
+    if view is text or "@" not in text:
+        return view
+    runs = list(_CJK_AT.finditer(text))
+    if not runs:
+        return view
+    chars = list(view)
+    for m in runs:
+        octets = 0
+        for i in range(m.end() - 1, m.start() - 1, -1):
+            octets += len(text[i].encode("utf-8"))
+            if octets > _LOCAL_PART_OCTETS:
+                break
+            chars[i] = text[i]
+    return "".join(chars)
 
 
 @dataclass(frozen=True)
@@ -96,10 +172,25 @@ class Payload:
     span: tuple[int, int]
 
 
+# Unicode tag characters that spell ASCII (U+E0020..U+E007E), as `screen_views` reads them
+_TAG_CHARS = re.compile("[\U000e0020-\U000e007e]+")
+
+
+def has_tag_text(text: str) -> bool:
+    """Whether `text` holds Unicode tag characters that may spell hidden ASCII ("ASCII smuggling"),
+    which `screen_views` reads as its "tags" view; not those of a subdivision flag (the black flag
+    followed by its region in tag characters, 🏴 + "gbeng"). ASCII text costs one flag test."""
+    if text.isascii():
+        return False
+    return any(m.start() == 0 or text[m.start() - 1] != "\U0001f3f4" for m in _TAG_CHARS.finditer(text))
+
+
 def payload_views(text: str, copy: MappedText | None = None) -> list[Payload]:
-    """The payloads of `text` that `screen_views` decodes; none looked for without a token shaped
-    like one in `text` or in its `copy` (`analysis_copy`: a token split by a zero-width space)."""
-    if not has_payload_shape(text) and (copy is None or not has_payload_shape(copy.text)):
+    """The payloads of `text` that `screen_views` decodes, and the ASCII its tag characters spell
+    (source "tags", and "tags>base64" ... for payloads inside it), each on the span of the original
+    it comes from; none looked for without tag characters or a token shaped like a payload in
+    `text` or in its `copy` (`analysis_copy`: a token split by a zero-width space)."""
+    if not has_payload_shape(text) and (copy is None or not has_payload_shape(copy.text)) and not has_tag_text(text):
         return []
     out: list[Payload] = []
     seen: set[tuple[str, tuple[int, int]]] = set()

@@ -12,6 +12,7 @@ from detectors.pii_recognizers import (
     card_number_plausible,
     in_firm_name,
     in_street_address,
+    is_card_number,
     is_place,
     is_thing,
     luhn_valid,
@@ -134,6 +135,24 @@ def test_luhn_and_issuer_ranges() -> None:
     assert card_number_plausible("4222222222222")  # Visa, 13 digits
     assert not card_number_plausible("34111111111111")  # American Express has 15 digits
     assert not card_number_plausible("9000000000000001")  # no issuer uses 9
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        ("no 4111 1111 1111 1111", True),
+        ("no 4111 1111 1111 1112", False),  # Luhn fails
+        ("no 1234 5678 9018 0007", False),  # Luhn holds, but no issuer uses 1234 and no card word
+        ("card 1234 5678 9018 0007", True),  # ... called a card
+        ("no 675900000000", False),  # twelve digits (Maestro) need a card word
+        ("maestro card 675900000000", True),
+    ],
+)
+def test_is_card_number_is_what_the_card_recognizer_reports(detector: PresidioPII, text: str, card: bool) -> None:
+    start = next(i for i, c in enumerate(text) if c.isdigit())
+    assert is_card_number(text, start, len(text)) is card
+    found = {f.evidence["entity_type"] for f in detector.detect(TextItem(text), make_context())}
+    assert ("CREDIT_CARD" in found) is card
 
 
 @pytest.mark.parametrize(

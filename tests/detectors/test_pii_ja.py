@@ -198,18 +198,68 @@ def test_card_number_is_redacted_whole_not_as_a_my_number(with_ginza: PresidioPI
 @pytest.mark.parametrize(
     "text",
     [
-        "4111-1111-1111-1111",
+        "4111-1111-1111-1111",  # 411111111111 has a right My Number check digit too
         "4111 1111 1111 1111",
-        "1234-5678-9018-1234",  # the first twelve digits of a card written in groups of four
-        "1234 1234 5678 9018",  # the last twelve
-        "1234 5678 9018 1234",
+        "4556-6789-0125-0004",  # a card number whose first twelve digits make a My Number
+        "4111 1000 0000 0030",  # ... whose last twelve do
+        "1234 5678 9018 1234 5678",  # five groups: a longer number
         "1234567890181",  # digits right next to it
         "1123456789018",
+        "1234567890182024",  # sixteen digits in one run: one number
     ],
 )
 def test_my_number_is_not_part_of_a_longer_digit_group(patterns_only: PresidioPII, text: str) -> None:
     found = patterns_only.detect(TextItem(f"番号は{text}です"), make_context())
     assert "JP_MY_NUMBER" not in {f.evidence["entity_type"] for f in found}
+
+
+def test_card_numbers_of_these_tests_hold_a_my_number() -> None:
+    from detectors.pii_recognizers import card_number_plausible, luhn_valid
+
+    for card, twelve in (("4556678901250004", "455667890125"), ("4111100000000030", "100000000030")):
+        assert luhn_valid(card) and card_number_plausible(card) and twelve in card
+        assert my_number_valid(twelve)
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        # sixteen digits in four groups whose Luhn check digit is wrong are no card number: the
+        # twelve digits with a right My Number check digit are one, the fourth group is not
+        ("1234-5678-9018-1234", "1234-5678-9018"),
+        ("2024 1234 5678 9018", "1234 5678 9018"),
+        ("1234 5678 9018 1234", "1234 5678 9018"),
+        # both twelve-digit windows have a right check digit: the one finding covers all sixteen
+        ("1234 1234 5678 9018", "1234 1234 5678 9018"),
+        ("1234 5678 9018 2024", "1234 5678 9018"),
+        # a right Luhn check digit, but no issuer uses "1234" for sixteen digits and no card word
+        # is near: no card number either
+        ("1234 5678 9018 0007", "1234 5678 9018"),
+    ],
+)
+def test_my_number_beside_a_group_that_makes_no_card(patterns_only: PresidioPII, text: str, number: str) -> None:
+    found = patterns_only.detect(TextItem(f"番号は{text}です"), make_context())
+    start = 3 + text.index(number)
+    assert [(f.evidence["entity_type"], f.span) for f in found if f.span] == [
+        ("JP_MY_NUMBER", (start, start + len(number)))
+    ]
+    assert_no_pii(found, [number, text])
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        ("カード番号は4556 6789 0125 0004です", "4556 6789 0125 0004"),  # Visa, holds a My Number
+        ("個人番号ではなくカード番号4556-6789-0125-0004", "4556-6789-0125-0004"),
+        ("カード番号は1234 5678 9018 0007です", "1234 5678 9018 0007"),  # unknown issuer, called a card
+    ],
+)
+def test_card_number_holding_a_my_number_is_one_card(patterns_only: PresidioPII, text: str, card: str) -> None:
+    found = patterns_only.detect(TextItem(text), make_context())
+    start = text.index(card)
+    assert [(f.evidence["entity_type"], f.span) for f in found if f.span] == [
+        ("CREDIT_CARD", (start, start + len(card)))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -237,6 +287,8 @@ def test_my_number_next_to_a_separate_number(patterns_only: PresidioPII, text: s
         ("マイナンバー 123456789018 2024年", "123456789018"),
         ("山田太郎 1980-01-01 123456789018", "123456789018"),
         ("個人番号 1234 5678 9018 3人", "1234 5678 9018"),
+        ("個人番号 1234 5678 9018 2024年", "1234 5678 9018"),  # 1234567890182024 fails Luhn: no card
+        ("個人番号 1234-5678-9018-2024", "1234-5678-9018"),
     ],
 )
 @pytest.mark.parametrize("fixture", ["patterns_only", "with_ginza"])

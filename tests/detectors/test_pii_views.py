@@ -1,6 +1,6 @@
 """The readings of a text that PresidioPII analyses (detectors.pii_views), and what the detector finds
-through them: obfuscated values (full-width, zero-width characters), encoded payloads, spans that
-stay offsets into the original text."""
+through them: obfuscated values (full-width, zero-width characters), encoded payloads, ASCII hidden
+in Unicode tag characters, spans that stay offsets into the original text."""
 
 from __future__ import annotations
 
@@ -13,11 +13,24 @@ import detectors.pii as pii_module
 from detectors.base import TextItem
 from detectors.normalize import INVISIBLE_CHARS
 from detectors.pii import PresidioPII
-from detectors.pii_views import MappedText, analysis_copy, latin_view, payload_views
+from detectors.pii_views import (
+    MappedText,
+    analysis_copy,
+    has_tag_text,
+    latin_view,
+    payload_views,
+    shared_latin_views,
+)
 from detectors.testing import assert_no_pii, found_spans, make_context
 
 EMAIL = "john.smith@example.com"
 FULL_WIDTH_EMAIL = "ｊｏｈｎ．ｓｍｉｔｈ＠ｅｘａｍｐｌｅ．ｃｏｍ"
+FLAG_OF_SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+
+
+def tags(ascii_text: str) -> str:
+    """`ascii_text` spelled in invisible Unicode tag characters ("ASCII smuggling")."""
+    return "".join(chr(0xE0000 + ord(c)) for c in ascii_text)
 
 
 @pytest.fixture
@@ -119,14 +132,86 @@ def test_payload_views_decode_base64_and_hex_with_the_payload_span() -> None:
     assert (payload.source, payload.text, payload.span) == ("hex", "John@Example.com", (6, len(hexed)))
 
 
-def test_no_payload_looked_for_in_ordinary_text(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A watercolor of a fox in the snow, call 212-555-0187",
+        "山田太郎に電話して、café au lait",
+        f"Go Scotland {FLAG_OF_SCOTLAND}!",  # a subdivision flag's tag characters are no message
+        "zero\u200bwidth and ｆｕｌｌ ｗｉｄｔｈ",
+    ],
+)
+def test_no_payload_looked_for_in_ordinary_text(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     import detectors.pii_views as views
 
     def refuse(text: str) -> None:
         raise AssertionError("screen_views was called")
 
     monkeypatch.setattr(views, "screen_views", refuse)
-    assert payload_views("A watercolor of a fox in the snow, call 212-555-0187") == []
+    assert payload_views(text, analysis_copy(text)) == []
+
+
+def test_has_tag_text() -> None:
+    assert has_tag_text("hello" + tags("hidden") + "!")
+    assert has_tag_text(tags("hidden") + " then a flag " + FLAG_OF_SCOTLAND)
+    assert not has_tag_text("plain ASCII")
+    assert not has_tag_text(f"flag {FLAG_OF_SCOTLAND} only, 東京")
+
+
+def test_payload_views_read_ascii_hidden_in_tag_characters() -> None:
+    hidden = "my ssn is 078-05-1120"
+    text = "hello" + tags(hidden) + "!"
+    (payload,) = payload_views(text)
+    assert (payload.source, payload.text, payload.span) == ("tags", hidden, (5, 5 + len(hidden)))
+    token = base64.b64encode(EMAIL.encode()).decode()
+    text = "hi " + tags(f"read {token}") + " bye"
+    found = {(p.source, p.text, p.span) for p in payload_views(text)}
+    span = (3, 3 + len(f"read {token}"))
+    assert found == {("tags", f"read {token}", span), ("tags>base64", EMAIL, span)}
+
+
+# ---------------------------------------------------------------- latin_view, once per text
+
+
+def test_latin_view_is_computed_once_per_text_in_an_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.pii_views as views
+
+    calls: list[str] = []
+    real = views._blank_cjk
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(views, "_blank_cjk", counting)
+    text = "メールはtaro@example.jpです"
+    other = "電話は212-555-0187まで"
+    with shared_latin_views():
+        first = latin_view(text)
+        assert latin_view(text) is first and latin_view(other) == views._CJK.sub(" ", other)
+        assert latin_view(text) is first
+    assert calls == [text, other]
+    latin_view(text)  # outside an analysis: computed, and not kept
+    latin_view(text)
+    assert calls == [text, other, text, text]
+    assert latin_view("ASCII only") == "ASCII only" and len(calls) == 4
+
+
+def test_the_detector_computes_one_latin_view_per_text(detector: PresidioPII, monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.pii_views as views
+
+    calls: list[str] = []
+    real = views._blank_cjk
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(views, "_blank_cjk", counting)
+    text = "メールはtaro@example.jpです。カードは4242424242424242、電話は212-555-0187、IPは192.168.0.1です"
+    found = found_spans(detector, text)
+    assert {kind for kind, _ in found} >= {"EMAIL_ADDRESS", "CREDIT_CARD", "PHONE_NUMBER", "IP_ADDRESS"}
+    assert calls == [text]  # read by the e-mail, card, phone, SSN, URL, IP, crypto and passport recognizers
 
 
 # ---------------------------------------------------------------- the detector
@@ -208,3 +293,30 @@ def test_ascii_english_text_is_read_as_it_is(detector: PresidioPII, monkeypatch:
 
 def test_text_of_invisible_characters_only(detector: PresidioPII) -> None:
     assert detector.detect(TextItem("\u200b\u200b\u200d"), make_context()) == []
+
+
+# ---------------------------------------------------------------- ASCII hidden in tag characters
+
+
+def test_ssn_hidden_in_tag_characters_is_found_on_their_span(detector: PresidioPII) -> None:
+    hidden = "my ssn is 536-22-1234"
+    text = "hello" + tags(hidden) + "!"
+    findings = detector.detect(TextItem(text), make_context())
+    ssns = [f for f in findings if f.evidence["entity_type"] == "US_SSN"]
+    assert [f.span for f in ssns] == [(5, 5 + len(hidden))]  # the tag characters in the original
+    assert ssns[0].evidence == {"entity_type": "US_SSN", "recognizer": "UsSsnRecognizer", "view": "tags"}
+    assert ssns[0].score >= 0.5  # what the policy redacts
+    assert "tag characters" in ssns[0].explanation
+    assert_no_pii(findings, ["536-22-1234", tags("536-22-1234"), text[5:-1]])
+
+
+def test_values_hidden_in_tag_characters_of_japanese_text_and_payloads(detector: PresidioPII) -> None:
+    token = base64.b64encode(EMAIL.encode()).decode()
+    hidden = f"card 4111 1111 1111 1111, decode {token}"
+    text = "こんにちは" + tags(hidden) + "。"
+    findings = detector.detect(TextItem(text), make_context())
+    got = {(f.evidence["entity_type"], f.evidence.get("view"), f.span) for f in findings}
+    span = (5, 5 + len(hidden))
+    assert ("CREDIT_CARD", "tags", span) in got
+    assert ("EMAIL_ADDRESS", "tags>base64", span) in got
+    assert_no_pii(findings, ["4111 1111 1111 1111", EMAIL, token])
