@@ -849,7 +849,7 @@ def _tag_text(text: str) -> tuple[str, tuple[int, int]] | None:
     if text.isascii():
         return None
     # a subdivision flag is the black flag followed by its region in tag characters (🏴 + "gbeng")
-    runs = [m for m in _TAG_RUN.finditer(text) if not text.startswith("\U0001f3f4", m.start() - 1)]
+    runs = [m for m in _TAG_RUN.finditer(text) if not (m.start() and text[m.start() - 1] == "\U0001f3f4")]
     if not runs:
         return None
     hidden = "".join(chr(ord(ch) - 0xE0000) for m in runs for ch in m.group(0))
