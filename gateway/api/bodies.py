@@ -6,6 +6,8 @@ audit writer cannot encode it), code `invalid_text`; objects or arrays nested de
 `MAX_DEPTH` (recursive code downstream would fail), code `json_too_deep`; and `NaN`, `Infinity`
 or a number too large for a float (`1e999`), which Python's decoder accepts or turns into infinity
 but JSON and the audit record do not, code `invalid_json`.
+
+The text check (`check_text`) is shared: `deps.read_form` runs it on form fields and file names.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\[\])?")  # a form's "image[]" names a field too
+#: Why `check_text` refuses text, unless the caller says otherwise (a form says "not valid UTF-8").
+LONE_SURROGATE = "text holds a lone UTF-16 surrogate escape"
 
 
 def load_json(raw: bytes) -> Any:
@@ -49,7 +53,7 @@ def load_json(raw: bytes) -> Any:
     if text.count("[") + text.count("{") > MAX_DEPTH and _nesting(text) > MAX_DEPTH:
         raise _too_deep()
     if _SURROGATE_ESCAPE.search(text):
-        _check_text(payload)
+        check_text(payload)
     return payload
 
 
@@ -85,21 +89,22 @@ def _segment(key: str | int) -> str:
 _Where = tuple[Any, str | int] | None
 
 
-def _not_text(where: _Where) -> BadRequest:
+def _not_text(where: _Where, problem: str) -> BadRequest:
     path: list[str] = []
     while where is not None:
         where, key = where
         path.append(_segment(key))
     param = ".".join(reversed(path)) or None
-    return BadRequest(
-        f"{param or 'body'}: text holds a lone UTF-16 surrogate escape; send valid Unicode",
-        code="invalid_text",
-        param=param,
-    )
+    return BadRequest(f"{param or 'body'}: {problem}; send valid Unicode", code="invalid_text", param=param)
 
 
-def _check_text(payload: Any) -> None:
-    """Refuse a lone surrogate in any string or key of the decoded body (nesting is already bounded)."""
+def check_text(payload: Any, problem: str = LONE_SURROGATE) -> None:
+    """Refuse a lone surrogate in any string or key of decoded `payload` (strings, lists and dicts,
+    nested no deeper than `MAX_DEPTH`): BadRequest `invalid_text`, with the path to it as `param`.
+
+    `load_json` runs it on a body with a surrogate escape; `deps.read_form` on a form, whose parser
+    keeps bytes that do not decode as lone surrogates, so this one check refuses them too.
+    """
     try:
         json.dumps(payload, ensure_ascii=False).encode()  # fast: fails only on a surrogate
         return
@@ -110,10 +115,10 @@ def _check_text(payload: Any) -> None:
         node, where = stack.pop()
         if isinstance(node, str):
             if _SURROGATE.search(node):
-                raise _not_text(where)
+                raise _not_text(where, problem)
         elif isinstance(node, dict):
             if any(_SURROGATE.search(key) for key in node):
-                raise _not_text(where)
+                raise _not_text(where, problem)
             stack.extend((value, (where, key)) for key, value in node.items())
         elif isinstance(node, list):
             stack.extend((value, (where, i)) for i, value in enumerate(node))

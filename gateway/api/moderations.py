@@ -10,10 +10,13 @@ decision, its reasons and the policy revision. `category_applied_input_types` na
 the input types whose detectors score it (open_nsfw scores only sexual content in images).
 
 Every call writes one audit record of event type "moderation" (input hashes and sizes, never the
-text): the route writes it for an answer and for a detector or policy fault (503, fail closed); the
-gateway's middleware writes it for anything else, as for every governed path: bad input (400 with
-its code), a refused key, an unexpected fault (500 `mamori_fault`, fail closed). Access: the
-`images.generations` permission for now.
+text). The route writes it for an answer and for a fault while judging, which fails closed: a
+detector or policy fault is 503, anything else (the policy data, a registry) 500; both answer code
+`mamori_fault` in OpenAI's error shape, with `mamori.reasons` holding the system reason
+(`system.detector_error`, `system.detector_timeout`, `system.policy_error`, `system.internal_error`)
+that the record holds too. The gateway's middleware writes it for anything else, as for every
+governed path: bad input (400 with its code), a refused key, a fault before judging (500
+`mamori_fault`). Access: the `images.generations` permission for now.
 """
 
 from __future__ import annotations
@@ -36,14 +39,16 @@ from detectors.lexicons import CATEGORIES as UNSAFE_TEXT_CATEGORIES
 from detectors.toxicity import CATEGORIES as TOXICITY_CATEGORIES
 from gateway.api.bodies import load_json
 from gateway.api.deps import CanGenerate, ServicesDep
-from gateway.errors import BadRequest, GatewayFault
+from gateway.errors import BadRequest, GatewayFault, MamoriError
 from gateway.keys import Principal
-from gateway.pipeline import StageFault, decide, detection_context, most_severe, run_detector
+from gateway.logs import get_logger
+from gateway.pipeline import StageFault, decide, detection_context, most_severe, run_detector, system_decision
 from gateway.services import Services
 from gateway.trace import Trace
 from gateway.uploads import decode_image
 
 router = APIRouter(prefix="/v1", tags=["moderations"])
+log = get_logger("mamori.moderations")
 
 #: OpenAI's moderation categories, in its order.
 OPENAI_CATEGORIES: tuple[str, ...] = (
@@ -233,9 +238,8 @@ def _request_trace(request: Request, principal: Principal) -> Trace:
 
 @router.post("/moderations", summary="Classify text and images (OpenAI-compatible); generates nothing")
 async def create_moderation(request: Request, svc: ServicesDep, principal: CanGenerate) -> JSONResponse:
-    # Bad input and unexpected faults raise: the middleware answers and writes the audit record
-    # (event type "moderation", with the error code). Answers and detector or policy faults are
-    # audited here, with the results.
+    # Bad input raises: the middleware answers and writes the audit record (event type
+    # "moderation", with the error code). Answers and faults while judging are audited here.
     trace = _request_trace(request, principal)
     trace.detectors = svc.detector_versions()
     payload = load_json(await request.body())
@@ -248,9 +252,13 @@ async def create_moderation(request: Request, svc: ServicesDep, principal: CanGe
     results: list[dict[str, Any]] = []
     mamori_results: list[dict[str, Any]] = []
     coverage = {"text": covered(svc.prescreen_detectors), "image": covered(svc.image_detectors)}
+    failed: tuple[int, dict[str, Any]] | None = None  # (HTTP status, the system decision) of a fault
     try:
         for parts in decoded:
             findings, decision = await _moderate_group(svc, trace, parts)
+            if trace.faults:  # the policy failed: decide() made a system block, which judges nothing
+                failed = (503, decision)
+                break
             screened = {kind: coverage[kind] for kind in findings}  # the input types this group had
             results.append(_openai_result(findings, screened, decision["action"] in ("block", "escalate")))
             mamori_results.append(
@@ -261,14 +269,17 @@ async def create_moderation(request: Request, svc: ServicesDep, principal: CanGe
                     "findings": [f.to_dict() for found in findings.values() for f in found],
                 }
             )
-    except StageFault as fault:
-        err = GatewayFault(
-            "a detector or the policy failed, so nothing was judged safe (fail closed)", code="mamori_fault"
-        )
-        trace.status, trace.decision, trace.http_status = "refused", "block", err.status_code
-        trace.error = {"code": err.code, "type": err.error_type, "message": err.message}
-        await asyncio.to_thread(_audit, svc, trace, inputs, None, fault.code)
-        raise err from fault
+    except StageFault as fault:  # a detector failed or timed out
+        failed = (503, system_decision(svc, trace, "prescreen", fault).to_dict())
+    except Exception as exc:  # anything else (the policy data, a registry): 500, with a reason all the same
+        log.exception("moderation.fault", error=type(exc).__name__)
+        trace.fault("gateway", "unhandled", exc)
+        internal = StageFault("system.internal_error", "gateway", "an internal step failed")
+        failed = (500, system_decision(svc, trace, "prescreen", internal).to_dict())
+    if failed is not None:
+        err = _refusal(trace, *failed)
+        await asyncio.to_thread(_audit, svc, trace, inputs, None, failed[1]["reasons"][0]["code"])
+        raise err
     mamori = {
         "request_id": trace.request_id,
         "policy_revision": svc.policy.revision,
@@ -280,6 +291,31 @@ async def create_moderation(request: Request, svc: ServicesDep, principal: CanGe
     await asyncio.to_thread(_audit, svc, trace, inputs, mamori, None)
     body = {"id": "modr-" + uuid.uuid4().hex, "model": model, "results": results, "mamori": mamori}
     return JSONResponse(body)
+
+
+def _refusal(trace: Trace, status: int, decision: dict[str, Any]) -> MamoriError:
+    """The fail-closed answer to a fault, in OpenAI's error shape: code `mamori_fault`, and in `mamori`
+    the system decision's reasons (codes such as `system.detector_error`), as the audit record holds
+    them. Only fixed messages: never the input or an exception's text."""
+    mamori = {
+        "request_id": trace.request_id,
+        "status": "refused",
+        "decision": "block",
+        "reasons": decision["reasons"],
+        "decision_id": decision["decision_id"],
+        "policy_revision": decision["revision"],
+    }
+    codes = ", ".join(r["code"] for r in decision["reasons"])
+    err: MamoriError
+    if status >= 503:
+        message = f"a detector or the policy failed, so nothing was judged safe (fail closed; {codes})"
+        err = GatewayFault(message, code="mamori_fault", mamori=mamori)
+    else:
+        message = f"internal error, so nothing was judged safe (fail closed; {codes})"
+        err = MamoriError(message, code="mamori_fault", mamori=mamori)
+    trace.status, trace.decision, trace.http_status = "refused", "block", err.status_code
+    trace.error = {"code": err.code, "type": err.error_type, "message": err.message}
+    return err
 
 
 def _input_digests(groups: list[list[tuple[str, Any]]]) -> list[list[dict[str, Any]]]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 
+from gateway.api.bodies import load_json
 from gateway.api.deps import CanAdministerPolicy, ServicesDep, access
 from gateway.errors import BadRequest, Conflict
 from gateway.keys import Principal
@@ -58,13 +58,13 @@ async def get_policy_data(svc: ServicesDep, principal: CanAdministerPolicy) -> d
 
 
 async def _json_body(request: Request) -> Any:
+    """The JSON body, read as every other route reads one: `load_json` refuses what is not JSON
+    (`invalid_json`, also NaN), a lone surrogate (`invalid_text`, which would be written into the
+    bundle's data) and nesting too deep to handle (`json_too_deep`, not a crash)."""
     raw = await request.body()
     if len(raw) > _MAX_BODY:
         raise BadRequest(f"the body is over {_MAX_BODY} bytes", code="policy_data_invalid")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}", code="invalid_json") from exc
+    return load_json(raw)
 
 
 async def _change(request: Request, svc: ServicesDep, principal: Principal, *, method: str) -> dict[str, Any]:

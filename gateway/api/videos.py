@@ -29,7 +29,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.bodies import load_json, validate_object
-from gateway.api.deps import ServicesDep, access
+from gateway.api.deps import ServicesDep, access, read_form
 from gateway.errors import BadRequest, GatewayFault, NotFound, PolicyRefusal
 from gateway.jobs import queue_for
 from gateway.keys import Principal
@@ -75,7 +75,7 @@ class VideoRequest(BaseModel):
 async def _parse(request: Request) -> VideoRequest:
     payload: Any
     if request.headers.get("content-type", "").startswith(("multipart/", "application/x-www-form-urlencoded")):
-        form = await request.form(max_files=1, max_fields=16)
+        form = await read_form(request, max_files=1, max_fields=16)  # 400 invalid_multipart / invalid_text
         payload = {k: v for k, v in form.items() if isinstance(v, str)}
     else:
         payload = load_json(await request.body())

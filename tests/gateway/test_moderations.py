@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from typing import Any
 
 import pytest
 
 from detectors.testing import gradient_image
+from gateway.policy import PolicyError
 
 
 def _data_url() -> str:
@@ -198,6 +200,27 @@ def _boom(*_args: Any, **_kwargs: Any) -> Any:
     raise RuntimeError("injected fault")
 
 
+def _reasons_as_audited(resp: Any, payload: dict[str, Any], code: str) -> None:
+    """The fault's answer names the same system reason codes as its audit record, and no input."""
+    body = resp.json()
+    assert MARK not in resp.text, "raw input in the error"
+    assert "results" not in body
+    assert body["mamori"]["status"] == "refused" and body["mamori"]["decision"] == "block"
+    answered = [r["code"] for r in body["mamori"]["reasons"]]
+    assert answered == [code], body
+    assert code in body["error"]["message"]
+    recorded = [
+        r["code"]
+        for d in payload["decisions"]
+        if d["stage"] == "prescreen" and d["action"] == "block"
+        for r in d["reasons"]
+    ]
+    assert recorded == answered
+    assert payload["fault"] == code
+    assert body["mamori"]["decision_id"] in [d["decision_id"] for d in payload["decisions"]]
+    assert body["mamori"]["request_id"] == resp.headers["x-request-id"]
+
+
 @pytest.mark.parametrize("where", ["protected_index", "policy_data", "decide_keyerror"])
 def test_an_internal_fault_fails_closed_and_is_audited(
     gateway: Any, monkeypatch: pytest.MonkeyPatch, where: str
@@ -222,6 +245,7 @@ def test_an_internal_fault_fails_closed_and_is_audited(
     payload = _refused_and_audited(gateway, resp, 500, "mamori_fault")
     assert payload["faults"], "the fault is recorded"
     assert payload["request"]["inputs"][0][0]["type"] == "text"
+    _reasons_as_audited(resp, payload, "system.internal_error")
 
 
 def test_a_detector_fault_is_a_503_with_one_record(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,6 +255,35 @@ def test_a_detector_fault_is_a_503_with_one_record(gateway: Any, monkeypatch: py
     payload = _refused_and_audited(gateway, resp, 503, "mamori_fault")
     assert payload["fault"] == "system.detector_error"
     assert payload["faults"][0]["component"] == detector.name
+    _reasons_as_audited(resp, payload, "system.detector_error")
+    assert resp.json()["mamori"]["reasons"][0]["detector"] == detector.name
+
+
+def test_an_image_detector_timeout_is_a_503_with_its_reason(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = gateway.services.image_detectors[0]
+    monkeypatch.setattr(detector, "detect", lambda *a, **k: time.sleep(1) or [])
+    monkeypatch.setattr(gateway.services.settings, "detector_timeout_s", 0.2)
+    parts = [{"type": "text", "text": MARK}, {"type": "image_url", "image_url": {"url": _data_url()}}]
+    resp = _post(gateway, {"input": parts})
+    payload = _refused_and_audited(gateway, resp, 503, "mamori_fault")
+    _reasons_as_audited(resp, payload, "system.detector_timeout")
+
+
+def test_a_policy_fault_is_a_503_not_a_flagged_answer(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing policy judges nothing: the call fails closed like a detector fault, not 200 "flagged"."""
+    policy = gateway.services.policy
+    real = policy.decide
+
+    def failing(doc: Any) -> Any:
+        if doc["stage"] == "prescreen":
+            raise PolicyError("injected")
+        return real(doc)
+
+    monkeypatch.setattr(policy, "decide", failing)
+    resp = _post(gateway, {"input": ["a watercolor of a cat", f"and a dog {MARK}"]})
+    payload = _refused_and_audited(gateway, resp, 503, "mamori_fault")
+    assert payload["faults"][0]["component"] == "policy"
+    _reasons_as_audited(resp, payload, "system.policy_error")
 
 
 def test_an_unwritable_audit_withholds_the_answer(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -161,3 +161,48 @@ def test_evaluate_dry_run(gateway: Any) -> None:
         headers={**gateway.auth("admin"), "content-type": "application/json"},
     )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code", "param"),
+    [
+        (
+            "PATCH",
+            "/v1/policy/data",
+            b'{"terms": [{"term": "a\\ud800b", "category": "denied_term"}]}',
+            "invalid_text",
+            "terms.0.term",
+        ),
+        ("PATCH", "/v1/policy/data", b'{"terms": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "json_too_deep", None),
+        ("PUT", "/v1/policy/data", b'{"thresholds": {"pii": NaN}}', "invalid_json", None),
+        (
+            "POST",
+            "/v1/policy/evaluate",
+            b'{"input": {"stage": "prescreen", "request": {"prompt": "\\udc00"}}}',
+            "invalid_text",
+            "input.request.prompt",
+        ),
+        ("POST", "/v1/policy/evaluate", b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "json_too_deep", None),
+    ],
+    ids=["surrogate_term", "deep_data", "nan", "surrogate_input", "deep_input"],
+)
+def test_policy_bodies_are_read_like_every_other_json_body(
+    gateway: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    path: str,
+    body: bytes,
+    code: str,
+    param: str | None,
+) -> None:
+    """A lone surrogate was written into the bundle's data, and deep nesting was a 500: now 400s with a code."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_dir(), bundle)
+    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    before = gateway.services.policy.revision, (bundle / "data.yaml").read_text()
+    headers = {**gateway.auth("admin"), "content-type": "application/json"}
+    resp = gateway.client.request(method, path, content=body, headers=headers)
+    assert resp.status_code == 400, resp.text
+    assert (resp.json()["error"]["code"], resp.json()["error"]["param"]) == (code, param)
+    assert (gateway.services.policy.revision, (bundle / "data.yaml").read_text()) == before
