@@ -19,9 +19,16 @@ Streaming: generation runs on the generator pool and feeds an asyncio queue one 
 Mamori holds back a window of `settings.stream_window_tokens` tokens; when the window is full the
 rails run on the whole text so far (so a term split across windows is still caught) and, if the
 policy allows, the vetted text is released up to its last word boundary (a trailing partial word
-waits, so half a term or half an e-mail address is not sent on its own). When the policy blocks,
-or anything fails, the stream ends with `finish_reason: "content_filter"` and nothing unvetted has
-left. The audit record is written once, when the stream ends (also when the client goes away).
+waits, so half a term or half an e-mail address is not sent on its own). What may still become
+personal data waits too, up to `STREAM_HOLD_BACK_CHARS` characters: a trailing run of digits and
+the marks numbers are written with ("call them 212 555 " until "0187" comes; twelve digits that
+read as a My Number until four more make them a card), a trailing e-mail address or URL, and a
+number a phone or card word may still follow. The text released is the redacted view of what came
+before, so a redaction that changes its mind about text still held back is no conflict; one that
+would reach into text already released (past the bound, say) ends the stream with the reason
+`system.redaction_conflict`. When the policy blocks, or anything fails, the stream ends with
+`finish_reason: "content_filter"` and nothing unvetted has left. The audit record is written once,
+when the stream ends (also when the client goes away).
 A stream cannot wait for a human: an escalation refuses it like a block (at the prescreen a 400 before
 the stream starts, midway `finish_reason: "content_filter"`), with the reason `review.stream_not_held`
 saying that the same request without `stream` would be held for review instead.
@@ -33,6 +40,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -43,6 +51,7 @@ from typing import Any, Literal
 import anyio
 
 from detectors.base import DetectionContext, Finding
+from detectors.normalize import INVISIBLE_CHARS
 from gateway.keys import Principal
 from gateway.pipeline import (
     StageFault,
@@ -203,6 +212,7 @@ class RailVerdict:
     decision: Decision
     findings: list[Finding]
     view: str | None  # the text as it may be released (redacted where required); None when blocked
+    redacted: tuple[str, ...] = ()  # the entity types `view` has replaced (the redaction obligation)
 
 
 class OutputRails:
@@ -245,7 +255,7 @@ class OutputRails:
         entities = decision.to_dict()["obligations"].get("redact")
         if entities:  # a redaction obligation also rides along with an escalation
             view = await asyncio.to_thread(redact_text, text, findings, entities)
-            return RailVerdict(decision, findings, view)
+            return RailVerdict(decision, findings, view, tuple(entities))
         return RailVerdict(decision, findings, text)
 
 
@@ -607,7 +617,8 @@ class Finished:
 @dataclass
 class _StreamState:
     generated: str = ""
-    sent: str = ""
+    sent: str = ""  # what the client has: generated[:released], redacted where required
+    released: int = 0
     tokens: int = 0
     prompt_tokens: int = 0
     finish_reason: str | None = None
@@ -615,12 +626,157 @@ class _StreamState:
     verdicts: list[RailVerdict] = field(default_factory=list)
 
 
-def _cut(view: str, start: int) -> int:
-    """The end of the releasable part of `view`: just after its last boundary at or past `start`."""
-    for i in range(len(view) - 1, start - 1, -1):
-        if view[i] in _BOUNDARY:
-            return i + 1
-    return start
+STREAM_HOLD_BACK_CHARS = 64
+"""The most characters at the end of a stream's text held back because they may still become
+personal data (`_release_end`): room for the longest number the output rails redact, written with
+its separators (an IBAN: 34 characters in groups of four, 42 with spaces), or for a number and the
+20 characters after it where a phone word still makes it a phone number. Past it the text is
+released at word boundaries, and a redaction that then reaches back ends the stream
+(`system.redaction_conflict`)."""
+_AFTER_CONTEXT_CHARS = 20
+"""How far after a number a word can still make it personal data: `detectors.pii_recognizers`
+reads a phone word up to 20 characters after a phone-shaped number, a card word up to 16 after a
+card number."""
+_CONTEXT_DIGITS = 7
+"""The fewest digits in a number that a word after it can make personal data (a phone number)."""
+_WORD = re.compile(r"[^\s\u3001\u3002\uff01\uff1f]+")
+_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# what numbers are written with besides digits: "+1 (212) 555-0187", "〒100-0001", "０３－１２３４",
+# dashes that NFKC leaves alone, and the invisible characters the PII detector drops
+_NUMBER_MARKS = (
+    frozenset("+-()[]./~#*〒＋－（）［］．／～＃＊\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff70")
+    | INVISIBLE_CHARS
+)
+_EXTENSION_WORDS = frozenset({"x", "ext", "ext.", "extension"})
+
+
+def _identifier_word(word: str) -> str | None:
+    """How `word` may be part of an identifier that the output rails redact: "digits" (it holds one:
+    "0187", "(212)", "tel:212", "０９０"), "marks" (only what numbers are written with: "+", "-",
+    "〒"), "letters" (an extension word, or a group of an IBAN: up to four capitals and digits,
+    "WEST"), "address" (an e-mail address or URL: it holds "@" or "://"), or None (a word of the
+    sentence)."""
+    if any(c.isdigit() for c in word):
+        return "digits"
+    if "@" in word or "://" in word:
+        return "address"
+    if all(c in _NUMBER_MARKS for c in word):
+        return "marks"
+    if word.lower() in _EXTENSION_WORDS or (len(word) <= 4 and word.isascii() and word.isalnum() and word.isupper()):
+        return "letters"
+    return None
+
+
+def _identifier_runs(text: str, lo: int) -> list[list[tuple[int, int, str]]]:
+    """The runs of identifier words (`_identifier_word`) in text[lo:] that only spaces join (no line
+    break, no sentence mark): each a list of (start, end, kind), leading "letters" words left out."""
+    runs: list[list[tuple[int, int, str]]] = []
+    run: list[tuple[int, int, str]] = []
+    last = lo
+    for m in _WORD.finditer(text, lo):
+        if run and any(c in _LINE_BREAKS or not c.isspace() for c in text[last : m.start()]):  # a line break, 。, 、
+            runs.append(run)
+            run = []
+        kind = _identifier_word(m.group())
+        if kind is None and run and m.end() == len(text):
+            kind = "partial"  # a word still being written may yet be one ("john" of "john@example.org")
+        if kind is None:
+            if run:
+                runs.append(run)
+            run = []
+        elif run or kind != "letters":
+            run.append((m.start(), m.end(), kind))
+        last = m.end()
+    if run:
+        runs.append(run)
+    return runs
+
+
+def _held_back(text: str, lo: int) -> int:
+    """Where the part of text[lo:] that may still become (part of) a redaction begins (len(text):
+    nowhere).
+
+    That is a run of identifier words that reaches the end of the text: more digits, an extension
+    or the rest of an IBAN may follow ("call them 212 555 " waits for "0187"), or another address
+    that the redaction would merge with this one ("<EMAIL_ADDRESS> <EMAIL_ADDRESS>" is written as
+    one). Or a run with at least `_CONTEXT_DIGITS` digits and fewer than `_AFTER_CONTEXT_CHARS`
+    characters after it: a phone or card word may still follow.
+    """
+    n = len(text)
+    for run in _identifier_runs(text, lo):
+        reaches_end = not any(c in _LINE_BREAKS or not c.isspace() for c in text[run[-1][1] :])
+        digit_words = [text[start:end] for start, end, kind in run if kind == "digits"]
+        digits = sum(c.isdigit() for word in digit_words for c in word)
+        last_digits = max((end for _, end, kind in run if kind == "digits"), default=0)
+        if reaches_end or (digits >= _CONTEXT_DIGITS and last_digits + _AFTER_CONTEXT_CHARS > n):
+            return run[0][0]
+    return n
+
+
+def _cut_before(text: str, pos: int, floor: int) -> int:
+    """The last place at or before `pos`, and not before `floor`, where `text` may be cut: just
+    after a boundary (whitespace or CJK sentence punctuation)."""
+    for i in range(pos, floor, -1):
+        if text[i - 1] in _BOUNDARY:
+            return i
+    return floor
+
+
+def _cut_after(text: str, pos: int) -> int:
+    """The first place at or after `pos` where `text` may be cut (its end when there is none)."""
+    for i in range(pos, len(text)):
+        if i == 0 or text[i - 1] in _BOUNDARY:
+            return i
+    return len(text)
+
+
+def _release_end(text: str, start: int) -> int:
+    """How much of `text` (all generated so far; text[:start] already released) may be released now.
+
+    Up to its last boundary (a trailing partial word waits, so half a term or half an e-mail address
+    is not sent on its own), and not into a trailing stretch that may still become personal data
+    (`_held_back`: "call them 212 555 " waits for "0187"). That hold is bounded: the last
+    `STREAM_HOLD_BACK_CHARS` characters at most; before them the text is released at its word
+    boundaries all the same, so a stream of digits does not stall.
+    """
+    n = len(text)
+    end = _cut_before(text, n, start)
+    lo = max(start, n - STREAM_HOLD_BACK_CHARS)
+    held = _held_back(text, lo)
+    if held < end:
+        end = _cut_before(text, held, start)
+        if end < lo:  # the held stretch begins mid-word at the bound: cut after that word
+            end = min(_cut_after(text, lo), _cut_before(text, n, start))
+    return end
+
+
+def _redacted_spans(verdict: RailVerdict) -> list[tuple[int, int]]:
+    """The spans of the text that `verdict.view` replaces (the findings `redact_text` acts on)."""
+    wanted = set(verdict.redacted)
+    return [
+        f.span
+        for f in verdict.findings
+        if f.category == "pii" and f.span is not None and f.evidence.get("entity_type") in wanted
+    ]
+
+
+def _outside(pos: int, spans: Sequence[tuple[int, int]]) -> int:
+    """`pos`, moved back to the start of any span it falls inside (a redaction is released whole)."""
+    moved = True
+    while moved:
+        moved = False
+        for start, end in spans:
+            if start < pos < end:
+                pos, moved = start, True
+    return pos
+
+
+def _view_upto(text: str, end: int, verdict: RailVerdict) -> str:
+    """text[:end] as `verdict.view` shows it (`end` outside the redacted spans)."""
+    if not verdict.redacted:
+        return text[:end]
+    within = [f for f in verdict.findings if f.span is not None and f.span[1] <= end]
+    return redact_text(text[:end], within, verdict.redacted)
 
 
 async def stream_chat(
@@ -685,17 +841,29 @@ async def stream_chat(
             if verdict.decision.action == "escalate":
                 ledger.not_held()
             return None
-        if not verdict.view.startswith(state.sent):
-            # a redaction reached back into text already sent: stop rather than contradict it
+        text, view, end = state.generated, state.sent, state.released
+        spans = _redacted_spans(verdict)
+        # A redaction that reaches into text already sent, or changes it, is a conflict. One that
+        # changes its mind about text still held back (twelve digits a My Number, then with four more
+        # a card number) is not.
+        conflict = any(start < state.released < stop for start, stop in spans)
+        if not conflict:
+            end = _outside(len(text) if final else _release_end(text, state.released), spans)
+            if end == len(text):
+                view = verdict.view
+            elif end > state.released:
+                view = await asyncio.to_thread(_view_upto, text, end, verdict)
+            conflict = not view.startswith(state.sent)
+        if conflict:
+            # stop rather than contradict what the client has
             trace.fault("output_rails", "stream", "redaction_conflict")
             ledger.fault(
                 "output",
                 StageFault("system.redaction_conflict", "output_rails", "a redaction would change released text"),
             )
             return None
-        end = len(verdict.view) if final else _cut(verdict.view, len(state.sent))
-        piece = verdict.view[len(state.sent) : end]
-        state.sent += piece
+        piece = view[len(state.sent) :]
+        state.sent, state.released = view, end
         return piece
 
     async def conclude(status: Status, action: str, finish_reason: str | None) -> Finished:
