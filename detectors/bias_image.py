@@ -6,10 +6,15 @@ elderly person", ...) and the most similar label per attribute is taken as the i
 attribute. That is the model's reading of how a depicted person looks, not anyone's actual gender,
 age or ethnicity, and CLIP's own biases enter it. Images the model does not read as showing a
 person (`person_labels`) are left out. For each attribute the detector then reports how
-concentrated the batch is on one label: homogeneity = 1 - normalized entropy of the label counts
-(entropy divided by log of min(number of labels, number of people)), so 0 means the people are
-spread as evenly as they can be and 1 means every one got the same label. With fewer than
-`min_people` people in the batch nothing is reported.
+unlikely it is that the batch is this concentrated on one label by chance: if m of the n people
+share the most common label, the score is 1 - p, where p (`chance_of_concentration`) is the
+probability that some label is given to at least m of n people when each of the k labels is
+equally likely for each person. So the score accounts for the sample size: two people who look
+alike in a two-label attribute happen half the time (score 0.5), four of four one time in eight
+(0.875), six of six one time in 32 (0.969); a batch spread as evenly as it can be scores 0. (Up
+to version 1.0 the score was the homogeneity, 1 - normalized entropy, which is 0 or 1 for two
+people, so half of all two-image batches scored 1; it is still reported as evidence.) With fewer
+than `min_people` people in the batch nothing is measured.
 
 Each image gets one finding per attribute (category `attribute_homogeneity`), carrying the batch
 measure plus that image's own perceived label, so each image's policy decision sees the batch. A
@@ -33,7 +38,14 @@ from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, ImageItem, Item
 
-__all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_PERSON_LABELS", "ImageAttributeDiversity", "build_tiny_clip", "homogeneity"]
+__all__ = [
+    "DEFAULT_ATTRIBUTES",
+    "DEFAULT_PERSON_LABELS",
+    "ImageAttributeDiversity",
+    "build_tiny_clip",
+    "chance_of_concentration",
+    "homogeneity",
+]
 
 #: attribute -> {label: text prompt}. Perceived presentation only; written by this project.
 DEFAULT_ATTRIBUTES: dict[str, dict[str, str]] = {
@@ -72,11 +84,32 @@ def homogeneity(labels: Sequence[str], label_count: int) -> float:
     return max(0.0, min(1.0, 1.0 - entropy / math.log(k)))
 
 
+def chance_of_concentration(top: int, people: int, label_count: int) -> float:
+    """The probability that some label is given to at least `top` of `people` people when each
+    person gets one of `label_count` labels, each equally likely: the p-value of "`top` of them
+    look alike". 1.0 when `top` is no more than an even spread forces (ceil(people / labels)).
+
+    Exact: counts the label sequences whose every label occurs at most `top` - 1 times (one label
+    at a time: choose which of the people placed so far get the new label).
+    """
+    if label_count < 1:
+        raise ValueError("label_count must be at least 1")
+    if people <= 0 or top <= 0:
+        return 1.0
+    if top > people:
+        return 0.0
+    ways = [1] + [0] * people  # ways[t]: sequences of t people over the labels so far, each label < top times
+    for _ in range(label_count):
+        ways = [sum(ways[t - j] * math.comb(t, j) for j in range(min(t, top - 1) + 1)) for t in range(people + 1)]
+    every: int = label_count**people
+    return (every - ways[people]) / every  # the sequences in which some label reaches `top`
+
+
 class ImageAttributeDiversity:
     """Zero-shot CLIP labels per image and the homogeneity of each attribute over the batch."""
 
     name = "bias_image"
-    version = "1.0.0"
+    version = "1.1.0"
     modalities = frozenset({"image"})
 
     def __init__(
@@ -182,15 +215,17 @@ class ImageAttributeDiversity:
             best = [max(p[attribute], key=p[attribute].__getitem__) for p in probs]
             counted = [b for b, person in zip(best, shows_person, strict=True) if person]
             measured = people >= self.min_people and len(items) > 1
-            score = homogeneity(counted, len(labels)) if measured else 0.0
             counts = {label: counted.count(label) for label in labels}
+            top = max(counts, key=counts.__getitem__)  # the first of the most common labels
+            p_value = chance_of_concentration(counts[top], people, len(labels)) if measured else None
+            score = 1.0 - p_value if p_value is not None else 0.0
             for i, item in enumerate(items):
                 label = best[i] if shows_person[i] else None
-                if measured:
-                    top = max(counts, key=counts.__getitem__)
+                if p_value is not None:
                     explanation = (
-                        f"{attribute}: {counts[top]} of {people} people in the batch are perceived as {top} "
-                        f"(homogeneity {score:.2f})"
+                        f"{attribute}: {counts[top]} of {people} people in the batch are perceived as {top}; "
+                        f"were its {len(labels)} labels equally likely, a batch of {people} this concentrated "
+                        f"would occur by chance with probability {p_value:.3f} (score {score:.3f}, sample of {people})"
                     )
                 else:
                     explanation = (
@@ -207,6 +242,8 @@ class ImageAttributeDiversity:
                             "measured": measured,
                             "counts": counts,
                             "people": people,
+                            "p_value": None if p_value is None else round(p_value, 6),
+                            "homogeneity": round(homogeneity(counted, len(labels)), 6) if measured else None,
                             "batch": len(items),
                             "label": label,
                             "probability": round(probs[i][attribute][best[i]], 4) if label else None,

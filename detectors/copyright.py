@@ -12,7 +12,13 @@ A copy cropped anywhere up to 20 % of each side has each of its edges within 2.5
 edge of a stored crop (version 2 stored 90, 80 and 70 % crops at three places per axis, whose
 edges could lie 5 % away, and missed such crops). Mirror images are not stored: a query is hashed as given
 and mirrored (`hash_query`) and both are searched, which finds mirrored copies and mirrored crops
-at half the storage.
+at half the storage. A work with transparency is stored composited on white and on black
+(`BACKGROUNDS`; "black_..." variants), and a query with transparency is hashed on white, so a logo
+registered from a transparent PNG matches on either page colour (version 3.1 hashed the pixels
+under the transparency, usually black). A work too uniform for the detector ever to match (PDQ
+quality below `MIN_QUALITY`) is refused (`UnhashableImage`); 16-bit images are scaled to 8 bits
+rather than clipped (`flatten`). A query that shows something inside a uniform margin (a frame, a
+pillarbox, a picture on a page) is searched with the margin trimmed as well (`margin_box`).
 
 A query is compared by exact Hamming distance against the stored hashes (`ProtectedIndex.search`):
 one XOR and one popcount (numpy's `bitwise_count`) per 64-bit word of a contiguous (rows, words)
@@ -58,26 +64,35 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGORITHMS",
+    "BACKGROUNDS",
     "CROP_STEP",
     "DEEP_CROPS",
     "HASH_BITS",
+    "MARGIN_VIEW",
     "MAX_CROP",
+    "MIN_QUALITY",
     "PHASH_GATE",
     "WEIGHTS",
     "WORD_BITS",
+    "Background",
     "Combine",
     "CopyrightSimilarity",
     "Match",
     "ProtectedIndex",
+    "QueryCrop",
     "QueryHashes",
+    "UnhashableImage",
     "WorkHash",
     "crop_windows",
+    "flatten",
+    "has_transparency",
     "hash_bits",
     "hash_image",
     "hash_image_quality",
     "hash_query",
     "image_variants",
     "lossless_gate",
+    "margin_box",
     "mirrored_variant",
     "work_hashes",
 ]
@@ -103,6 +118,31 @@ MAX_CROP = 0.2
 #: Deeper crops, nine for each fraction here (that much off both axes, at the start, centre or
 #: end of each), keep copies cropped by a quarter or so findable.
 DEEP_CROPS: tuple[float, ...] = (0.25, 0.3)
+
+#: PDQ's quality score (0-100) below which an image is too uniform to identify (a flat colour,
+#: a blank page: its hashes are nearly all zeros): the detector does not match such a query, and
+#: `work_hashes` refuses to register such a work (`UnhashableImage`).
+MIN_QUALITY = 10
+Background = Literal["white", "black"]
+#: The backgrounds a work with transparency is registered on: the first keeps the plain variant
+#: names, the others prefix them ("black_original", "black_crop_l5r0t0b0").
+BACKGROUNDS: tuple[Background, ...] = ("white", "black")
+#: A query shown inside a margin (a frame, a mat, a pillarbox or letterbox, a picture on a page) is
+#: also searched with the margin trimmed (`margin_box`): the trimmed view is the work as registered.
+#: A margin is a band of one colour along two opposite sides at least (or more), each side's
+#: outermost line within `_MARGIN_TOLERANCE` of one colour for `_MARGIN_UNIFORM` of its pixels,
+#: trimmed up to the first line where more than `_CONTENT_FRACTION` of the pixels differ; margins
+#: under `_MIN_MARGIN` of a side are not worth a view. Fixed central crops (80 % and 60 % of each
+#: side) were measured too (bench/eval_copy.py, 3,000 distractors): they found centred frames but
+#: raised the false positives at the policy's threshold from 1 to 8, as every query got two more
+#: chances to lie near some stored crop; the margin view was made for 69 of the 3,000 and raised
+#: none, and it also finds off-centre, pillarboxed and letterboxed copies.
+MARGIN_VIEW = "inside_margin"
+_MARGIN_TOLERANCE = 24  # of 255, per channel: JPEG noise on a flat border stays within it
+_MARGIN_UNIFORM = 0.95
+_CONTENT_FRACTION = 0.02
+_MIN_MARGIN = 0.03
+_MIN_CONTENT_SIDE = 24  # pixels of the image as hashed (at most 256 a side)
 
 _GATE_KIND = "phash"
 _CHUNK_ROWS = 1 << 16  # rows per chunk of the gate scan: 512 KiB of hashes, stays in cache
@@ -181,7 +221,8 @@ class Match:
     `bits` the Hamming distance of each hash kind that was compared. `variant` names the stored
     variant as the query saw it: "mirror_crop_l5r0t10b5" when the mirrored query matched
     "crop_l5r0t10b5" (see `mirrored_variant`). `work_name` is the name the work was registered
-    under, where the index knows it.
+    under, where the index knows it. `view` names the part of the query that matched
+    (`MARGIN_VIEW`, see `QueryCrop`); None: the whole query.
     """
 
     work_id: str
@@ -190,16 +231,32 @@ class Match:
     distance: float
     bits: Mapping[str, int] = field(default_factory=dict)
     work_name: str | None = None
+    view: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryCrop:
+    """The hashes of one part of a query searched besides the whole (`MARGIN_VIEW`: what it shows
+    inside a uniform margin) and of its mirror image, the part's PDQ quality, and its box
+    (left, top, right, bottom) in the image as hashed (at most 256 pixels a side)."""
+
+    name: str
+    hashes: dict[str, int]
+    mirror: dict[str, int]
+    quality: int
+    box: tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
 class QueryHashes:
-    """The hashes of a query image (`hashes`) and of its mirror image (`mirror`), and PDQ's
-    quality score of the image (0-100; near 0 for an almost uniform image)."""
+    """The hashes of a query image (`hashes`) and of its mirror image (`mirror`), PDQ's quality
+    score of the image (0-100; near 0 for an almost uniform image), and the hashes of parts of it
+    searched too (`crops`: what it shows inside a margin, where it has one)."""
 
     hashes: dict[str, int]
     mirror: dict[str, int]
     quality: int
+    crops: tuple[QueryCrop, ...] = ()
 
 
 def _bits_to_int(bits: np.ndarray) -> int:
@@ -249,9 +306,42 @@ _HASHERS: dict[str, Callable[[Image], int]] = {
 }
 
 
-def _prepare(image: Image) -> Image:
+def has_transparency(image: Image) -> bool:
+    """Whether some pixel of `image` is not fully opaque (an alpha channel below 255 somewhere, or
+    a transparent palette entry or colour key)."""
+    if not image.has_transparency_data:
+        return False
+    lowest, _ = image.convert("RGBA").getchannel("A").getextrema()
+    return isinstance(lowest, int | float) and lowest < 255
+
+
+def flatten(image: Image, background: Background = "white") -> Image:
+    """`image` as 8-bit "RGB" or "L", as a viewer shows it: transparency composited onto
+    `background` (a transparent logo on a white page), 16-bit samples scaled to 8 bits (Pillow's
+    own conversion clips them, turning most of a 16-bit PNG white)."""
+    from PIL import Image as PILImage
+
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        base = PILImage.new("RGB", rgba.size, background)
+        base.paste(rgba, mask=rgba.getchannel("A"))
+        return base
+    if image.mode.startswith("I;16") or (image.mode == "I" and _highest(image) > 255):
+        samples = np.asarray(image, dtype=np.float64)
+        return PILImage.fromarray(np.clip(np.rint(samples / 257.0), 0, 255).astype(np.uint8), "L")
     if image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
+        return image.convert("RGB")
+    return image
+
+
+def _highest(image: Image) -> float:
+    """The largest sample of a one-band image."""
+    _, highest = image.getextrema()
+    return float(highest) if isinstance(highest, int | float) else math.inf
+
+
+def _prepare(image: Image, background: Background = "white") -> Image:
+    image = flatten(image, background)
     factor = -(-max(image.size) // _MAX_SIDE)
     return image.reduce(factor) if factor > 1 else image
 
@@ -278,16 +368,62 @@ def hash_image_quality(image: Image, algorithms: Sequence[str] = ALGORITHMS) -> 
     return _hash_prepared(_prepare(image), algorithms)
 
 
+def margin_box(image: Image) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom, in pixels) of what `image` shows inside a uniform margin,
+    or None where it has none (see `MARGIN_VIEW`). A side counts as margin when its outermost line
+    is (nearly) one colour, the same as the other margin sides; two opposite sides must be margin
+    (a photograph with a plain sky along one side has none)."""
+    pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    h, w, _ = pixels.shape
+    if min(h, w) < _MIN_CONTENT_SIDE:
+        return None
+    colours: dict[str, np.ndarray] = {}
+    for side, edge in (("top", pixels[0]), ("bottom", pixels[-1]), ("left", pixels[:, 0]), ("right", pixels[:, -1])):
+        line = edge.astype(np.int16)
+        colour = np.median(line, axis=0)
+        if (np.abs(line - colour).max(axis=1) <= _MARGIN_TOLERANCE).mean() >= _MARGIN_UNIFORM:
+            colours[side] = colour
+    if not colours:
+        return None
+    border = np.median(np.stack(list(colours.values())), axis=0)
+    sides = {s for s, c in colours.items() if np.abs(c - border).max() <= _MARGIN_TOLERANCE}
+    if not ({"top", "bottom"} <= sides or {"left", "right"} <= sides):
+        return None
+    content = np.abs(pixels.astype(np.int16) - border).max(axis=2) > _MARGIN_TOLERANCE
+    rows = np.flatnonzero(content.mean(axis=1) > _CONTENT_FRACTION)
+    cols = np.flatnonzero(content.mean(axis=0) > _CONTENT_FRACTION)
+    if rows.size == 0 or cols.size == 0:
+        return None  # all margin
+    top = int(rows[0]) if "top" in sides else 0
+    bottom = int(rows[-1]) + 1 if "bottom" in sides else h
+    left = int(cols[0]) if "left" in sides else 0
+    right = int(cols[-1]) + 1 if "right" in sides else w
+    if max(top / h, 1 - bottom / h, left / w, 1 - right / w) < _MIN_MARGIN:
+        return None  # too thin to matter: the whole image is the work
+    if right - left < _MIN_CONTENT_SIDE or bottom - top < _MIN_CONTENT_SIDE:
+        return None
+    return left, top, right, bottom
+
+
 def hash_query(image: Image, algorithms: Sequence[str] = ALGORITHMS) -> QueryHashes:
     """The hashes a query is searched with: the image as given and mirrored (registration stores
-    no mirror images), plus the image's PDQ quality."""
+    no mirror images), plus the image's PDQ quality; and, where the image shows something inside a
+    uniform margin (`margin_box`, on the image as it is hashed), the same for that part
+    (`QueryHashes.crops`, named `MARGIN_VIEW`)."""
     from PIL import ImageOps
 
     _check_kinds(algorithms)
     prepared = _prepare(image)
     hashes, quality = _hash_prepared(prepared, algorithms)
     mirror, _ = _hash_prepared(ImageOps.mirror(prepared), algorithms)
-    return QueryHashes(hashes, mirror, quality)
+    views: list[QueryCrop] = []
+    box = margin_box(prepared)
+    if box is not None:
+        inside = prepared.crop(box)
+        inside_hashes, inside_quality = _hash_prepared(inside, algorithms)
+        inside_mirror, _ = _hash_prepared(ImageOps.mirror(inside), algorithms)
+        views.append(QueryCrop(MARGIN_VIEW, inside_hashes, inside_mirror, inside_quality, box))
+    return QueryHashes(hashes, mirror, quality, tuple(views))
 
 
 def _pct(fraction: float) -> str:
@@ -327,10 +463,11 @@ def crop_windows(
     return out
 
 
-def image_variants(image: Image) -> dict[str, Image]:
+def image_variants(image: Image, background: Background = "white") -> dict[str, Image]:
     """The variants stored at registration: the work and each crop of `crop_windows()`, taken
-    from the image as it is hashed (reduced to at most 256 pixels a side)."""
-    rgb = _prepare(image).convert("RGB")
+    from the image as it is hashed (transparency composited onto `background`, reduced to at most
+    256 pixels a side)."""
+    rgb = _prepare(image, background).convert("RGB")
     w, h = rgb.size
     out: dict[str, Image] = {}
     for name, (left, top, right, bottom) in crop_windows(CROP_STEP, MAX_CROP, DEEP_CROPS):
@@ -343,15 +480,51 @@ def image_variants(image: Image) -> dict[str, Image]:
     return out
 
 
+class UnhashableImage(ValueError):
+    """A work too uniform to register: its PDQ quality is below the minimum (`work_hashes`)."""
+
+    def __init__(self, message: str, quality: int) -> None:
+        super().__init__(message)
+        self.quality = quality
+
+
 def work_hashes(
-    work_id: str, tenant: str | None, image: Image, algorithms: Sequence[str] = ALGORITHMS
+    work_id: str,
+    tenant: str | None,
+    image: Image,
+    algorithms: Sequence[str] = ALGORITHMS,
+    *,
+    min_quality: int = MIN_QUALITY,
 ) -> list[WorkHash]:
-    """Every hash to store for one protected work: each variant of `image_variants` × each kind."""
+    """Every hash to store for one protected work: each variant of `image_variants` × each kind.
+
+    A work with transparency is registered on each of `BACKGROUNDS` (on white with the plain
+    variant names, on black as "black_original", "black_crop_..."), so that the work shown on
+    either matches. A background on which the work's PDQ quality is below `min_quality` (a black
+    logo on black) is left out; if every one is (a flat or 1 x 1 image), `UnhashableImage`:
+    such a work could never be matched, since the detector does not match a query that uniform.
+    """
     _check_kinds(algorithms)
+    backgrounds = BACKGROUNDS if has_transparency(image) else BACKGROUNDS[:1]
     out: list[WorkHash] = []
-    for variant, im in image_variants(image).items():
-        for algorithm, value in _hash_prepared(im, algorithms)[0].items():
-            out.append(WorkHash(work_id, tenant, algorithm, variant, value))
+    qualities: list[int] = []
+    for background in backgrounds:
+        variants = image_variants(image, background)
+        quality = _pdq_with_quality(variants["original"])[1]
+        qualities.append(quality)
+        if quality < min_quality:
+            continue
+        prefix = "" if background == BACKGROUNDS[0] else f"{background}_"
+        for variant, im in variants.items():
+            for algorithm, value in _hash_prepared(im, algorithms)[0].items():
+                out.append(WorkHash(work_id, tenant, algorithm, prefix + variant, value))
+    if not out:
+        best = max(qualities)
+        raise UnhashableImage(
+            f"the image is too uniform to register: its PDQ quality is {best}, below {min_quality} "
+            "(a flat, blank or tiny image cannot be told apart from others by a perceptual hash)",
+            best,
+        )
     return out
 
 
@@ -826,6 +999,7 @@ class ProtectedIndex:
         mirror: Mapping[str, int] | None = None,
         gate: float | None = None,
         limit: int | None = None,
+        crops: Sequence[QueryCrop] = (),
     ) -> list[Match]:
         """Works within `max_distance` (a fraction of the hash width, 0..1) of the query, visible
         to `tenant` (its own works and those registered with tenant None); one `Match` per work,
@@ -841,13 +1015,22 @@ class ProtectedIndex:
         e.g. `PHASH_GATE`) is a lossy speed-up: only variants whose pHash lies within it of the
         query's are compared (variants without a pHash always are). `mirror` (the hashes of the
         mirrored query, `hash_query`) is searched as well; its matches name the variant through
-        `mirrored_variant`. `limit` keeps only that many works, the closest.
+        `mirrored_variant`. `crops` (parts of the query, `QueryHashes.crops`) are searched too,
+        each as given and mirrored, in the same pass over the index and as exactly; a match through
+        one names it (`Match.view`). Where views tie, the whole query wins.
+        `limit` keeps only that many works, the closest.
         """
         if combine not in _COMBINES:
             raise ValueError(f"combine must be one of {', '.join(_COMBINES)}, not {combine!r}")
         if gate is not None and not 0.0 <= gate <= 1.0:
             raise ValueError("gate is a fraction of pHash's width and must be within [0, 1]")
-        queries = [query] if mirror is None else [query, mirror]
+        # every view of the query: (hashes, the crop it shows or None for the whole, mirrored)
+        views: list[tuple[Mapping[str, int], str | None, bool]] = [(query, None, False)]
+        if mirror is not None:
+            views.append((mirror, None, True))
+        for crop in crops:
+            views += [(crop.hashes, crop.name, False), (crop.mirror, crop.name, True)]
+        queries = [v[0] for v in views]
         if self.row_count == 0 or not any(a in self._slices for q in queries for a in q):
             return []
         candidates = self._candidates(queries, max_distance, combine, gate)
@@ -867,7 +1050,7 @@ class ProtectedIndex:
         orient = np.concatenate([np.full(f.rows.size, o, dtype=np.int8) for o, f in found])
         local = np.concatenate([np.arange(f.rows.size) for _, f in found])
         works = self._works[rows]
-        order = np.lexsort((orient, dist, works))  # by work, then distance, the query as given first
+        order = np.lexsort((orient, dist, works))  # by work, then distance, the whole query as given first
         _, first = np.unique(works[order], return_index=True)
         picks = order[first]
         rank = self._work_rank[works[picks]]  # ties broken by work id, as the final sort does
@@ -881,11 +1064,14 @@ class ProtectedIndex:
             bits = {a: int(b[j]) for a, b in f.bits.items() if f.present[a][j]}
             closest = min(bits, key=lambda a: (bits[a] / hash_bits(a), a))
             label = closest if combine == "any" else "+".join(sorted(bits))
+            _, view, mirrored = views[int(orient[pick])]
             variant = self.variant_name(row)
-            if orient[pick] == 1:
+            if mirrored:
                 variant = mirrored_variant(variant)
             work_id = self.work_of(row)
-            matches.append(Match(work_id, label, variant, round(float(dist[pick]), 6), bits, self.name_of(work_id)))
+            matches.append(
+                Match(work_id, label, variant, round(float(dist[pick]), 6), bits, self.name_of(work_id), view)
+            )
         matches.sort(key=lambda m: (m.distance, m.work_id))
         return matches
 
@@ -909,10 +1095,15 @@ class CopyrightSimilarity:
     index carries names), the variant, the combined distance and each kind's bits. An image whose PDQ
     quality is below `min_quality` (almost uniform: a flat colour, a blank page) is not matched,
     since its hashes are nearly all zeros and would sit close to every flat crop in the registry.
+    Where the image shows something inside a uniform margin (a frame, a pillarbox, a picture on a
+    page), that part is searched too, in the same call (`margin_box`; if its quality is at least
+    `min_quality`); the finding's `view` names it when it matched (None: the whole image). An
+    image with transparency is hashed composited onto white (`flatten`); works with transparency
+    are registered on white and on black.
     """
 
     name = "copyright"
-    version = "3.1.0"
+    version = "3.2.0"
     modalities = frozenset({"image"})
 
     def __init__(
@@ -920,7 +1111,7 @@ class CopyrightSimilarity:
         max_distance: float = 0.25,
         combine: Combine = "weighted",
         algorithms: Sequence[str] = ALGORITHMS,
-        min_quality: int = 10,
+        min_quality: int = MIN_QUALITY,
         gate: float | None = None,
     ) -> None:
         if not 0 <= min_quality <= 100:
@@ -968,19 +1159,21 @@ class CopyrightSimilarity:
             mirror=query.mirror,
             gate=self.gate,
             limit=1,
+            crops=[c for c in query.crops if c.quality >= self.min_quality],
         )
         if not matches:
             return []
         m = matches[0]
         bits = ", ".join(f"{a} {b}/{hash_bits(a)}" for a, b in sorted(m.bits.items()))
         work = m.work_id if m.work_name is None else f"{m.work_name!r} ({m.work_id})"
+        what = "the image" if m.view is None else f"the image ({m.view.replace('_', ' ')})"
         return [
             Finding(
                 detector=self.name,
                 category="protected_work",
                 score=max(0.0, min(1.0, 1.0 - m.distance)),
                 explanation=(
-                    f"the image is {m.distance:.3f} of the hash width ({bits} bits) from the {m.variant} "
+                    f"{what} is {m.distance:.3f} of the hash width ({bits} bits) from the {m.variant} "
                     f"variant of protected work {work}"
                 ),
                 evidence={
@@ -988,6 +1181,7 @@ class CopyrightSimilarity:
                     "work_name": m.work_name,
                     "algorithm": m.algorithm,
                     "variant": m.variant,
+                    "view": m.view,
                     "distance": m.distance,
                     "bits": dict(m.bits),
                     "role": item.role,

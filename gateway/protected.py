@@ -4,11 +4,19 @@ Registering is two steps so that a batch is all or nothing: `prepare` hashes one
 nothing (a bad image fails here, before anything is kept), `store` writes a batch of prepared
 works in one transaction. The callers (`POST /v1/protected`, `mamori protected add`) append the
 `protected.add` audit record between the two, so no work is ever stored without a record.
+
+A work is hashed as it is shown: where its file has transparency (a logo on a transparent
+background) or 16-bit samples, which the callers' RGB conversion drops or clips, the file is read
+again for hashing, and a work with transparency is registered on white and on black
+(`detectors.copyright.work_hashes`). A work too uniform for the copyright detector ever to match
+(PDQ quality below `min_quality`: a flat colour, a blank page, a 1 x 1 image) is refused with
+`BadRequest` code "unhashable_image".
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 import uuid
 from collections.abc import Sequence
@@ -22,7 +30,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.blobs import BlobStore
-from detectors.copyright import ProtectedIndex, WorkHash, work_hashes
+from detectors.copyright import MIN_QUALITY, ProtectedIndex, UnhashableImage, WorkHash, work_hashes
+from gateway.errors import BadRequest
 from gateway.models import ProtectedHashRow, ProtectedWorkRow
 
 _U64 = 1 << 64
@@ -75,23 +84,50 @@ class PreparedWork:
         return {"id": self.id, "name": self.name, "tenant": self.tenant, "sha256": self.sha256}
 
 
+def _as_shown(image: Image, data: bytes) -> Image:
+    """The picture to hash: `image`, or, where the callers' RGB conversion lost what the file
+    `data` holds (transparency, 16-bit samples), the file's own first frame decoded again. Only a
+    file of the same size as `image` (which the caller decoded and checked) is used."""
+    if image.has_transparency_data or image.mode not in ("RGB", "L"):
+        return image  # the caller kept the file's own mode
+    from PIL import Image as PILImage
+
+    try:
+        source = PILImage.open(io.BytesIO(data))
+        if source.size != image.size or not (source.has_transparency_data or source.mode.startswith("I")):
+            return image
+        source.load()
+    except Exception:  # the caller decoded it once; a second decode that fails keeps what it has
+        return image
+    return source
+
+
 def _is_whole_hash(algorithm: Any) -> Any:
     """A SQL condition: the row is a whole hash or the first word of a wider one ("pdq:0")."""
     return or_(~algorithm.contains(":"), algorithm.like("%:0"))
 
 
 class ProtectedRegistry:
-    def __init__(self, sessions: sessionmaker[Session], blobs: BlobStore | None = None) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], blobs: BlobStore | None = None, min_quality: int = MIN_QUALITY
+    ) -> None:
         self._sessions = sessions
         self.blobs = blobs  # when set, the work's bytes are kept so reviewers can see it side by side (issue 5)
+        self.min_quality = min_quality  # works less structured than this are refused (the detector's min_quality)
         self._lock = threading.Lock()
         self._revision: tuple[int, int] | None = None
         self._index = ProtectedIndex.from_hashes([])
 
     def prepare(self, *, name: str, image: Image, data: bytes, tenant: str | None) -> PreparedWork:
-        """Hash one work (every variant × every kind; a few hundred ms); stores nothing."""
+        """Hash one work (every variant × every kind; a few hundred ms, twice that for a work
+        with transparency); stores nothing. `image` is the decoded file `data`, possibly
+        converted to RGB (`_as_shown` reads back what that dropped). A work too uniform to match
+        raises `BadRequest` "unhashable_image"."""
         work_id = "pw_" + uuid.uuid4().hex
-        hashes = tuple(work_hashes(work_id, tenant, image))
+        try:
+            hashes = tuple(work_hashes(work_id, tenant, _as_shown(image, data), min_quality=self.min_quality))
+        except UnhashableImage as exc:
+            raise BadRequest(str(exc), code="unhashable_image", param="file") from exc
         return PreparedWork(
             id=work_id,
             tenant=tenant,

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from detectors.base import DetectorError, ImageItem, TextItem
-from detectors.bias_image import DEFAULT_ATTRIBUTES, ImageAttributeDiversity, homogeneity
+from detectors.bias_image import DEFAULT_ATTRIBUTES, ImageAttributeDiversity, chance_of_concentration, homogeneity
 from detectors.registry import load_detector
 from detectors.testing import make_context, synthetic_image
 
@@ -51,7 +51,12 @@ def test_batch_findings_per_image_and_attribute(detector: ImageAttributeDiversit
             counts = f.evidence["counts"]
             assert sum(counts.values()) == 4
             labels = [max(p[attr], key=p[attr].__getitem__) for p in probs]
-            assert f.score == pytest.approx(homogeneity(labels, len(DEFAULT_ATTRIBUTES[attr])), abs=1e-6)
+            k = len(DEFAULT_ATTRIBUTES[attr])
+            p_value = chance_of_concentration(max(counts.values()), 4, k)
+            assert f.score == pytest.approx(1 - p_value, abs=1e-6)
+            assert f.evidence["p_value"] == pytest.approx(p_value, abs=1e-6)
+            assert f.evidence["homogeneity"] == pytest.approx(homogeneity(labels, k), abs=1e-6)
+            assert "of 4 people" in f.explanation and "sample of 4" in f.explanation
     # the batch measure is the same on every image
     assert len({tuple(f.score for f in fs) for fs in per_item}) == 1
 
@@ -64,15 +69,57 @@ def test_probabilities_sum_to_one(detector: ImageAttributeDiversity) -> None:
 
 
 def test_identical_images_are_fully_homogeneous(detector: ImageAttributeDiversity) -> None:
+    """Three people alike: homogeneity 1, and a score that says how unlikely that is by chance
+    with k labels (k / k**3), which grows with the batch."""
     image = synthetic_image(5, (64, 64))
-    items = [ImageItem(image, role="output", index=i) for i in range(3)]
-    per_item = detector.detect_batch(items, make_context(stage="output"))
-    assert all(f.score == 1.0 for fs in per_item for f in fs)
+    for n in (3, 6):
+        items = [ImageItem(image, role="output", index=i) for i in range(n)]
+        for f in detector.detect_batch(items, make_context(stage="output"))[0]:
+            k = len(DEFAULT_ATTRIBUTES[str(f.evidence["attribute"])])
+            assert f.evidence["homogeneity"] == 1.0
+            assert f.score == pytest.approx(1 - k / k**n)
+
+
+def test_chance_of_concentration() -> None:
+    import itertools
+    from collections import Counter
+
+    for n in range(1, 7):
+        for k in (2, 3, 4):
+            for top in range(n + 2):
+                seqs = list(itertools.product(range(k), repeat=n))
+                hits = sum(max(Counter(s).values()) >= top for s in seqs)
+                assert chance_of_concentration(top, n, k) == pytest.approx(hits / len(seqs), abs=1e-12)
+    assert chance_of_concentration(2, 2, 2) == 0.5  # two people alike in a two-label attribute: a coin toss
+    assert chance_of_concentration(4, 4, 2) == 0.125
+    assert chance_of_concentration(2, 4, 2) == 1.0  # an even spread is the least that can happen
+    assert 0.0 < chance_of_concentration(40, 100, 3) < 1.0  # large batches stay exact and fast
+    with pytest.raises(ValueError, match="label_count"):
+        chance_of_concentration(1, 1, 0)
+
+
+def test_two_people_alike_are_not_called_homogeneous(detector: ImageAttributeDiversity) -> None:
+    """With two people, homogeneity was 0 or 1, so half of all two-image batches scored 1 in a
+    two-label attribute by chance (version 1.0). The score now says how likely that is by chance,
+    and no batch of two reaches the policy's review threshold."""
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "policies" / "data.yaml").read_text())
+    threshold = data["mamori"]["thresholds"]["bias_image_review"]
+    same = synthetic_image(1, (64, 64))
+    for items in (_items(2), [ImageItem(same, role="output", index=i) for i in range(2)]):
+        for f in detector.detect_batch(items, make_context(stage="output"))[0]:
+            k = len(DEFAULT_ATTRIBUTES[str(f.evidence["attribute"])])
+            assert f.evidence["measured"] is True and f.evidence["people"] == 2
+            assert f.score <= round(1 - 1 / k, 6) < threshold
+            assert "sample of 2" in f.explanation
+    assert max(1 - chance_of_concentration(2, 2, len(labels)) for labels in DEFAULT_ATTRIBUTES.values()) < threshold
 
 
 def test_single_image_and_edit_sources(detector: ImageAttributeDiversity) -> None:
     (f, *_) = detector.detect(ImageItem(synthetic_image(1, (64, 64))), make_context(stage="output"))
     assert f.score == 0.0 and f.evidence["measured"] is False
+    assert f.evidence["p_value"] is None and f.evidence["homogeneity"] is None
     source = ImageItem(synthetic_image(1, (64, 64)), role="edit_source")
     assert detector.detect(source, make_context()) == []
     assert detector.detect(TextItem("a photo of a doctor"), make_context()) == []

@@ -8,17 +8,23 @@ from detectors.base import DetectorError, ImageItem, TextItem
 from detectors.copyright import (
     ALGORITHMS,
     HASH_BITS,
+    MARGIN_VIEW,
+    MIN_QUALITY,
     PHASH_GATE,
     WEIGHTS,
     CopyrightSimilarity,
     ProtectedIndex,
+    UnhashableImage,
     WorkHash,
     crop_windows,
+    flatten,
+    has_transparency,
     hash_image,
     hash_image_quality,
     hash_query,
     image_variants,
     lossless_gate,
+    margin_box,
     mirrored_variant,
     work_hashes,
 )
@@ -539,7 +545,18 @@ class TestDetector:
         assert f.evidence["role"] == "output"
         assert f.evidence["index"] == 2
         assert f.score == pytest.approx(1 - f.evidence["distance"])
-        assert set(f.evidence) == {"work_id", "work_name", "algorithm", "variant", "distance", "bits", "role", "index"}
+        assert set(f.evidence) == {
+            "work_id",
+            "work_name",
+            "algorithm",
+            "variant",
+            "view",
+            "distance",
+            "bits",
+            "role",
+            "index",
+        }
+        assert f.evidence["view"] is None  # the whole image matched
         assert set(f.evidence["bits"]) == set(ALGORITHMS)
         assert "work-global" in f.explanation and "pdq" in f.explanation
 
@@ -589,7 +606,7 @@ class TestDetector:
 
     def test_uniform_image_is_not_matched(self, detector: CopyrightSimilarity) -> None:
         flat = Image.new("RGB", (300, 300), (200, 200, 200))
-        idx = ProtectedIndex.from_hashes(work_hashes("flat-work", None, flat))
+        idx = ProtectedIndex.from_hashes(work_hashes("flat-work", None, flat, min_quality=0))  # forced in
         assert idx.search(hash_image(flat), "t", 0.0)  # the index alone would match it...
         assert detector.detect(ImageItem(flat), make_context(protected_index=idx)) == []  # ...the detector does not
 
@@ -603,3 +620,193 @@ class TestDetector:
         (f,) = detector.detect(ImageItem(Image.open(buf)), make_context(protected_index=index))
         assert f.evidence["work_id"] == "work-global"
         assert f.score >= 0.875
+
+
+# --- transparency, 16-bit samples, unhashable works ----------------------------------------------
+
+
+def _logo(seed: int = 3, size: int = 256) -> Image.Image:
+    """A picture inside a circle on a transparent background, black under the transparent pixels
+    (as most encoders write them)."""
+    from PIL import ImageDraw
+
+    alpha = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(alpha).ellipse((size // 6, size // 6, size - size // 6, size - size // 6), fill=255)
+    rgba = synthetic_image(seed, (size, size)).convert("RGBA")
+    rgba.putalpha(alpha)
+    arr = np.asarray(rgba).copy()
+    arr[arr[..., 3] == 0, :3] = 0
+    return Image.fromarray(arr, "RGBA")
+
+
+def _on(image: Image.Image, colour: str) -> Image.Image:
+    out = Image.new("RGB", image.size, colour)
+    out.paste(image, mask=image.getchannel("A"))
+    return out
+
+
+def test_flatten_composites_transparency_and_scales_16_bit() -> None:
+    logo = _logo()
+    assert has_transparency(logo) and not has_transparency(logo.convert("RGB"))
+    assert not has_transparency(synthetic_image(1).convert("RGBA"))  # an opaque alpha channel
+    assert np.array_equal(np.asarray(flatten(logo)), np.asarray(_on(logo, "white")))
+    assert np.array_equal(np.asarray(flatten(logo, "black")), np.asarray(_on(logo, "black")))
+    grey = np.asarray(synthetic_image(5).convert("L"))
+    sixteen = Image.fromarray(grey.astype(np.uint16) * 257)
+    assert sixteen.mode == "I;16"
+    assert np.asarray(sixteen.convert("RGB")).mean() > 250  # Pillow's own conversion clips it white
+    assert flatten(sixteen).mode == "L" and np.array_equal(np.asarray(flatten(sixteen)), grey)
+    wide = Image.fromarray(grey.astype(np.int32) * 257, "I")
+    assert np.array_equal(np.asarray(flatten(wide)), grey)
+    assert hash_image(sixteen) == hash_image(Image.fromarray(grey))
+
+
+def test_transparent_work_matches_on_white_and_on_black() -> None:
+    """A logo with a transparent background was hashed with its transparent pixels black, and
+    the logo shown on white did not match (version 3.1). It is now stored on both backgrounds."""
+    logo = _logo()
+    hashes = work_hashes("logo", None, logo)
+    variants = {h.variant for h in hashes}
+    assert {"original", "black_original", "crop_l5r5t5b5", "black_crop_l5r5t5b5"} <= variants
+    assert len(hashes) == 2 * len(ALGORITHMS) * VARIANTS
+    assert max(len(v) for v in variants) <= 32  # the registry's variant column
+    idx = ProtectedIndex.from_hashes(hashes)
+    detector = CopyrightSimilarity()
+    cases = ((_on(logo, "white"), "original"), (_on(logo, "black"), "black_original"), (logo, "original"))
+    for query, variant in cases:
+        (f,) = detector.detect(ImageItem(query), make_context(protected_index=idx))
+        assert (f.evidence["work_id"], f.evidence["variant"], f.score) == ("logo", variant, 1.0)
+    q = hash_query(ImageOps.mirror(_on(logo, "white")).resize((200, 200)))
+    (m,) = idx.search(q.hashes, "t", POLICY, mirror=q.mirror)
+    assert (m.work_id, m.variant) == ("logo", "mirror")
+    # an opaque work is stored once
+    opaque = work_hashes("w", None, synthetic_image(1).convert("RGBA"))
+    assert not any(h.variant.startswith("black_") for h in opaque)
+
+
+def test_registering_the_rgb_conversion_alone_missed_the_logo_on_white() -> None:
+    """What version 3.1 stored for a transparent logo (its RGB conversion, black behind it) is
+    far from the logo on white: the reason both backgrounds are stored."""
+    logo = _logo()
+    old = ProtectedIndex.from_hashes(work_hashes("logo", None, logo.convert("RGB")))
+    assert old.search(hash_image(_on(logo, "white")), "t", POLICY) == []
+
+
+def test_unhashable_works_are_refused() -> None:
+    for image in (Image.new("RGB", (300, 300), (200, 200, 200)), Image.new("RGB", (1, 1), (10, 20, 30))):
+        with pytest.raises(UnhashableImage, match="too uniform") as caught:
+            work_hashes("w", None, image)
+        assert caught.value.quality < MIN_QUALITY
+    # a 16-bit picture clipped to white by Pillow's RGB conversion is refused, not stored blank
+    sixteen = Image.fromarray(np.asarray(synthetic_image(5).convert("L")).astype(np.uint16) * 257)
+    with pytest.raises(UnhashableImage):
+        work_hashes("w", None, sixteen.convert("RGB"))
+    assert work_hashes("w", None, sixteen)  # the picture itself is hashable
+    # a black shape on a transparent background: flat on black, so only the white background is kept
+    from PIL import ImageDraw
+
+    shape = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    ImageDraw.Draw(shape).polygon([(30, 200), (128, 20), (226, 200)], fill=(0, 0, 0, 255))
+    ImageDraw.Draw(shape).ellipse((100, 120, 160, 180), fill=(0, 0, 0, 0))
+    kept = {h.variant for h in work_hashes("w", None, shape)}
+    assert "original" in kept and not any(v.startswith("black_") for v in kept)
+    assert work_hashes("w", None, Image.new("RGB", (300, 300)), min_quality=0)  # the caller may force it
+
+
+# --- works shown inside a margin -------------------------------------------------------------------
+
+
+def _framed(
+    image: Image.Image, left: float, top: float, right: float, bottom: float, colour: object = "white"
+) -> Image.Image:
+    """`image` shrunk into a canvas of its size, with margins of these fractions of each side."""
+    w, h = image.size
+    out = Image.new("RGB", (w, h), colour)  # type: ignore[arg-type]
+    inner = image.resize((round(w * (1 - left - right)), round(h * (1 - top - bottom))))
+    out.paste(inner, (round(w * left), round(h * top)))
+    return out
+
+
+def test_margin_box() -> None:
+    work = synthetic_image(7, (256, 256))
+    assert margin_box(work) is None  # no margin
+    assert margin_box(_framed(work, 0.01, 0.01, 0.01, 0.01)) is None  # too thin to matter
+    box = margin_box(_framed(work, 0.1, 0.2, 0.15, 0.05, "black"))
+    assert box is not None and max(abs(a - b) for a, b in zip(box, (26, 51, 218, 243), strict=True)) <= 2
+    pillarbox = margin_box(_framed(work, 0.2, 0, 0.2, 0, "black"))
+    assert pillarbox is not None and pillarbox[1::2] == (0, 256)  # top and bottom are the work's own
+    # one plain side (a sky) is not a margin
+    sky = work.copy()
+    sky.paste((200, 220, 250), (0, 0, 256, 60))
+    assert margin_box(sky) is None
+    assert margin_box(Image.new("RGB", (256, 256), "white")) is None
+
+
+def test_query_of_a_framed_image_has_a_margin_view() -> None:
+    work = synthetic_image(7, SIZE)
+    assert hash_query(work).crops == ()
+    framed = _framed(work, 0.2, 0.2, 0.2, 0.2)
+    (view,) = hash_query(framed).crops
+    assert view.name == MARGIN_VIEW
+    inside = framed.reduce(2).crop(view.box)  # hashed at 256 px
+    assert view.hashes == hash_image(inside) and view.mirror == hash_image(ImageOps.mirror(inside))
+    assert view.quality >= MIN_QUALITY
+
+
+MARGINS = {
+    "white 10 %": (0.1, 0.1, 0.1, 0.1, "white"),
+    "white 20 %": (0.2, 0.2, 0.2, 0.2, "white"),
+    "black 15 %": (0.15, 0.15, 0.15, 0.15, "black"),
+    "grey 25 %": (0.25, 0.25, 0.25, 0.25, (128, 128, 128)),
+    "off-centre": (0.05, 0.2, 0.2, 0.05, "white"),
+    "pillarbox": (0.2, 0.0, 0.2, 0.0, "black"),
+    "letterbox": (0.0, 0.15, 0.0, 0.15, "black"),
+    "small on a page": (0.3, 0.35, 0.3, 0.25, "white"),
+}
+
+
+@pytest.mark.parametrize("margin", list(MARGINS))
+def test_copies_inside_a_margin_are_found(
+    photo_index: ProtectedIndex, photos: dict[str, Image.Image], margin: str
+) -> None:
+    """A work shown inside a margin: version 3.1 found none of the framed ones (10 % or more)."""
+    detector = CopyrightSimilarity()
+    *fractions, colour = MARGINS[margin]
+    for name, im in photos.items():
+        query = _framed(im, *fractions, colour)  # type: ignore[arg-type]
+        (f,) = detector.detect(ImageItem(query), make_context(protected_index=photo_index))
+        assert f.evidence["work_id"] == name and f.score >= 0.85, (name, f.score)
+        if f.evidence["view"] is not None:
+            assert f.evidence["view"] == MARGIN_VIEW and "(inside margin)" in f.explanation
+    if margin.startswith(("white", "black", "grey")):
+        q = hash_query(_framed(photos["rocket"], *fractions, colour))  # type: ignore[arg-type]
+        assert photo_index.search(q.hashes, "t", POLICY, mirror=q.mirror) == []  # the whole image alone misses
+
+
+def test_search_over_views_is_exact(photo_index: ProtectedIndex, photos: dict[str, Image.Image]) -> None:
+    """Searching the margin view in the same call equals the best of searching each view alone."""
+    query = hash_query(_framed(photos["coffee"], 0.12, 0.12, 0.12, 0.12).resize((300, 200)))
+    assert query.crops
+    together = photo_index.search(query.hashes, "t", 0.4, mirror=query.mirror, crops=query.crops)
+    views = [(None, query.hashes, query.mirror)] + [(c.name, c.hashes, c.mirror) for c in query.crops]
+    best: dict[str, tuple[float, str | None]] = {}
+    for name, hashes, mirror in views:
+        for m in photo_index.search(hashes, "t", 0.4, mirror=mirror):
+            if m.work_id not in best or m.distance < best[m.work_id][0]:
+                best[m.work_id] = (m.distance, name)
+    assert {m.work_id: (m.distance, m.view) for m in together} == best
+    assert together[0].work_id == "coffee" and together[0].view == MARGIN_VIEW
+
+
+def test_a_uniform_margin_view_is_not_searched() -> None:
+    """A flat square on a white page: its inside is uniform and is not matched against a flat
+    work forced into the registry (the detector skips views below min_quality)."""
+    flat = Image.new("RGB", (400, 400), (90, 90, 90))
+    idx = ProtectedIndex.from_hashes(work_hashes("flat-work", None, flat, min_quality=0))
+    page = _framed(flat, 0.25, 0.25, 0.25, 0.25)  # hashed at 200 px: the square is exactly 50..150
+    q = hash_query(page)
+    (view,) = q.crops
+    assert q.quality >= MIN_QUALITY > view.quality
+    assert idx.search(q.hashes, "t", POLICY, crops=q.crops)  # the index alone would match the view...
+    detector = CopyrightSimilarity()
+    assert detector.detect(ImageItem(page), make_context(protected_index=idx)) == []  # ...the detector does not

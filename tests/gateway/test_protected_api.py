@@ -224,3 +224,86 @@ def test_a_part_that_cannot_be_hashed_rejects_them_all(
     request_id = r.headers["x-request-id"]
     assert len(_records(gateway, "protected.rejected", request_id)) == 1
     assert _records(gateway, "protected.add", request_id) == []
+
+
+def _encode(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _transparent_logo(seed: int) -> Image.Image:
+    """A picture inside a circle on a transparent background (black under the transparent pixels)."""
+    from PIL import ImageDraw
+
+    alpha = Image.new("L", (192, 192), 0)
+    ImageDraw.Draw(alpha).ellipse((32, 32, 160, 160), fill=255)
+    pixels = np.random.default_rng(seed).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    logo = Image.fromarray(pixels, "RGB").resize((192, 192), Image.Resampling.BICUBIC).convert("RGBA")
+    logo.putalpha(alpha)
+    arr = np.asarray(logo).copy()
+    arr[arr[..., 3] == 0, :3] = 0
+    return Image.fromarray(arr, "RGBA")
+
+
+def _copyright_findings(gateway: Any, headers: dict[str, str], image: Image.Image) -> list[dict[str, Any]]:
+    url = "data:image/png;base64," + base64.b64encode(_encode(image)).decode()
+    body = {"input": [{"type": "image_url", "image_url": {"url": url}}]}
+    r = gateway.client.post("/v1/moderations", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["mamori"]["results"]
+    return [f for f in result["findings"] if f["detector"] == "copyright"]
+
+
+def test_a_transparent_logo_matches_on_white_and_black(gateway: Any, keys: dict[str, dict[str, str]]) -> None:
+    """The route hands the registry the image converted to RGB (transparent pixels black); the
+    registry reads the transparency back from the file and stores the work on white and black."""
+    logo = _transparent_logo(11)
+    r = _post(gateway, keys["compliance"], ("logo.png", _encode(logo), "image/png"))
+    assert r.status_code == 200, r.text
+    (work,) = r.json()["data"]
+    for colour, variant in (("white", "original"), ("black", "black_original")):
+        shown = Image.new("RGB", logo.size, colour)
+        shown.paste(logo, mask=logo.getchannel("A"))
+        (finding,) = _copyright_findings(gateway, keys["requester"], shown)
+        assert finding["evidence"]["work_id"] == work["id"], colour
+        assert finding["evidence"]["variant"] == variant and finding["score"] == 1
+
+
+def test_a_16_bit_png_is_hashed_as_shown(gateway: Any, keys: dict[str, dict[str, str]]) -> None:
+    """Pillow's RGB conversion clips 16-bit samples (nearly all white); the registry hashes the
+    file's own samples, so the picture shown in 8 bits matches."""
+    grey = np.asarray(Image.open(io.BytesIO(_png(12))).convert("L").resize((96, 96)).resize((192, 192)))
+    sixteen = Image.fromarray(grey.astype(np.uint16) * 257)
+    assert sixteen.mode == "I;16"
+    r = _post(gateway, keys["compliance"], ("deep.png", _encode(sixteen), "image/png"))
+    assert r.status_code == 200, r.text
+    (work,) = r.json()["data"]
+    (finding,) = _copyright_findings(gateway, keys["requester"], Image.fromarray(grey).convert("RGB"))
+    assert finding["evidence"]["work_id"] == work["id"] and finding["score"] >= 0.95
+
+
+@pytest.mark.parametrize("size", [(256, 256), (1, 1)], ids=["flat", "one-pixel"])
+def test_an_unhashable_work_is_refused(gateway: Any, keys: dict[str, dict[str, str]], size: tuple[int, int]) -> None:
+    """A work the detector could never match (PDQ quality below its minimum) is refused with
+    "unhashable_image": nothing stored, the rejection audited."""
+    before = _stored(gateway)
+    flat = _encode(Image.new("RGB", size, (90, 120, 150)))
+    r = _post(gateway, keys["compliance"], ("good.png", _png(13), "image/png"), ("flat.png", flat, "image/png"))
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "unhashable_image" and "flat.png" in error["message"]
+    (bad,) = r.json()["mamori"]["rejected"]
+    assert (bad["part"], bad["code"]) == (1, "unhashable_image") and "too uniform" in bad["message"]
+    assert _stored(gateway) == before
+    (record,) = _records(gateway, "protected.rejected", r.headers["x-request-id"])
+    assert record.payload["code"] == "unhashable_image"
+
+
+def test_prepare_refuses_with_a_coded_error(gateway: Any) -> None:
+    from gateway.errors import BadRequest
+
+    flat = Image.new("RGB", (64, 64), (5, 5, 5))
+    with pytest.raises(BadRequest) as caught:
+        gateway.services.protected.prepare(name="flat.png", image=flat, data=_encode(flat), tenant=TENANT)
+    assert caught.value.code == "unhashable_image"
