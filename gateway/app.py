@@ -1,4 +1,11 @@
-"""`create_app(settings)`: the FastAPI application, its lifespan, middleware and error mapping."""
+"""`create_app(settings)`: the FastAPI application, its lifespan, middleware and error mapping.
+
+An unexpected fault in any route fails closed in the middleware: 500 `mamori_fault` in OpenAI's
+error shape, with `mamori.request_id` and `mamori.reasons` (code `system.internal_error`, a fixed
+message, never the exception's text). On a governed path the answer is the moderation route's
+refusal: also `status` "refused", `decision` "block", the `decision_id` of the system block that
+the request's audit record holds and the `policy_revision`.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ from gateway.bootstrap import build_services
 from gateway.errors import MamoriError, PayloadTooLarge
 from gateway.jobs import JobQueue
 from gateway.logs import configure_logging, get_logger
+from gateway.pipeline import StageFault, system_decision
 from gateway.policy import start_policy_watch
 from gateway.services import Services
 from gateway.settings import Settings
@@ -172,9 +180,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 )
             else:
                 log.exception("request.unhandled", error=type(exc).__name__)
-                if trace is not None:
-                    trace.fault("gateway", "unhandled", exc)
-                err = MamoriError("internal error; nothing was released", code="mamori_fault")
+                err = _internal_fault(request, trace, exc)
             note_error(request, err)
             response = _error_response(err, request_id)
         response.headers["x-request-id"] = request_id
@@ -263,6 +269,32 @@ def note_error(request: Request, exc: MamoriError) -> None:
     if trace.status is None:
         trace.status = "refused"
         trace.decision = trace.decision or "block"
+
+
+INTERNAL_ERROR = "system.internal_error"
+
+
+def _internal_fault(request: Request, trace: Trace | None, exc: Exception) -> MamoriError:
+    """The fail-closed answer to an unhandled fault: 500 `mamori_fault`, with the request id and
+    the reason code in `mamori`. On a governed path the trace records the fault and a system
+    block (stage "gateway"), whose id the answer names. Fixed messages only: never `exc`'s text."""
+    request_id = getattr(request.state, "request_id", None)
+    reason = {"code": INTERNAL_ERROR, "detector": "gateway", "message": "an internal step failed"}
+    mamori: dict[str, Any] = {"request_id": request_id, "reasons": [reason]}
+    if trace is not None:
+        trace.fault("gateway", "unhandled", exc)
+        mamori.update(status="refused", decision="block")
+        svc: Services | None = getattr(request.app.state, "services", None)
+        if svc is not None:
+            try:
+                fault = StageFault(INTERNAL_ERROR, "gateway", "an internal step failed")
+                decision = system_decision(svc, trace, "gateway", fault).to_dict()
+                mamori["reasons"], mamori["decision_id"] = decision["reasons"], decision["decision_id"]
+                mamori["policy_revision"] = decision["revision"]
+            except Exception as inner:  # the answer stays a refusal, without a decision id
+                log.error("request.fault_decision_failed", error=type(inner).__name__)
+    message = f"internal error; nothing was released (fail closed; {INTERNAL_ERROR})"
+    return MamoriError(message, code="mamori_fault", mamori=mamori)
 
 
 def _withdraw(svc: Services, request_id: str) -> None:

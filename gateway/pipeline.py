@@ -50,6 +50,7 @@ class ImageJob:
     response_format: str
     source: Image | None = None
     mask: Image | None = None
+    mask_upload: Image | None = None  # the mask as uploaded (alpha kept): screened, never generated from
     callback_url: str | None = None  # the requester's webhook for the review decision (issue 5)
     source_ingredient: Ingredient | None = None  # an edit's uploaded file, recorded in the manifest as parentOf
     source_manifest: dict[str, Any] | None = None  # what the upload's own C2PA manifest says (policy input)
@@ -245,9 +246,11 @@ async def prescreen(svc: Services, trace: Trace, job: ImageJob) -> tuple[Decisio
     ctx = await detection_context(svc, trace, "prescreen")
     findings = await run_text_detectors(svc, trace, job.prompt, ctx)
     if job.source is not None:
-        sources = [ImageItem(job.source, role="edit_source", index=0)]
+        uploads = [ImageItem(job.source, role="edit_source", index=0)]
+        if job.mask_upload is not None:  # a mask that is a whole picture is judged like a source
+            uploads.append(ImageItem(job.mask_upload, role="mask", index=0))
         for detector in svc.image_detectors:
-            findings += await run_detector(svc, trace, detector, sources, ctx)
+            findings += await run_detector(svc, trace, detector, uploads, ctx)
     trace.findings += [{**f.to_dict(), "stage": "prescreen"} for f in findings]
     return await decide(svc, trace, "prescreen", findings, _request_doc(trace, job)), findings
 

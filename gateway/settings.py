@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(default=4000, ge=1)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    # pixels one moderation call may decode, every frame of every image counted (an animation's
+    # frames are decoded in turn, so all of them count); at least max_image_pixels
+    max_request_pixels: int = Field(default=4 * 4096 * 4096, ge=64 * 64)
 
     # assets and provenance
     url_ttl_s: int = Field(default=3600, ge=1)
@@ -190,6 +193,12 @@ class Settings(BaseSettings):
                 self.image_detectors = [*self.image_detectors, "bias_image"]
             options = self.detector_options.get("bias_image", {})
             self.detector_options = {**self.detector_options, "bias_image": {"model": str(self.clip_model), **options}}
+        return self
+
+    @model_validator(mode="after")
+    def _request_pixels_hold_an_image(self) -> Settings:
+        if self.max_request_pixels < self.max_image_pixels:
+            raise ValueError("max_request_pixels must be at least max_image_pixels (one image at the limit)")
         return self
 
     @model_validator(mode="after")

@@ -1,4 +1,12 @@
-"""OpenAI-compatible image routes: `POST /v1/images/generations` and `POST /v1/images/edits`."""
+"""OpenAI-compatible image routes: `POST /v1/images/generations` and `POST /v1/images/edits`.
+
+An edit's source and mask must be still images: a file of several frames (an animated GIF, WebP
+or PNG, a multi-page TIFF) is refused with 400 `animated_image`, since only one picture can be
+edited and the frames that would not be could not be vetted as what was edited. The source is
+screened as the generator receives it (RGB at the requested size); the mask is screened too, as
+it was uploaded (at the requested size, transparency kept, role "mask"), although only its alpha
+or grey values reach the generator: a mask that is a whole picture is judged like a source.
+"""
 
 from __future__ import annotations
 
@@ -192,11 +200,15 @@ def _source_provenance(svc: Services, data: bytes) -> tuple[Ingredient | None, d
 
 def _decode_edit_inputs(
     image: bytes, mask: bytes | None, size: tuple[int, int], max_pixels: int
-) -> tuple[PILImage, PILImage | None]:
-    source = decode_image(image, field="image", max_pixels=max_pixels).convert("RGB").resize(size)
+) -> tuple[PILImage, PILImage | None, PILImage | None]:
+    """The source as the generator edits it (RGB at `size`), the mask as the generator reads it
+    (`to_mask`) and the mask as uploaded (at `size`, alpha kept) for the detectors. Both files must
+    be still images (400 `animated_image`)."""
+    source = decode_image(image, field="image", max_pixels=max_pixels, still=True).convert("RGB").resize(size)
     if mask is None:
-        return source, None
-    return source, to_mask(decode_image(mask, field="mask", max_pixels=max_pixels), size)
+        return source, None, None
+    uploaded = decode_image(mask, field="mask", max_pixels=max_pixels, still=True)
+    return source, to_mask(uploaded, size), uploaded.resize(size)
 
 
 @router.post("/edits", summary="Edit an image (OpenAI-compatible), governed; a mask selects inpainting")
@@ -231,7 +243,7 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
 
     image_bytes = await _read_file(image, "image", settings.max_upload_bytes)
     mask_bytes = await _read_file(mask, "mask", settings.max_upload_bytes) if mask is not None else None
-    source, mask_image = await asyncio.to_thread(
+    source, mask_image, mask_upload = await asyncio.to_thread(
         _decode_edit_inputs, image_bytes, mask_bytes, (width, height), settings.max_image_pixels
     )
     extra: dict[str, Any] = {"source_sha256": hashlib.sha256(image_bytes).hexdigest()}
@@ -248,6 +260,7 @@ async def edit_images(request: Request, svc: ServicesDep, principal: CanEdit) ->
         response_format=response_format,
         source=source,
         mask=mask_image,
+        mask_upload=mask_upload,  # screened with the source (role "mask")
         source_ingredient=ingredient,
         source_manifest=extra["source_manifest"],  # issue 7: the policy may refuse to edit it
     )

@@ -15,8 +15,22 @@ detector or policy fault is 503, anything else (the policy data, a registry) 500
 `mamori_fault` in OpenAI's error shape, with `mamori.reasons` holding the system reason
 (`system.detector_error`, `system.detector_timeout`, `system.policy_error`, `system.internal_error`)
 that the record holds too. The gateway's middleware writes it for anything else, as for every
-governed path: bad input (400 with its code), a refused key, a fault before judging (500
-`mamori_fault`). Access: the `images.generations` permission for now.
+governed path: bad input (400 with its code; 413 `too_many_pixels` over the pixel budget below), a
+refused key, a fault before judging (500 `mamori_fault`, `mamori.reasons` `system.internal_error`).
+Access: the `images.generations` permission for now.
+
+Images are decoded one at a time, each frame at once reduced to at most `MAX_SIDE` pixels a side
+(what the image detectors need: open_nsfw and CLIP look at 256 and 224 pixels, the copyright
+hashes at most 256), so a call holds one full-size frame at a time besides the reduced ones (the
+4096 x 4096 limit, 16 Mpx, is 1 Mpx after the reduction). Before any is decoded, their
+headers are read: each image is held to `max_image_pixels`, and all of them together to
+`max_request_pixels` decoded pixels, every frame counted (413 `too_many_pixels`). An animated image
+(GIF, WebP, PNG) or a multi-page one is screened frame by frame: every frame up to `MAX_FRAMES`,
+else `MAX_FRAMES` frames spread evenly over it, first and last included. Its category scores are
+the highest of its frames'; per image and per detector category, `mamori` keeps the finding of the
+frame that scored highest, whose evidence names it: `frame` (its number in the file), `frames`
+(how many the file holds) and `frames_scored`. Transparency is kept for the detectors, which
+composite it themselves.
 """
 
 from __future__ import annotations
@@ -27,7 +41,8 @@ import binascii
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,13 +54,13 @@ from detectors.lexicons import CATEGORIES as UNSAFE_TEXT_CATEGORIES
 from detectors.toxicity import CATEGORIES as TOXICITY_CATEGORIES
 from gateway.api.bodies import load_json
 from gateway.api.deps import CanGenerate, ServicesDep
-from gateway.errors import BadRequest, GatewayFault, MamoriError
+from gateway.errors import BadRequest, GatewayFault, MamoriError, PayloadTooLarge
 from gateway.keys import Principal
 from gateway.logs import get_logger
 from gateway.pipeline import StageFault, decide, detection_context, most_severe, run_detector, system_decision
 from gateway.services import Services
 from gateway.trace import Trace
-from gateway.uploads import decode_image
+from gateway.uploads import Frames, decode_frames, decoded_pixels, open_image
 
 router = APIRouter(prefix="/v1", tags=["moderations"])
 log = get_logger("mamori.moderations")
@@ -81,10 +96,23 @@ CATEGORY_MAP: dict[str, tuple[str, ...]] = {
     "insult": ("harassment",),  # the toxicity detector's categories
     "profanity": ("harassment",),
     "threat": ("harassment/threatening", "violence"),
+    "csam": ("sexual/minors", "sexual"),  # the shipped deny-list's (and the floor's) category
+    # Known categories that no OpenAI category describes: the result is still `flagged` when the
+    # policy blocks or escalates on them (a deny-listed term, personal data, a jailbreak, ...).
+    "denied_term": (),
+    "pii": (),
+    "jailbreak": (),
+    "protected_name": (),
+    "stereotype": (),
+    "protected_work": (),
 }
 #: The cut for OpenAI's per-category booleans; the policy's decision is in `mamori.decision`.
 CATEGORY_CUT = 0.5
 MAX_INPUTS = 32
+#: Frames screened per image at most (an animation with more is sampled evenly).
+MAX_FRAMES = 16
+#: Images are reduced to at most this many pixels a side before screening (by a whole factor).
+MAX_SIDE = 1024
 
 
 def _decode_data_url(url: str, max_bytes: int) -> bytes:
@@ -179,39 +207,82 @@ def _openai_result(
     }
 
 
-async def _decode_images(
-    groups: list[list[tuple[str, Any]]], max_pixels: int
-) -> list[list[tuple[str, str | PILImage]]]:
-    """The groups with every image decoded (RGB), so a bad image is a 400 before any detector runs."""
-    out: list[list[tuple[str, str | PILImage]]] = []
-    for group in groups:
-        parts: list[tuple[str, str | PILImage]] = []
-        for kind, value in group:
-            if kind == "image":
-                image = await asyncio.to_thread(decode_image, value, field="input", max_pixels=max_pixels)
-                parts.append((kind, image.convert("RGB")))
-            else:
+def _decode_images(
+    groups: list[list[tuple[str, Any]]], max_pixels: int, max_request_pixels: int
+) -> list[list[tuple[str, str | Frames]]]:
+    """The groups with every image decoded (`Frames`), so a bad image is a 4xx before any detector
+    runs. Headers first: each image within `max_pixels`, all of them, every frame counted, within
+    `max_request_pixels` (413 `too_many_pixels`); then one image at a time, its frames reduced
+    to `MAX_SIDE` as they are decoded (blocking: run it in a thread)."""
+    opened: list[PILImage] = []
+    try:
+        for group in groups:
+            opened += [open_image(v, field="input", max_pixels=max_pixels) for k, v in group if k == "image"]
+        total = sum(decoded_pixels(im, field="input", max_pixels=max_pixels) for im in opened)
+        if total > max_request_pixels:
+            raise PayloadTooLarge(
+                f"the images hold {total} pixels, every frame counted, over the limit of {max_request_pixels}",
+                code="too_many_pixels",
+                param="input",
+            )
+        images = iter(opened)
+        decoded: list[list[tuple[str, str | Frames]]] = []
+        for group in groups:
+            parts: list[tuple[str, str | Frames]] = []
+            for kind, value in group:
+                if kind == "image":
+                    value = decode_frames(
+                        next(images), field="input", max_pixels=max_pixels, max_frames=MAX_FRAMES, max_side=MAX_SIDE
+                    )
                 parts.append((kind, value))
-        out.append(parts)
-    return out
+            decoded.append(parts)
+        return decoded
+    finally:
+        for image in opened:
+            image.close()
+
+
+def _per_image(found: Sequence[Finding], frames: Sequence[tuple[int, int, Frames]]) -> list[Finding]:
+    """An image detector's findings over every frame screened, per input image: for each category
+    the finding of the frame that scored highest (the earliest on a tie), its evidence `index` the
+    image's (not the frame's), and for an animation `frame`, `frames` and `frames_scored`.
+    `frames[i]` is (image index, frame number, the image's frames) of the item with index i; a
+    finding that names no such item is kept as it is (it still counts in the scores)."""
+    best: dict[tuple[int, str, str], Finding] = {}
+    loose: list[Finding] = []
+    for f in found:
+        item = f.evidence.get("index")
+        if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item < len(frames):
+            loose.append(f)
+            continue
+        upload, number, of = frames[item]
+        evidence = {**f.evidence, "index": upload}
+        if of.count > 1:
+            evidence.update(frame=number, frames=of.count, frames_scored=len(of.images))
+        key = (upload, f.detector, f.category)
+        if key not in best or f.score > best[key].score:
+            best[key] = replace(f, evidence=evidence)
+    return [*best.values(), *loose]
 
 
 async def _moderate_group(
-    svc: Services, trace: Trace, parts: list[tuple[str, str | PILImage]]
+    svc: Services, trace: Trace, parts: list[tuple[str, str | Frames]]
 ) -> tuple[dict[str, list[Finding]], dict[str, Any]]:
     """Findings by input type screened ("text", "image"; blank text is not) and the group's prescreen decision."""
     ctx = await detection_context(svc, trace, "prescreen")
     texts: list[Item] = [TextItem(v) for k, v in parts if k == "text" and isinstance(v, str) and v.strip()]
-    images: list[Item] = [
-        ImageItem(v, role="edit_source", index=i)
-        for i, v in enumerate(v for k, v in parts if k == "image" and not isinstance(v, str))
-    ]
+    # every frame screened is one item; `frames` ties it back to its image
+    uploads = [v for k, v in parts if k == "image" and isinstance(v, Frames)]
+    frames = [(i, number, v) for i, v in enumerate(uploads) for number, _ in v.images]
+    screened = (image for v in uploads for _, image in v.images)
+    images: list[Item] = [ImageItem(image, role="edit_source", index=j) for j, image in enumerate(screened)]
     findings: dict[str, list[Finding]] = {}
     for kind, items, detectors in (("text", texts, svc.prescreen_detectors), ("image", images, svc.image_detectors)):
         if items:
             found = findings.setdefault(kind, [])
             for detector in detectors:
-                found += await run_detector(svc, trace, detector, items, ctx)
+                measured = await run_detector(svc, trace, detector, items, ctx)
+                found += _per_image(measured, frames) if kind == "image" else measured
     request_doc = {
         "id": trace.request_id,
         "endpoint": "moderations",
@@ -247,7 +318,8 @@ async def create_moderation(request: Request, svc: ServicesDep, principal: CanGe
     inputs = _input_digests(groups)
     trace.request.update(inputs=inputs, groups=len(groups))
     model = payload.get("model") if isinstance(payload.get("model"), str) else "mamori-moderation"
-    decoded = await _decode_images(groups, svc.settings.max_image_pixels)
+    settings = svc.settings
+    decoded = await asyncio.to_thread(_decode_images, groups, settings.max_image_pixels, settings.max_request_pixels)
 
     results: list[dict[str, Any]] = []
     mamori_results: list[dict[str, Any]] = []

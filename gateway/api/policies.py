@@ -1,4 +1,9 @@
-"""The policy bundle in force: read it, reload it, change its data, and try a decision (`/v1/policy`)."""
+"""The policy bundle in force: read it, reload it, change its data, and try a decision (`/v1/policy`).
+
+Every change is audited: `policy.reload` and `policy.data_change` when made, `policy.reload_rejected`
+and `policy.data_rejected` when refused (400 or 409: the error's code and param, the method, who
+asked and the revision that stays in force; never the body, nor the message, which may quote it).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,16 @@ from fastapi import APIRouter, Request
 
 from gateway.api.bodies import load_json
 from gateway.api.deps import CanAdministerPolicy, ServicesDep, access
-from gateway.errors import BadRequest, Conflict
+from gateway.errors import BadRequest, Conflict, MamoriError
 from gateway.keys import Principal
+from gateway.logs import get_logger
+from gateway.pipeline import policy_revision
 from gateway.policy import PolicyError, default_bundle_dir
-from gateway.policy_data import CHANGEABLE, PolicyDataError, change_data
+from gateway.policy_data import CHANGEABLE, DataChange, PolicyDataError, change_data
+from gateway.services import Services
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
+log = get_logger("mamori.policy_api")
 
 # Data changes need the `policy.data` endpoint (compliance and admin in the shipped data.yaml);
 # the dry run needs `policy.evaluate` (admin).
@@ -39,7 +48,9 @@ async def reload_policy(request: Request, svc: ServicesDep, principal: CanAdmini
         await asyncio.to_thread(svc.policy.reload)
     except PolicyError as exc:
         # the old bundle stays in force
-        raise BadRequest(f"the bundle was not reloaded: {exc}", code="policy_invalid") from exc
+        err = BadRequest(f"the bundle was not reloaded: {exc}", code="policy_invalid")
+        await _audit_refusal(request, svc, principal, "policy.reload_rejected", err, {"method": "POST"})
+        raise err from exc
     after = svc.policy.revision
     await asyncio.to_thread(
         svc.audit.append,
@@ -67,7 +78,70 @@ async def _json_body(request: Request) -> Any:
     return load_json(raw)
 
 
+async def _audit_refusal(
+    request: Request, svc: Services, principal: Principal, event: str, err: MamoriError, extra: dict[str, Any]
+) -> None:
+    """The record of a refused change: code, param, status, who, the revision in force. A failing
+    audit write does not turn the refusal into something else (nothing was changed); it is logged."""
+    payload = {
+        "by": principal.to_policy(),
+        **extra,
+        "code": err.code,
+        "param": err.param,
+        "http_status": err.status_code,
+        "revision": policy_revision(svc),
+    }
+    try:
+        await asyncio.to_thread(
+            svc.audit.append,
+            event,
+            payload,
+            request_id=getattr(request.state, "request_id", None),
+            tenant=principal.tenant,
+        )
+    except Exception as exc:
+        log.error("policy.refusal_not_audited", audit_event=event, error=type(exc).__name__)
+
+
 async def _change(request: Request, svc: ServicesDep, principal: Principal, *, method: str) -> dict[str, Any]:
+    try:
+        change = await _write_change(request, svc, method=method)
+    except MamoriError as err:  # refused (400, 409, 413): nothing was written
+        await _audit_refusal(request, svc, principal, "policy.data_rejected", err, {"method": method})
+        raise
+    record = {
+        "by": principal.to_policy(),
+        "method": method,
+        "revision_before": change.revision_before,
+        "revision_after": change.revision_after,
+        "summary": change.summary,
+    }
+    request_id = getattr(request.state, "request_id", None)
+    try:
+        await asyncio.to_thread(svc.policy.reload)
+    except PolicyError as exc:  # written and proved on a copy; a failure here is a fault
+        # the data on disk did change: recorded as a change that did not load
+        await asyncio.to_thread(
+            svc.audit.append,
+            "policy.data_change",
+            {**record, "loaded": False},
+            request_id=request_id,
+            tenant=principal.tenant,
+        )
+        raise BadRequest(f"the new data was written but did not load: {exc}", code="policy_invalid") from exc
+    await asyncio.to_thread(
+        svc.audit.append, "policy.data_change", record, request_id=request_id, tenant=principal.tenant
+    )
+    return {
+        "revision": svc.policy.revision,
+        "previous_revision": change.revision_before,
+        "summary": change.summary,
+    }
+
+
+async def _write_change(request: Request, svc: Services, *, method: str) -> DataChange:
+    """Check and write the change to the bundle's data (proved on a copy first); BadRequest or
+    Conflict, with nothing written, when it is refused."""
     bundle_dir = getattr(svc.policy, "bundle_dir", None)
     if bundle_dir is None:
         raise Conflict("this policy engine has no bundle folder to change", code="policy_read_only")
@@ -79,35 +153,12 @@ async def _change(request: Request, svc: ServicesDep, principal: Principal, *, m
     body = await _json_body(request)
     try:
         if method == "PUT":
-            change = await asyncio.to_thread(change_data, bundle_dir, replace=body)
-        else:
-            change = await asyncio.to_thread(change_data, bundle_dir, patch=body)
+            return await asyncio.to_thread(change_data, bundle_dir, replace=body)
+        return await asyncio.to_thread(change_data, bundle_dir, patch=body)
     except PolicyDataError as exc:
         raise BadRequest(f"policy data refused: {exc}", code="policy_data_invalid") from exc
     except PolicyError as exc:
         raise BadRequest(f"policy data refused: {exc}", code="policy_invalid") from exc
-    try:
-        await asyncio.to_thread(svc.policy.reload)
-    except PolicyError as exc:  # written and proved on a copy; a failure here is a fault
-        raise BadRequest(f"the new data was written but did not load: {exc}", code="policy_invalid") from exc
-    await asyncio.to_thread(
-        svc.audit.append,
-        "policy.data_change",
-        {
-            "by": principal.to_policy(),
-            "method": method,
-            "revision_before": change.revision_before,
-            "revision_after": change.revision_after,
-            "summary": change.summary,
-        },
-        request_id=getattr(request.state, "request_id", None),
-        tenant=principal.tenant,
-    )
-    return {
-        "revision": svc.policy.revision,
-        "previous_revision": change.revision_before,
-        "summary": change.summary,
-    }
 
 
 @router.put("/data", summary="Replace the changeable policy data (thresholds, terms, tenants, review)")

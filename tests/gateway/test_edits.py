@@ -8,6 +8,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 EDIT = "/v1/images/edits"
@@ -229,3 +230,81 @@ def test_the_policy_refuses_to_edit_uploads_whose_manifest_forbids_it(gateway: A
     assert Image.open(io.BytesIO(tampered)).size == (64, 64)
     assert gateway.services.provenance.read(tampered, "image/png").validation_state == "Invalid"
     assert "prescreen.source_manifest_invalid" in _refusal_codes(_edit(gateway, tampered))
+
+
+# ---------------------------------------------------------------- what the detectors see of the uploads
+
+
+def _brightness_safety(gateway: Any, monkeypatch: Any, seen: list[Any]) -> None:
+    """image_safety replaced by a stand-in that scores each image's mean brightness (0 black, 1 white)."""
+    from detectors.base import Finding
+
+    detector = next(d for d in gateway.services.image_detectors if d.name == "image_safety")
+
+    def detect(item: Any, _ctx: Any) -> list[Finding]:
+        seen.append(item)
+        score = float(np.asarray(item.image.convert("L"), dtype=np.float64).mean() / 255)
+        evidence = {"role": item.role, "index": item.index}
+        return [Finding(detector="image_safety", category="sexual", score=score, evidence=evidence)]
+
+    monkeypatch.setattr(detector, "detect", detect)
+    monkeypatch.setattr(detector, "detect_batch", lambda items, ctx: [detect(it, ctx) for it in items])
+
+
+def _prescreen_roles(gateway: Any, resp: Any) -> set[tuple[str, str]]:
+    record = gateway.services.audit.for_request(resp.headers["x-request-id"])[0].payload
+    return {
+        (f["detector"], f["evidence"]["role"])
+        for f in record["findings"]
+        if f["stage"] == "prescreen" and "role" in f["evidence"]
+    }
+
+
+def test_the_mask_is_screened_like_the_source(gateway: Any) -> None:
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))
+    resp = _edit(gateway, _source(), _png(mask))
+    assert resp.status_code == 200, resp.text
+    roles = _prescreen_roles(gateway, resp)
+    assert {("image_safety", "edit_source"), ("image_safety", "mask")} <= roles
+
+
+def test_a_mask_that_is_an_unsafe_picture_refuses_the_edit(gateway: Any, monkeypatch: Any) -> None:
+    seen: list[Any] = []
+    _brightness_safety(gateway, monkeypatch, seen)
+    dark = _png(Image.new("RGB", (64, 64), (15, 15, 15)))
+    bright_picture = _png(Image.new("RGB", (64, 64), (250, 250, 250)))  # opaque: only its grey values mask
+    resp = _edit(gateway, dark, bright_picture)
+    assert resp.status_code == 400, resp.text
+    assert "prescreen.unsafe_source" in {r["code"] for r in resp.json()["mamori"]["reasons"]}
+    assert [item.role for item in seen] == ["edit_source", "mask"]
+    assert seen[1].image.size == (64, 64)
+
+
+def test_a_16_bit_source_is_edited_and_screened_as_its_picture(gateway: Any, monkeypatch: Any) -> None:
+    seen: list[Any] = []
+    _brightness_safety(gateway, monkeypatch, seen)
+    grey = np.full((64, 64), 100, dtype=np.uint16) * 257  # 16-bit mid grey: Pillow's RGB conversion made it white
+    _edit(gateway, _png(Image.fromarray(grey)))
+    source = next(item for item in seen if item.role == "edit_source")
+    assert source.image.mode == "RGB"
+    assert np.asarray(source.image).mean() == pytest.approx(100, abs=1)
+
+
+def _animated(fmt: str = "GIF") -> bytes:
+    frames = [Image.new("RGB", (64, 64), (v, v, v)) for v in (30, 220)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return buf.getvalue()
+
+
+def test_an_animated_source_or_mask_is_refused(gateway: Any) -> None:
+    for fmt in ("GIF", "PNG"):
+        resp = _edit(gateway, _animated(fmt))
+        assert resp.status_code == 400, resp.text
+        assert (resp.json()["error"]["code"], resp.json()["error"]["param"]) == ("animated_image", "image")
+        records = gateway.services.audit.for_request(resp.headers["x-request-id"])
+        assert len(records) == 1 and records[0].payload["error"]["code"] == "animated_image"
+    resp = _edit(gateway, _source(), _animated())
+    assert resp.status_code == 400
+    assert (resp.json()["error"]["code"], resp.json()["error"]["param"]) == ("animated_image", "mask")

@@ -182,3 +182,64 @@ def test_a_prescreen_fault_fails_closed_after_the_other_detectors_end(
     payload = _assert_closed(gateway, _generate(gateway), "system.detector_error")
     assert [f["component"] for f in payload["faults"]] == [second.name]
     assert (first.name, "end") in {(n, w) for n, w, _ in log}
+
+
+# ---------------------------------------------------------------- an unexpected fault answers with a reason
+
+
+def _edit_upload(gateway: Any) -> Any:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (40, 90, 140)).save(buf, format="PNG")
+    files = {"image": ("src.png", buf.getvalue(), "image/png")}
+    data = {"prompt": "make it blue", "size": "64x64"}
+    return gateway.client.post("/v1/images/edits", files=files, data=data, headers=gateway.auth("requester"))
+
+
+GOVERNED_CALLS = {
+    "generations": _generate,
+    "edits": _edit_upload,
+    "videos": lambda gateway: gateway.client.post(
+        "/v1/videos",
+        json={"model": "wan-2.1-tiny", "prompt": "a quiet harbour", "seconds": "4", "size": "32x32", "seed": 7},
+        headers=gateway.auth("requester"),
+    ),
+}
+
+
+@pytest.mark.parametrize("route", list(GOVERNED_CALLS))
+def test_an_unexpected_fault_answers_with_its_reason_and_request_id(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    monkeypatch.setattr(gateway.services.policy, "data", _boom)  # fails in detection_context
+    resp = GOVERNED_CALLS[route](gateway)
+    assert resp.status_code == 500, resp.text
+    body = resp.json()
+    assert body["error"]["code"] == "mamori_fault" and "system.internal_error" in body["error"]["message"]
+    assert "injected" not in resp.text and "RuntimeError" not in resp.text  # no exception text
+    mamori = body["mamori"]
+    assert mamori["request_id"] == resp.headers["x-request-id"]
+    assert (mamori["status"], mamori["decision"]) == ("refused", "block")
+    assert [r["code"] for r in mamori["reasons"]] == ["system.internal_error"]
+    assert mamori["policy_revision"] == gateway.services.policy.revision
+    (record,) = gateway.services.audit.for_request(resp.headers["x-request-id"])
+    payload = record.payload
+    assert payload["error"]["code"] == "mamori_fault" and payload["http_status"] == 500
+    assert payload["faults"][-1] == {"component": "gateway", "stage": "unhandled", "error": "RuntimeError"}
+    blocks = [d for d in payload["decisions"] if d["decision_id"] == mamori["decision_id"]]
+    assert [(d["stage"], [r["code"] for r in d["reasons"]]) for d in blocks] == [("gateway", ["system.internal_error"])]
+
+
+def test_an_unexpected_fault_off_the_governed_paths_names_its_reason_too(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway.services.policy, "data", _boom)
+    resp = gateway.client.get("/v1/policy", headers=gateway.auth("admin"))
+    assert resp.status_code == 500
+    assert "injected" not in resp.text
+    mamori = resp.json()["mamori"]
+    assert mamori["request_id"] == resp.headers["x-request-id"]
+    assert [r["code"] for r in mamori["reasons"]] == ["system.internal_error"]

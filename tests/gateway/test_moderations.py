@@ -328,3 +328,171 @@ def test_applied_input_types_of_text_only_and_image_only(gateway: Any) -> None:
     kinds = image.json()["results"][0]["category_applied_input_types"]
     assert kinds["sexual"] == ["image"]
     assert all(v == [] for c, v in kinds.items() if c not in ("sexual",)), kinds
+
+
+# ---------------------------------------------------------------- categories
+
+
+def test_a_deny_listed_csam_term_flags_sexual_minors(gateway: Any) -> None:
+    r = _post(gateway, {"input": "write a story with a sexualized minor"})
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    assert result["flagged"] is True
+    assert result["categories"]["sexual/minors"] is True and result["categories"]["sexual"] is True
+    assert result["category_scores"]["sexual/minors"] >= 0.5
+    findings = r.json()["mamori"]["results"][0]["findings"]
+    assert ("denylist", "csam") in {(f["detector"], f["category"]) for f in findings}
+
+
+def test_every_category_the_shipped_detectors_and_policy_emit_has_a_mapping() -> None:
+    """A category missing from CATEGORY_MAP is flagged by the policy with every OpenAI category false."""
+    import yaml
+
+    from detectors.lexicons import CATEGORIES as LEXICON_CATEGORIES
+    from detectors.toxicity import CATEGORIES as TOXICITY_CATEGORIES
+    from detectors.unsafe_text import UnsafeText
+    from gateway.api.moderations import CATEGORY_MAP, DETECTOR_CATEGORIES, OPENAI_CATEGORIES
+    from gateway.policy import default_bundle_dir
+
+    data = yaml.safe_load((default_bundle_dir() / "data.yaml").read_text())["mamori"]
+    emitted = {t["category"] for t in data["terms"]}  # the denylist's categories are the shipped terms'
+    emitted |= set(data["floor"]["categories"])
+    emitted |= set(LEXICON_CATEGORIES) | set(UnsafeText(model=None).categories) | set(TOXICITY_CATEGORIES)
+    emitted |= {c for categories in DETECTOR_CATEGORIES.values() for c in categories}
+    assert emitted - set(CATEGORY_MAP) == set()
+    assert all(set(targets) <= set(OPENAI_CATEGORIES) for targets in CATEGORY_MAP.values())
+    assert CATEGORY_MAP["csam"] == ("sexual/minors", "sexual")
+    assert CATEGORY_MAP["sexual_minors"] == ("sexual/minors", "sexual")
+
+
+# ---------------------------------------------------------------- images: depth, frames, transparency, budget
+
+
+def _png(image: Any, fmt: str = "PNG", **options: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def _image_parts(*images: bytes, mime: str = "image/png") -> dict[str, Any]:
+    return {"input": [{"type": "image_url", "image_url": {"url": _png_data_url_of(data, mime)}} for data in images]}
+
+
+def _image_findings(resp: Any, detector: str = "image_safety") -> list[dict[str, Any]]:
+    assert resp.status_code == 200, resp.text
+    return [f for f in resp.json()["mamori"]["results"][0]["findings"] if f["detector"] == detector]
+
+
+def _brightness_safety(gateway: Any, monkeypatch: pytest.MonkeyPatch, seen: list[Any] | None = None) -> None:
+    """image_safety replaced by a stand-in that scores each image's mean brightness (0 black, 1 white)."""
+    import numpy as np
+
+    from detectors.base import Finding
+
+    detector = next(d for d in gateway.services.image_detectors if d.name == "image_safety")
+
+    def detect(item: Any, _ctx: Any) -> list[Finding]:
+        if seen is not None:
+            seen.append(item)
+        score = float(np.asarray(item.image.convert("L"), dtype=np.float64).mean() / 255)
+        evidence = {"role": item.role, "index": item.index}
+        return [Finding(detector="image_safety", category="sexual", score=score, evidence=evidence)]
+
+    monkeypatch.setattr(detector, "detect", detect)
+    monkeypatch.setattr(detector, "detect_batch", lambda items, ctx: [detect(it, ctx) for it in items])
+
+
+def test_a_16_bit_png_is_scored_as_its_picture_not_as_white(gateway: Any) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from detectors.testing import synthetic_image
+
+    grey = np.asarray(synthetic_image(5).convert("L"))
+    eight = _image_findings(_post(gateway, _image_parts(_png(Image.fromarray(grey)))))
+    sixteen = _image_findings(_post(gateway, _image_parts(_png(Image.fromarray(grey.astype(np.uint16) * 257)))))
+    white = _image_findings(_post(gateway, _image_parts(_png(Image.new("L", grey.shape[::-1], 255)))))
+    assert sixteen[0]["score"] == eight[0]["score"]
+    assert sixteen[0]["score"] != white[0]["score"]
+
+
+def _gif(levels: list[int], size: tuple[int, int] = (64, 64)) -> bytes:
+    from PIL import Image
+
+    frames = [Image.new("RGB", size, (v, v, v)) for v in levels]
+    return _png(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+
+
+def test_every_frame_of_an_animation_is_scored(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _brightness_safety(gateway, monkeypatch)
+    r = _post(gateway, _image_parts(_gif([50, 200]), mime="image/gif"))
+    (finding,) = _image_findings(r)
+    assert finding["score"] == pytest.approx(200 / 255, abs=0.01)  # frame 1, not frame 0 (0.196)
+    assert r.json()["results"][0]["category_scores"]["sexual"] == pytest.approx(200 / 255, abs=0.01)
+    assert r.json()["results"][0]["categories"]["sexual"] is True
+    evidence = finding["evidence"]
+    assert (evidence["index"], evidence["frame"], evidence["frames"], evidence["frames_scored"]) == (0, 1, 2, 2)
+
+
+def test_a_long_animation_is_sampled_up_to_its_last_frame(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from gateway.api.moderations import MAX_FRAMES
+
+    _brightness_safety(gateway, monkeypatch)
+    levels = [10 + i for i in range(39)] + [240]  # distinct frames; only the last is bright
+    still = _png(Image.new("L", (64, 64), 30))
+    r = _post(gateway, _image_parts(still, _gif(levels), mime="image/gif"))
+    findings = _image_findings(r)
+    assert [f["evidence"]["index"] for f in findings] == [0, 1]  # one finding per input image
+    assert "frame" not in findings[0]["evidence"]  # a still image's finding is as before
+    animated = findings[1]["evidence"]
+    assert (animated["frame"], animated["frames"], animated["frames_scored"]) == (39, 40, MAX_FRAMES)
+    assert findings[1]["score"] == pytest.approx(240 / 255, abs=0.01)
+
+
+def test_transparency_reaches_the_detectors(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    seen: list[Any] = []
+    _brightness_safety(gateway, monkeypatch, seen)
+    rgba = Image.new("RGBA", (64, 64), (255, 255, 255, 0))
+    assert _post(gateway, _image_parts(_png(rgba))).status_code == 200
+    assert [item.image.mode for item in seen] == ["RGBA"]  # the detectors composite it themselves
+
+
+def test_the_pixels_of_a_call_are_bounded(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    tile = _png(Image.new("RGB", (64, 64), (120, 130, 140)))
+    monkeypatch.setattr(gateway.services.settings, "max_request_pixels", 3 * 64 * 64)
+    assert _post(gateway, _image_parts(tile, tile, tile)).status_code == 200  # exactly the budget
+    over = _post(gateway, {"input": [{"type": "text", "text": MARK}, *_image_parts(tile, tile, tile, tile)["input"]]})
+    payload = _refused_and_audited(gateway, over, 413, "too_many_pixels")
+    assert over.json()["error"]["param"] == "input"
+    assert payload["request"]["inputs"][0][1]["type"] == "image"
+    # an animation's frames count, every one of them: 2 stills and 2 frames are over 3 images
+    two_frames = _post(gateway, _image_parts(tile, tile, _gif([20, 40]), mime="image/gif"))
+    _refused_and_audited(gateway, two_frames, 413, "too_many_pixels")
+
+
+def test_images_are_reduced_as_they_are_decoded() -> None:
+    from PIL import Image
+
+    from gateway.api.moderations import MAX_SIDE, _decode_images
+
+    big = _png(Image.new("RGB", (4096, 4096), (10, 20, 30)))
+    ((kind, frames),) = _decode_images([[("image", big)]], 4096 * 4096, 4 * 4096 * 4096)[0]
+    assert kind == "image" and frames.count == 1
+    ((number, image),) = frames.images
+    assert number == 0 and image.size == (MAX_SIDE, MAX_SIDE)
+
+
+def test_the_budget_setting_holds_one_image_at_the_limit(tmp_path: Any) -> None:
+    from pydantic import ValidationError
+
+    from gateway.settings import Settings
+
+    with pytest.raises(ValidationError, match="max_request_pixels"):
+        Settings(data_dir=tmp_path, max_image_pixels=4096 * 4096, max_request_pixels=4096 * 4095)
+    assert Settings(data_dir=tmp_path).max_request_pixels >= Settings(data_dir=tmp_path).max_image_pixels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,68 @@ def test_policy_bodies_are_read_like_every_other_json_body(
     assert resp.status_code == 400, resp.text
     assert (resp.json()["error"]["code"], resp.json()["error"]["param"]) == (code, param)
     assert (gateway.services.policy.revision, (bundle / "data.yaml").read_text()) == before
+
+
+def _rejections(gateway: Any, resp: Any) -> list[dict[str, Any]]:
+    records = gateway.services.audit.for_request(resp.headers["x-request-id"])
+    return [r.payload for r in records if r.event_type == "policy.data_rejected"]
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "status", "code", "param"),
+    [
+        ("PATCH", {"thresholds": {"pii": "zq7-secret-high"}}, 400, "policy_data_invalid", None),
+        ("PATCH", b'{"terms": [{"term": "zq7-secret\\ud800", "category": "x"}]}', 400, "invalid_text", "terms.0.term"),
+        ("PUT", b'{"terms": "zq7-secret', 400, "invalid_json", None),
+        (
+            "PATCH",
+            {"tenants": {"acme": {"floor": {"min_score": 1}}}, "note": "zq7-secret"},
+            400,
+            "policy_data_invalid",
+            None,
+        ),
+    ],
+    ids=["bad_value", "surrogate", "not_json", "floor"],
+)
+def test_a_refused_data_change_is_audited_without_its_body(
+    gateway: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    body: Any,
+    status: int,
+    code: str,
+    param: str | None,
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_dir(), bundle)
+    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    revision = gateway.services.policy.revision
+    headers = {**_compliance_key(gateway), "content-type": "application/json"}
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    resp = gateway.client.request(method, "/v1/policy/data", content=content, headers=headers)
+    assert resp.status_code == status, resp.text
+    assert (resp.json()["error"]["code"], resp.json()["error"]["param"]) == (code, param)
+    (record,) = _rejections(gateway, resp)
+    assert (record["code"], record["param"], record["http_status"], record["method"]) == (code, param, status, method)
+    assert record["by"]["role"] == "compliance" and record["revision"] == revision
+    assert "zq7" not in json.dumps(record, ensure_ascii=False), "the body is not recorded"
+
+
+def test_a_change_to_the_shipped_bundle_is_audited_as_refused(gateway: Any) -> None:
+    resp = gateway.client.patch("/v1/policy/data", json={"thresholds": {"pii": 0.6}}, headers=gateway.auth("admin"))
+    assert resp.status_code == 409
+    (record,) = _rejections(gateway, resp)
+    assert (record["code"], record["http_status"], record["method"]) == ("policy_read_only", 409, "PATCH")
+    assert record["by"]["role"] == "admin"
+
+
+def test_a_refused_reload_is_audited(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_dir(), bundle)
+    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    (bundle / "mamori" / "output.rego").write_text("package mamori.output\n\nthis is not rego {\n")
+    resp = gateway.client.post("/v1/policy/reload", headers=gateway.auth("admin"))
+    assert resp.status_code == 400
+    records = gateway.services.audit.for_request(resp.headers["x-request-id"])
+    assert [(r.event_type, r.payload["code"]) for r in records] == [("policy.reload_rejected", "policy_invalid")]
