@@ -16,6 +16,7 @@ from audit.db import create_db_engine, session_factory
 from audit.escalations import EscalationStore
 from audit.store import AuditStore
 from detectors.base import Detector
+from detectors.copyright import MIN_QUALITY
 from detectors.registry import load_detector
 from gateway.keys import KeyStore
 from gateway.logs import get_logger
@@ -237,6 +238,12 @@ def load_detectors(names: list[str], settings: Settings) -> list[Detector]:
     return detectors
 
 
+def registration_min_quality(settings: Settings) -> int:
+    """The PDQ quality below which a protected work is refused: the copyright detector's own
+    `min_quality`, since a work under it could never be matched."""
+    return int(settings.detector_options.get("copyright", {}).get("min_quality", MIN_QUALITY))
+
+
 def build_services(settings: Settings) -> Services:
     apply_offline_environment()
     engine, sessions = open_database(settings)
@@ -252,7 +259,11 @@ def build_services(settings: Settings) -> Services:
         audit=load_audit_store(settings, sessions),
         escalations=EscalationStore(sessions),
         blobs=blobs,
-        protected=ProtectedRegistry(sessions, blobs=blobs),
+        protected=ProtectedRegistry(
+            sessions,
+            blobs=blobs,
+            min_quality=registration_min_quality(settings),
+        ),
         protected_names=ProtectedNameRegistry(sessions),
         policy=policy,
         provenance=load_provenance(settings),

@@ -305,5 +305,12 @@ test_attribute_named_in_prompt_is_not_escalated if {
 }
 
 test_malformed_prompt_attributes_name_nothing if {
-	{h.code | some h in batch_hits([homogeneous("skin_tone", 0.9, true)], "skin_tone")} == {"output.bias_image_review"}
+	{h.code | some h in batch_hits([homogeneous("skin_tone", 0.96, true)], "skin_tone")} == {"output.bias_image_review"}
+}
+
+# bias_image scores 1 - p: a batch escalates when so concentrated a batch would arise by chance in
+# at most 5 % of fair batches (two alike people of two score at most 0.75: never escalated)
+test_a_batch_that_chance_explains_passes if {
+	codes([homogeneous("gender_presentation", 0.94, true)]) == set()
+	codes([homogeneous("gender_presentation", 0.95, true)]) == {"output.bias_image_review"}
 }

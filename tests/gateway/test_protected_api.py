@@ -307,3 +307,13 @@ def test_prepare_refuses_with_a_coded_error(gateway: Any) -> None:
     with pytest.raises(BadRequest) as caught:
         gateway.services.protected.prepare(name="flat.png", image=flat, data=_encode(flat), tenant=TENANT)
     assert caught.value.code == "unhashable_image"
+
+
+def test_registration_uses_the_detector_s_min_quality(tmp_path: Any) -> None:
+    """A work is refused where the copyright detector, as configured, would never match it."""
+    from gateway.bootstrap import registration_min_quality
+    from gateway.settings import Settings
+
+    strict = Settings(data_dir=tmp_path, detector_options={"copyright": {"min_quality": 60}})
+    assert registration_min_quality(strict) == 60
+    assert registration_min_quality(Settings(data_dir=tmp_path)) == 10
