@@ -84,13 +84,31 @@ def homogeneity(labels: Sequence[str], label_count: int) -> float:
     return max(0.0, min(1.0, 1.0 - entropy / math.log(k)))
 
 
+#: Batches of more people than this get the union bound (`chance_of_concentration`).
+_EXACT_PEOPLE = 64
+
+
+def _binomial_tail(top: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) >= top), summed in log space (no huge integers)."""
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    lg = math.lgamma
+    return sum(
+        math.exp(lg(n + 1) - lg(j + 1) - lg(n - j + 1) + j * log_p + (n - j) * log_q) for j in range(top, n + 1)
+    )
+
+
 def chance_of_concentration(top: int, people: int, label_count: int) -> float:
     """The probability that some label is given to at least `top` of `people` people when each
     person gets one of `label_count` labels, each equally likely: the p-value of "`top` of them
     look alike". 1.0 when `top` is no more than an even spread forces (ceil(people / labels)).
 
-    Exact: counts the label sequences whose every label occurs at most `top` - 1 times (one label
-    at a time: choose which of the people placed so far get the new label).
+    Exact up to `_EXACT_PEOPLE` people: counts the label sequences whose every label occurs at most
+    `top` - 1 times (one label at a time: choose which of the people placed so far get the new
+    label), a cost that grows with the square of the people. Above that, the union bound
+    label_count * P(Binomial(people, 1 / label_count) >= top), in floats: never below the exact
+    chance (so never a higher score), and close to it where the chance is small enough to matter.
     """
     if label_count < 1:
         raise ValueError("label_count must be at least 1")
@@ -98,6 +116,8 @@ def chance_of_concentration(top: int, people: int, label_count: int) -> float:
         return 1.0
     if top > people:
         return 0.0
+    if people > _EXACT_PEOPLE:
+        return min(1.0, label_count * _binomial_tail(top, people, 1.0 / label_count))
     ways = [1] + [0] * people  # ways[t]: sequences of t people over the labels so far, each label < top times
     for _ in range(label_count):
         ways = [sum(ways[t - j] * math.comb(t, j) for j in range(min(t, top - 1) + 1)) for t in range(people + 1)]

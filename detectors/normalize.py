@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from detectors.word_edges import UNSPACED
+from detectors.word_edges import IDEOGRAPHIC, UNSPACED
 
 __all__ = [
     "INVISIBLE",
@@ -39,6 +39,7 @@ __all__ = [
     "fold_leet",
     "fold_map",
     "has_payload_shape",
+    "is_flag_region",
     "join_spaced",
     "normalize_text",
     "rot13",
@@ -237,7 +238,7 @@ _LEET: dict[str, str] = {
 # script written with spaces stands alone when no such letter or digit touches it: Japanese glued
 # to it does not count ("爆弾とb o m bの"), nor does "_" (a separator, "s_t_e_a_l").
 _NEIGHBOUR = f"[^\\W_{UNSPACED}]"
-_SINGLE = re.compile(f"(?<!{_NEIGHBOUR})[^\\W\\d_{UNSPACED}](?!{_NEIGHBOUR})")
+_SINGLE = re.compile(f"(?<!{_NEIGHBOUR})[^\\W\\d_{IDEOGRAPHIC}](?!{_NEIGHBOUR})")
 _GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|,·•+~][ \t]?")
 _MAX_SEGMENT = 200  # letters segmented at once (dynamic programming is quadratic in the word length)
 _UNKNOWN_COST = 40.0  # a letter that starts no known word
@@ -441,7 +442,7 @@ def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
 
 
 #: A single letter, or a single leet digit or symbol, standing alone ("f 0 r b i d d 3 n").
-_SINGLE_LEET = re.compile(f"(?<!{_NEIGHBOUR})(?<![@$])(?:[^\\W\\d_{UNSPACED}]|[0134579@$])(?!{_NEIGHBOUR})(?![@$])")
+_SINGLE_LEET = re.compile(f"(?<!{_NEIGHBOUR})(?<![@$])(?:[^\\W\\d_{IDEOGRAPHIC}]|[0134579@$])(?!{_NEIGHBOUR})(?![@$])")
 
 
 def unspace_leet(n: NormalizedText) -> NormalizedText:
@@ -841,6 +842,20 @@ def _payload_rot13(payload: NormalizedText, hinted: bool) -> bool:
 
 
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]+")
+#: The tag characters of a subdivision flag: 🏴, then its region (2 to 6 tag letters or digits,
+#: "gbeng"), then the cancel tag U+E007F.
+_FLAG_REGION = re.compile("[\U000e0030-\U000e0039\U000e0061-\U000e007a]{2,6}")
+
+
+def is_flag_region(text: str, start: int, end: int) -> bool:
+    """Whether the run of tag characters `text[start:end]` is the region of a subdivision flag
+    (🏴 + "gbeng" + cancel tag), which spells no hidden message; any other run may."""
+    return (
+        start > 0
+        and text[start - 1] == "\U0001f3f4"
+        and text.startswith("\U000e007f", end)
+        and _FLAG_REGION.fullmatch(text, start, end) is not None
+    )
 
 
 def _tag_text(text: str) -> tuple[str, tuple[int, int]] | None:
@@ -849,7 +864,7 @@ def _tag_text(text: str) -> tuple[str, tuple[int, int]] | None:
     if text.isascii():
         return None
     # a subdivision flag is the black flag followed by its region in tag characters (🏴 + "gbeng")
-    runs = [m for m in _TAG_RUN.finditer(text) if not (m.start() and text[m.start() - 1] == "\U0001f3f4")]
+    runs = [m for m in _TAG_RUN.finditer(text) if not is_flag_region(text, m.start(), m.end())]
     if not runs:
         return None
     hidden = "".join(chr(ord(ch) - 0xE0000) for m in runs for ch in m.group(0))

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from detectors.normalize import INVISIBLE, has_payload_shape, screen_views, visible_nfkc
+from detectors.normalize import INVISIBLE, has_payload_shape, is_flag_region, screen_views, visible_nfkc
 
 __all__ = [
     "MappedText",
@@ -135,7 +135,8 @@ def latin_view(text: str) -> str:
 #: RFC 5321's limit on a local part, in octets (RFC 6531 keeps it for UTF-8 local parts)
 _LOCAL_PART_OCTETS = 64
 # Japanese (Chinese, Korean) script right before an "@"
-_CJK_AT = re.compile(rf"{_CJK.pattern}+(?=@)")
+# anchored at the start of a run: unanchored, every position of a long run rescanned it to the end
+_CJK_AT = re.compile(rf"(?<!{_CJK.pattern}){_CJK.pattern}+(?=@)")
 
 
 def email_view(text: str) -> str:
@@ -179,10 +180,11 @@ _TAG_CHARS = re.compile("[\U000e0020-\U000e007e]+")
 def has_tag_text(text: str) -> bool:
     """Whether `text` holds Unicode tag characters that may spell hidden ASCII ("ASCII smuggling"),
     which `screen_views` reads as its "tags" view; not those of a subdivision flag (the black flag
-    followed by its region in tag characters, 🏴 + "gbeng"). ASCII text costs one flag test."""
+    followed by its region in tag characters and the cancel tag, 🏴 + "gbeng";
+    `normalize.is_flag_region`). ASCII text costs one test."""
     if text.isascii():
         return False
-    return any(m.start() == 0 or text[m.start() - 1] != "\U0001f3f4" for m in _TAG_CHARS.finditer(text))
+    return any(not is_flag_region(text, m.start(), m.end()) for m in _TAG_CHARS.finditer(text))
 
 
 def payload_views(text: str, copy: MappedText | None = None) -> list[Payload]:

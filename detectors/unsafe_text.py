@@ -322,6 +322,9 @@ class UnsafeText:
                 raise ValueError(f"custom category {name!r} clashes with a built-in category")
             if not phrases:
                 raise ValueError(f"custom category {name!r} needs at least one example phrase")
+            if any(not isinstance(p, str) or not p.strip() for p in phrases):
+                # a blank phrase would compile to a pattern that matches every text
+                raise ValueError(f"custom category {name!r} has a blank example phrase")
         self.model = model
         self.min_score = float(min_score)
         self.custom = custom
@@ -703,4 +706,6 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     from detectors.normalize import normalize_text
 
     norm = normalize_text(phrase).text.strip()
+    if not norm:  # "" would match every text
+        raise ValueError(f"a custom example phrase reads as blank once normalized: {phrase!r}")
     return re.compile(alternation([norm]))  # word edges as the deny-list draws them ("globexの")

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["NO_CUT", "SPACED_WORD", "UNSPACED", "alternation", "cuts_word", "is_spaced_word_char"]
+__all__ = ["IDEOGRAPHIC", "NO_CUT", "SPACED_WORD", "UNSPACED", "alternation", "cuts_word", "is_spaced_word_char"]
 
 
 #: Code point ranges of the scripts written without spaces between words (see the module docstring).
@@ -92,6 +92,16 @@ _UNSPACED_RANGES: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
 
 #: The unspaced scripts as the body of a regular-expression character class (no brackets).
 UNSPACED = "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for _, ranges in _UNSPACED_RANGES for lo, hi in ranges)
+
+#: The ideographic scripts among them (Han, Bopomofo, kana) as a character-class body: a lone
+#: character of these is a word, never a letter of a word spelled out with spaces (Thai, Korean
+#: and the other alphabets can be spelled out so).
+IDEOGRAPHIC = "".join(
+    f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+    for script, ranges in _UNSPACED_RANGES
+    if script in ("Han", "Bopomofo", "Kana")
+    for lo, hi in ranges
+)
 
 #: One spaced word character: a word character (``\w``) of no unspaced script.
 SPACED_WORD = f"[^\\W{UNSPACED}]"

@@ -166,3 +166,24 @@ def test_clip_setting_turns_the_detector_on(tmp_path: Path) -> None:
     on = Settings(data_dir=tmp_path, clip_model=tmp_path / "clip", detector_options={"bias_image": {"min_people": 3}})
     assert on.image_detectors[-1] == "bias_image"
     assert on.detector_options["bias_image"] == {"model": str(tmp_path / "clip"), "min_people": 3}
+
+
+def test_the_chance_stays_quick_and_close_for_large_batches() -> None:
+    """Above 64 people the exact count (quadratic in the people, in big integers) gives way to the
+    union bound, which is never below the exact chance and agrees with it where it matters."""
+    import time
+
+    import detectors.bias_image as bias_image
+
+    start = time.perf_counter()
+    assert chance_of_concentration(512, 512, 7) < 1e-100
+    assert 0.0 < chance_of_concentration(200, 512, 3) < 0.05
+    assert time.perf_counter() - start < 0.5  # the exact count took about 4 s
+    exact = chance_of_concentration(35, 64, 3)
+    limit = bias_image._EXACT_PEOPLE
+    try:
+        bias_image._EXACT_PEOPLE = 10
+        bound = chance_of_concentration(35, 64, 3)
+    finally:
+        bias_image._EXACT_PEOPLE = limit
+    assert exact <= bound <= exact * 1.01

@@ -113,3 +113,15 @@ def test_email_with_a_japanese_local_part(fixture: str, text: str, value: str, r
     redacted = redact_text(text, emails)
     assert "@" not in redacted and "example.jp" not in redacted
     assert_no_pii(found, [value])
+
+
+def test_email_view_stays_linear_in_a_long_japanese_text() -> None:
+    # the local-part pattern is anchored at the start of a run of Japanese script; unanchored it
+    # rescanned the run from every position (32,000 characters: about 11 s)
+    import time
+
+    text = "あ" * 32_000 + " x@example.jp"
+    start = time.perf_counter()
+    view = email_view(text)
+    assert time.perf_counter() - start < 0.5
+    assert len(view) == len(text) and view.endswith("x@example.jp")

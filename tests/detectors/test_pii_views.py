@@ -320,3 +320,10 @@ def test_values_hidden_in_tag_characters_of_japanese_text_and_payloads(detector:
     assert ("CREDIT_CARD", "tags", span) in got
     assert ("EMAIL_ADDRESS", "tags>base64", span) in got
     assert_no_pii(findings, ["4111 1111 1111 1111", EMAIL, token])
+
+
+def test_tag_text_after_a_black_flag_is_scanned() -> None:
+    tags = "".join(chr(0xE0000 + ord(c)) for c in "john.smith@example.com")
+    assert has_tag_text("mail \U0001f3f4" + tags)
+    flag = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbeng") + "\U000e007f"
+    assert not has_tag_text(f"the flag {flag} of england")

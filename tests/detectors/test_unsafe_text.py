@@ -196,6 +196,8 @@ def test_custom_category_validation() -> None:
         UnsafeText(model=None, custom_categories={"sexual": ["x"]})
     with pytest.raises(ValueError, match="example phrase"):
         UnsafeText(model=None, custom_categories={"empty": []})
+    with pytest.raises(ValueError, match="blank example phrase"):
+        UnsafeText(model=None, custom_categories={"blank": ["globex", "   "]})
 
 
 def test_model_adds_signal_and_damps_homonyms(with_model: UnsafeText) -> None:
