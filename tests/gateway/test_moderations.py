@@ -496,3 +496,6 @@ def test_the_budget_setting_holds_one_image_at_the_limit(tmp_path: Any) -> None:
     with pytest.raises(ValidationError, match="max_request_pixels"):
         Settings(data_dir=tmp_path, max_image_pixels=4096 * 4096, max_request_pixels=4096 * 4095)
     assert Settings(data_dir=tmp_path).max_request_pixels >= Settings(data_dir=tmp_path).max_image_pixels
+    # a deployment that only raised the per-image limit still starts: the default budget follows it
+    raised = Settings(data_dir=tmp_path, max_image_pixels=8192 * 8192)
+    assert raised.max_request_pixels == 4 * 8192 * 8192
