@@ -197,12 +197,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _request_pixels_hold_an_image(self) -> Settings:
-        if self.max_request_pixels < self.max_image_pixels:
-            if "max_request_pixels" not in self.model_fields_set:
-                # only the per-image limit was raised: the default budget follows it (four images)
-                self.max_request_pixels = 4 * self.max_image_pixels
-            else:
-                raise ValueError("max_request_pixels must be at least max_image_pixels (one image at the limit)")
+        if "max_request_pixels" not in self.model_fields_set:
+            # not set: the default budget holds four images at the per-image limit, however raised
+            self.max_request_pixels = max(self.max_request_pixels, 4 * self.max_image_pixels)
+        elif self.max_request_pixels < self.max_image_pixels:
+            raise ValueError("max_request_pixels must be at least max_image_pixels (one image at the limit)")
         return self
 
     @model_validator(mode="after")
