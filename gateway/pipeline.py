@@ -384,12 +384,18 @@ def _seal(
 
 
 def merge_reasons(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
-    seen: set[tuple[str, str]] = set()
+    """The reasons of several decisions (one per image, frame or text window), in order, each once.
+
+    Two reasons are the same only when code, detector and message agree: a later window's
+    "personal data (PHONE_NUMBER)" is kept beside the first window's "(EMAIL_ADDRESS)".
+    """
+    seen: set[tuple[str, str, str]] = set()
     out: list[dict[str, Any]] = []
     for d in decisions:
         for r in d.reasons:
-            if (r.code, r.detector) not in seen:
-                seen.add((r.code, r.detector))
+            key = (r.code, r.detector, r.message)
+            if key not in seen:
+                seen.add(key)
                 out.append(r.to_dict())
     return out
 
