@@ -98,3 +98,10 @@ class Detector(Protocol):
     def load(self) -> None: ...
 
     def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]: ...
+
+
+def measures_across_batch(detector: Detector) -> bool:
+    """Whether a detector's findings measure its whole batch (set `across_batch = True` on the class),
+    as bias_image's diversity of people does: such a detector must see each image once, never one
+    image's frames as separate images."""
+    return bool(getattr(detector, "across_batch", False))

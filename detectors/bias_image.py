@@ -131,6 +131,7 @@ class ImageAttributeDiversity:
     name = "bias_image"
     version = "1.1.0"
     modalities = frozenset({"image"})
+    across_batch = True  # its findings measure the batch: see `detectors.base.measures_across_batch`
 
     def __init__(
         self,

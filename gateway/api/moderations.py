@@ -49,7 +49,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from PIL.Image import Image as PILImage
 
-from detectors.base import Detector, Finding, ImageItem, Item, TextItem
+from detectors.base import Detector, Finding, ImageItem, Item, TextItem, measures_across_batch
 from detectors.lexicons import CATEGORIES as UNSAFE_TEXT_CATEGORIES
 from detectors.toxicity import CATEGORIES as TOXICITY_CATEGORIES
 from gateway.api.bodies import load_json
@@ -276,12 +276,16 @@ async def _moderate_group(
     frames = [(i, number, v) for i, v in enumerate(uploads) for number, _ in v.images]
     screened = (image for v in uploads for _, image in v.images)
     images: list[Item] = [ImageItem(image, role="edit_source", index=j) for j, image in enumerate(screened)]
+    # a detector that measures across the batch (bias: how many people, how alike) sees each image once,
+    # by its first frame; 16 frames of one person are one person, not 16
+    once_each = [images[j] for j, (_, number, of) in enumerate(frames) if number == of.images[0][0]]
     findings: dict[str, list[Finding]] = {}
     for kind, items, detectors in (("text", texts, svc.prescreen_detectors), ("image", images, svc.image_detectors)):
         if items:
             found = findings.setdefault(kind, [])
             for detector in detectors:
-                measured = await run_detector(svc, trace, detector, items, ctx)
+                batch = once_each if kind == "image" and measures_across_batch(detector) else items
+                measured = await run_detector(svc, trace, detector, batch, ctx)
                 found += _per_image(measured, frames) if kind == "image" else measured
     request_doc = {
         "id": trace.request_id,

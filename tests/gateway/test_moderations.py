@@ -451,6 +451,45 @@ def test_a_long_animation_is_sampled_up_to_its_last_frame(gateway: Any, monkeypa
     assert findings[1]["score"] == pytest.approx(240 / 255, abs=0.01)
 
 
+def test_a_batch_measure_sees_each_image_once_not_each_frame(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bias_image counts people across the batch: one person over 3 frames is one person, not 3."""
+    from PIL import Image
+
+    from detectors.base import Finding
+    from detectors.bias_image import ImageAttributeDiversity
+
+    batches: list[list[Any]] = []
+
+    class CountsPeople:
+        name, version, modalities = "bias_image", "test", frozenset({"image"})
+        across_batch = ImageAttributeDiversity.across_batch
+
+        def load(self) -> None: ...
+
+        def detect(self, item: Any, ctx: Any) -> list[Finding]:
+            return self.detect_batch([item], ctx)[0]
+
+        def detect_batch(self, items: Any, _ctx: Any) -> list[list[Finding]]:
+            batches.append(list(items))
+            evidence = {"batch": len(items)}
+            return [
+                [Finding("bias_image", "attribute_homogeneity", 0.0, evidence={**evidence, "index": it.index})]
+                for it in items
+            ]
+
+    seen: list[Any] = []
+    _brightness_safety(gateway, monkeypatch, seen)
+    monkeypatch.setattr(gateway.services, "image_detectors", [*gateway.services.image_detectors, CountsPeople()])
+    still = _png(Image.new("L", (64, 64), 30))
+    r = _post(gateway, _image_parts(still, _gif([50, 120, 200]), mime="image/gif"))
+    assert len(seen) == 4  # image_safety: the still and every frame of the animation
+    assert [len(b) for b in batches] == [2]  # the batch measure: two images
+    assert [it.image.convert("L").getpixel((0, 0)) for it in batches[0]] == [30, 50]  # the animation by its first frame
+    found = _image_findings(r, "bias_image")
+    assert sorted(f["evidence"]["index"] for f in found) == [0, 1]
+    assert all(f["evidence"]["batch"] == 2 for f in found)
+
+
 def test_transparency_reaches_the_detectors(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
