@@ -115,6 +115,12 @@ class KeyStore:
                 row.revoked_at = datetime.now(UTC)
             return _info(row)
 
+    @staticmethod
+    def claimed_key_id(presented: str) -> str | None:
+        """The key id a presented key names, if it has a key's shape (the id is not secret; the rest is)."""
+        match = _KEY_RE.fullmatch(presented.strip())
+        return match.group(1) if match else None
+
     def authenticate(self, presented: str) -> Principal | None:
         """The principal for a presented key, or None (unknown, malformed, revoked or expired)."""
         match = _KEY_RE.fullmatch(presented.strip())

@@ -220,14 +220,20 @@ async def login_page(request: Request, next: str | None = None) -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     ctx = _Ctx(request, None, None)
-    form = await read_form(request, max_files=0, max_fields=8)
+    try:
+        form = await read_form(request, max_files=0, max_fields=8)
+    except MamoriError as exc:  # a page, not JSON: the login form is a browser's
+        await _audit_failed_login(ctx, exc.code, None)
+        return ctx.error(exc)
     presented = str(form.get("csrf") or "")
     expected = request.cookies.get(sessions.LOGIN_COOKIE) or ""
     if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        await _audit_failed_login(ctx, "csrf_failed", None)
         return ctx.error(Forbidden("the login form expired or was forged; reload the page", code="csrf_failed"))
     api_key = str(form.get("api_key") or "")
     principal = await asyncio.to_thread(ctx.svc.keys.authenticate, api_key) if api_key else None
     if principal is None:
+        await _audit_failed_login(ctx, "invalid_api_key", ctx.svc.keys.claimed_key_id(api_key))
         token = sessions.new_nonce()
         response = ctx.render(
             "login.html", status_code=401, login_csrf=token, next=_safe_next(str(form.get("next") or "")), failed=True
@@ -255,6 +261,14 @@ async def login(request: Request) -> Response:
     )
     redirect.delete_cookie(sessions.LOGIN_COOKIE)
     return redirect
+
+
+async def _audit_failed_login(ctx: _Ctx, reason: str, key_id: str | None) -> None:
+    """A refused login is on the record (who tried from where, never the key presented): `web.login_failed`
+    with the reason code, the key id the presented key names (when it has a key's shape) and the client."""
+    client = ctx.request.client.host if ctx.request.client else None
+    payload = {"reason": reason, "key_id": key_id, "client": client}
+    await asyncio.to_thread(ctx.svc.audit.append, "web.login_failed", payload)
 
 
 @router.post("/logout")
