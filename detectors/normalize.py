@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from detectors.word_edges import IDEOGRAPHIC, UNSPACED
+from detectors.word_edges import HAN_COMPATIBILITY, IDEOGRAPHIC, JAPANESE, UNSPACED
 
 __all__ = [
     "INVISIBLE",
@@ -44,6 +44,7 @@ __all__ = [
     "normalize_text",
     "rot13",
     "screen_views",
+    "tag_runs",
     "visible_nfkc",
 ]
 
@@ -247,9 +248,11 @@ _LEET_NUMBER = re.compile(r"(?<![\w.,])[0134579]{1,3}(?![\w.,%])")
 _WORDISH = re.compile(r"[^\W_]+")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<!\w)[0-9a-fA-F]{2}(?:[ :]?[0-9a-fA-F]{2}){7,}(?!\w)")
-_CJK_GAP = re.compile(
-    r"(?<=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])[ \u3000]+(?=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])"
-)
+# A space between two characters of Japanese script (`word_edges.JAPANESE`) or compatibility
+# ideographs, which that test leaves out: on NFKC text twelve of them remain (﨑 among them), real
+# ideographs; kept here as before, so no view changes.
+_CJK_CHAR = f"[{JAPANESE}{HAN_COMPATIBILITY}]"
+_CJK_GAP = re.compile(f"(?<={_CJK_CHAR})[ \u3000]+(?={_CJK_CHAR})")
 _ROT13_HINT = re.compile(r"rot[\s\-_]?13|caesar|ebg13|ebg[\s\-_]?13")
 _WORD = re.compile(r"[a-z]+")
 #: Common English words: a text that reads as English rarely needs a rot13 reading.
@@ -677,14 +680,27 @@ def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return k > 0 and spans[k - 1][1] > start
 
 
+def _decoded_tokens(text: str) -> tuple[tuple[str, int, int, str | None], ...]:
+    """(kind, start, end, decoded text or None) for each base64-shaped token of `text`, then each
+    hex-shaped one; none, cheaply, for a text without such a token."""
+    if not has_payload_shape(text):
+        return ()
+    return _decode_tokens(text)
+
+
+@lru_cache(maxsize=32)
+def _decode_tokens(text: str) -> tuple[tuple[str, int, int, str | None], ...]:
+    # Cached: in one `screen_views` call, `fold_leet` (through `_payload_spans`, on the text of a
+    # view) and `_find_payloads` (on the same text) ask for the same tokens, once each.
+    out = [("base64", m.start(), m.end(), _decode_base64(m.group(0))) for m in _BASE64.finditer(text)]
+    out += [("hex", m.start(), m.end(), _decode_hex(m.group(0).strip())) for m in _HEX.finditer(text)]
+    return tuple(out)
+
+
 def _payload_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Spans of `text[start:end]` (as positions in `text`) holding a base64 or hex payload that
     decodes to text; none, cheaply, for a stretch without a payload-shaped token."""
-    part = text[start:end]
-    if not has_payload_shape(part):
-        return []
-    spans = [(m.start(), m.end()) for m in _BASE64.finditer(part) if _decode_base64(m.group(0)) is not None]
-    spans += [(m.start(), m.end()) for m in _HEX.finditer(part) if _decode_hex(m.group(0).strip()) is not None]
+    spans = [(s, e) for _, s, e, decoded in _decoded_tokens(text[start:end]) if decoded is not None]
     merged: list[tuple[int, int]] = []
     for s, e in sorted(spans):  # a hex payload is base64-shaped too: merge what overlaps
         if merged and s < merged[-1][1]:
@@ -697,13 +713,11 @@ def _payload_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
 def _payloads(text: str, seen: set[str]) -> Iterator[tuple[str, int, int, str]]:
     """(kind, start, end, decoded) for the encoded payloads in `text`, base64 first. A payload
     decoded before (in `seen`, which is updated) is skipped, so copies of one decoy add nothing."""
-    for kind, pattern in (("base64", _BASE64), ("hex", _HEX)):
-        for m in pattern.finditer(text):
-            decoded = _decode_base64(m.group(0)) if kind == "base64" else _decode_hex(m.group(0).strip())
-            if decoded is None or decoded in seen:
-                continue
-            seen.add(decoded)
-            yield kind, m.start(), m.end(), decoded
+    for kind, start, end, decoded in _decoded_tokens(text):
+        if decoded is None or decoded in seen:
+            continue
+        seen.add(decoded)
+        yield kind, start, end, decoded
 
 
 def _find_payloads(text: str, seen: set[str]) -> Iterator[tuple[str, int, int, str]]:
@@ -858,19 +872,24 @@ def is_flag_region(text: str, start: int, end: int) -> bool:
     )
 
 
-def _tag_text(text: str) -> tuple[str, tuple[int, int]] | None:
-    """The ASCII that Unicode tag characters (U+E0020..U+E007E, invisible) spell in the text, and
-    the span from the first to the last of them; None for fewer than 4, and flags are no message."""
+def tag_runs(text: str) -> list[tuple[int, int]]:
+    """The spans of the runs of Unicode tag characters (U+E0020..U+E007E, invisible) in `text` that
+    may spell hidden ASCII ("ASCII smuggling"): all but the regions of subdivision flags (the black
+    flag followed by its region in tag characters and the cancel tag, 🏴 + "gbeng";
+    `is_flag_region`). ASCII text costs one test."""
     if text.isascii():
-        return None
-    # a subdivision flag is the black flag followed by its region in tag characters (🏴 + "gbeng")
-    runs = [m for m in _TAG_RUN.finditer(text) if not is_flag_region(text, m.start(), m.end())]
-    if not runs:
-        return None
-    hidden = "".join(chr(ord(ch) - 0xE0000) for m in runs for ch in m.group(0))
+        return []
+    return [(m.start(), m.end()) for m in _TAG_RUN.finditer(text) if not is_flag_region(text, m.start(), m.end())]
+
+
+def _tag_text(text: str) -> tuple[str, tuple[int, int]] | None:
+    """The ASCII that Unicode tag characters spell in the text (`tag_runs`), and the span from the
+    first to the last of them; None for fewer than 4."""
+    runs = tag_runs(text)
+    hidden = "".join(chr(ord(ch) - 0xE0000) for start, end in runs for ch in text[start:end])
     if len(hidden) < 4:
         return None
-    return hidden, (runs[0].start(), runs[-1].end())
+    return hidden, (runs[0][0], runs[-1][1])
 
 
 @lru_cache(maxsize=512)

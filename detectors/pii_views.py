@@ -34,14 +34,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from detectors.normalize import INVISIBLE, has_payload_shape, is_flag_region, screen_views, visible_nfkc
+from detectors.normalize import INVISIBLE, has_payload_shape, screen_views, tag_runs, visible_nfkc
+from detectors.word_edges import HAN, HAN_COMPATIBILITY
 
 __all__ = [
     "MappedText",
     "Payload",
     "analysis_copy",
     "email_view",
-    "has_tag_text",
     "latin_view",
     "payload_views",
     "shared_latin_views",
@@ -51,11 +51,13 @@ __all__ = [
 # a dash that is not ASCII between two digits (after NFKC: full-width digits are ASCII by then)
 _DIGIT_DASH = re.compile(r"(?<=[0-9０-９])[\u2010-\u2015\u2212\u30fc\uff70](?=[0-9０-９])")
 
-# Hiragana, katakana (full and half width), CJK ideographs (extension A, compatibility), the 々
-# iteration mark, Hangul syllables.
-_CJK = re.compile(
-    r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7a3]"
-)
+# The letters of Japanese, Chinese and Korean script that presidio's patterns would read as word
+# characters glued to ASCII: hiragana and katakana letters (U+3041..U+3096, U+30A1..U+30FA; not
+# the marks and punctuation of the kana blocks, ゛ ゝ ・ ヽ, that `word_edges.KANA` holds), the
+# prolonged sound mark ー, the iteration mark 々, the ideographs (`word_edges.HAN`, the
+# compatibility ideographs), half-width katakana and the Hangul syllables. It reads the original
+# text, not an NFKC view, hence the half-width and compatibility forms.
+_CJK = re.compile(f"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3005{HAN}{HAN_COMPATIBILITY}\uff66-\uff9f\uac00-\ud7a3]")
 
 #: view sources that re-read the text or a payload rather than decode one
 _READINGS = frozenset({"text", "spaced", "words", "leet", "rot13"})
@@ -173,26 +175,12 @@ class Payload:
     span: tuple[int, int]
 
 
-# Unicode tag characters that spell ASCII (U+E0020..U+E007E), as `screen_views` reads them
-_TAG_CHARS = re.compile("[\U000e0020-\U000e007e]+")
-
-
-def has_tag_text(text: str) -> bool:
-    """Whether `text` holds Unicode tag characters that may spell hidden ASCII ("ASCII smuggling"),
-    which `screen_views` reads as its "tags" view; not those of a subdivision flag (the black flag
-    followed by its region in tag characters and the cancel tag, 🏴 + "gbeng";
-    `normalize.is_flag_region`). ASCII text costs one test."""
-    if text.isascii():
-        return False
-    return any(not is_flag_region(text, m.start(), m.end()) for m in _TAG_CHARS.finditer(text))
-
-
 def payload_views(text: str, copy: MappedText | None = None) -> list[Payload]:
     """The payloads of `text` that `screen_views` decodes, and the ASCII its tag characters spell
     (source "tags", and "tags>base64" ... for payloads inside it), each on the span of the original
     it comes from; none looked for without tag characters or a token shaped like a payload in
     `text` or in its `copy` (`analysis_copy`: a token split by a zero-width space)."""
-    if not has_payload_shape(text) and (copy is None or not has_payload_shape(copy.text)) and not has_tag_text(text):
+    if not has_payload_shape(text) and (copy is None or not has_payload_shape(copy.text)) and not tag_runs(text):
         return []
     out: list[Payload] = []
     seen: set[tuple[str, tuple[int, int]]] = set()

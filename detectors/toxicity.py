@@ -53,6 +53,7 @@ import yaml
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.embeddings import runtime_option
 from detectors.normalize import ScreenView, screen_views
+from detectors.word_edges import JAPANESE, KATAKANA
 
 if TYPE_CHECKING:
     from detectors.embeddings import Runtime, SentenceEncoder
@@ -143,8 +144,7 @@ BENIGN: list[str] = [
 _MODEL_FLOOR = 0.35  # cosine similarity that maps to model score 0 (tuned on even rows, see the report)
 _MODEL_SPAN = 0.30  # similarity above the floor that maps to model score 1
 _CHUNK_WORDS = 40  # sentences are grouped into chunks of about this many words for the model
-_JA = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
-_KATAKANA = r"\u30a0-\u30ff"
+_JA = re.compile(f"[{JAPANESE}]")
 _SENTENCE = re.compile(r"[^.!?。\n]+[.!?。\n]*")
 _WORDS = re.compile(r"[\w']+")
 # "you [are] [so|such a|...]" right before an adjective or an insult noun (English predicate form)
@@ -214,8 +214,8 @@ def _alternation(words: Iterable[str]) -> str:
 def _ja_term(word: str) -> str:
     """A Japanese term; one written wholly in katakana does not match inside a longer katakana word."""
     escaped = re.escape(word)
-    if re.fullmatch(f"[{_KATAKANA}]+", word):
-        return f"(?<![{_KATAKANA}]){escaped}(?![{_KATAKANA}])"
+    if re.fullmatch(f"[{KATAKANA}]+", word):
+        return f"(?<![{KATAKANA}]){escaped}(?![{KATAKANA}])"
     return escaped
 
 

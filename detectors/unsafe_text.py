@@ -69,7 +69,7 @@ from detectors.lexicons import (
     B,
 )
 from detectors.normalize import ScreenView, screen_views, word_costs
-from detectors.word_edges import alternation
+from detectors.word_edges import JAPANESE, alternation
 
 if TYPE_CHECKING:
     from detectors.embeddings import Runtime, SentenceEncoder
@@ -179,7 +179,7 @@ BENIGN: list[str] = [
 _MODEL_FLOOR = 0.30  # cosine similarity that maps to score 0
 _MODEL_SPAN = 0.35  # similarity above the floor that maps to score 1
 _BENIGN_MARGIN = 0.05  # without a head: benign similarity above the best category similarity that damps lexicon hits
-_JA = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+_JA = re.compile(f"[{JAPANESE}]")
 #: The head bundled for the bundled model (built by bench/train_prompt_head.py).
 HEAD_PATH = Path(__file__).parent / "data" / "prompt_head.npz"
 #: Categories whose lexicon hits stand whatever the head reads: no context makes CSAM terms benign.

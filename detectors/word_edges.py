@@ -45,20 +45,39 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["IDEOGRAPHIC", "NO_CUT", "SPACED_WORD", "UNSPACED", "alternation", "cuts_word", "is_spaced_word_char"]
+__all__ = [
+    "HAN",
+    "HAN_COMPATIBILITY",
+    "IDEOGRAPHIC",
+    "JAPANESE",
+    "KANA",
+    "KATAKANA",
+    "NO_CUT",
+    "SPACED_WORD",
+    "UNSPACED",
+    "alternation",
+    "cuts_word",
+    "is_spaced_word_char",
+]
 
+
+_Ranges = tuple[tuple[int, int], ...]
+
+_HIRAGANA: _Ranges = ((0x3040, 0x309F),)
+_KATAKANA: _Ranges = ((0x30A0, 0x30FF),)  # with ー (U+30FC, prolonged sound mark)
+_HAN_MAIN: _Ranges = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))  # extension A, unified ideographs
+_HAN_COMPATIBILITY: _Ranges = ((0xF900, 0xFAFF),)  # compatibility ideographs
 
 #: Code point ranges of the scripts written without spaces between words (see the module docstring).
-_UNSPACED_RANGES: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
+_UNSPACED_RANGES: tuple[tuple[str, _Ranges], ...] = (
     (
         "Han",
         (
             (0x3005, 0x3007),  # 々 〆 〇
             (0x3021, 0x3029),  # Hangzhou numerals
             (0x3038, 0x303C),  # 〸 〹 〺 〻 〼
-            (0x3400, 0x4DBF),  # extension A
-            (0x4E00, 0x9FFF),  # unified ideographs
-            (0xF900, 0xFAFF),  # compatibility ideographs
+            *_HAN_MAIN,
+            *_HAN_COMPATIBILITY,
             (0x20000, 0x3FFFF),  # extensions B and later, compatibility supplement (planes 2 and 3)
         ),
     ),
@@ -67,8 +86,8 @@ _UNSPACED_RANGES: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
         "Kana",
         (
             (0x3031, 0x3035),  # kana repeat marks
-            (0x3040, 0x309F),  # hiragana
-            (0x30A0, 0x30FF),  # katakana, with ー (U+30FC, prolonged sound mark)
+            *_HIRAGANA,
+            *_KATAKANA,
             (0x31F0, 0x31FF),  # katakana phonetic extensions
             (0xFF66, 0xFF9F),  # half-width katakana, with ｰ (U+FF70) and the voiced sound marks
             (0x1B000, 0x1B16F),  # kana supplement, extended-A, small kana
@@ -90,18 +109,41 @@ _UNSPACED_RANGES: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
     ("Khmer", ((0x1780, 0x17FF), (0x19E0, 0x19FF))),
 )
 
+
+def _class_body(ranges: _Ranges) -> str:
+    """`ranges` as the body of a regular-expression character class (no brackets)."""
+    return "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+
+
 #: The unspaced scripts as the body of a regular-expression character class (no brackets).
-UNSPACED = "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for _, ranges in _UNSPACED_RANGES for lo, hi in ranges)
+UNSPACED = _class_body(tuple(r for _, ranges in _UNSPACED_RANGES for r in ranges))
 
 #: The ideographic scripts among them (Han, Bopomofo, kana) as a character-class body: a lone
 #: character of these is a word, never a letter of a word spelled out with spaces (Thai, Korean
 #: and the other alphabets can be spelled out so).
-IDEOGRAPHIC = "".join(
-    f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
-    for script, ranges in _UNSPACED_RANGES
-    if script in ("Han", "Bopomofo", "Kana")
-    for lo, hi in ranges
+IDEOGRAPHIC = _class_body(
+    tuple(r for script, ranges in _UNSPACED_RANGES if script in ("Han", "Bopomofo", "Kana") for r in ranges)
 )
+
+# The blocks a detector names to ask "is this text (or how much of it) Japanese?", as
+# character-class bodies. Narrower than UNSPACED and IDEOGRAPHIC (no ideographic marks, phonetic
+# extensions, half-width forms or ideographs beyond the Basic Multilingual Plane): such a test runs
+# on the screening views, which are NFKC (half-width kana made full-width, nearly all compatibility
+# ideographs made unified ones), and needs the common characters only.
+
+#: The katakana block (U+30A0..U+30FF).
+KATAKANA = _class_body(_KATAKANA)
+#: The hiragana and katakana blocks (U+3040..U+30FF).
+KANA = _class_body(_HIRAGANA + _KATAKANA)
+#: The main ideograph blocks: extension A (U+3400..U+4DBF) and the unified ideographs (U+4E00..U+9FFF).
+HAN = _class_body(_HAN_MAIN)
+#: The compatibility ideographs (U+F900..U+FAFF).
+HAN_COMPATIBILITY = _class_body(_HAN_COMPATIBILITY)
+#: Japanese script as the detectors test for it: kana and the main ideograph blocks, and the 64
+#: Yijing hexagram symbols (U+4DC0..U+4DFF, no Japanese) between extension A and the unified
+#: ideographs, which the lists this replaced held by writing U+3400..U+9FFF as one range; kept so
+#: that no result changes.
+JAPANESE = KANA + HAN + _class_body(((0x4DC0, 0x4DFF),))
 
 #: One spaced word character: a word character (``\w``) of no unspaced script.
 SPACED_WORD = f"[^\\W{UNSPACED}]"

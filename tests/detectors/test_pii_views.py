@@ -16,7 +16,6 @@ from detectors.pii import PresidioPII
 from detectors.pii_views import (
     MappedText,
     analysis_copy,
-    has_tag_text,
     latin_view,
     payload_views,
     shared_latin_views,
@@ -149,13 +148,6 @@ def test_no_payload_looked_for_in_ordinary_text(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(views, "screen_views", refuse)
     assert payload_views(text, analysis_copy(text)) == []
-
-
-def test_has_tag_text() -> None:
-    assert has_tag_text("hello" + tags("hidden") + "!")
-    assert has_tag_text(tags("hidden") + " then a flag " + FLAG_OF_SCOTLAND)
-    assert not has_tag_text("plain ASCII")
-    assert not has_tag_text(f"flag {FLAG_OF_SCOTLAND} only, 東京")
 
 
 def test_payload_views_read_ascii_hidden_in_tag_characters() -> None:
@@ -323,7 +315,7 @@ def test_values_hidden_in_tag_characters_of_japanese_text_and_payloads(detector:
 
 
 def test_tag_text_after_a_black_flag_is_scanned() -> None:
-    tags = "".join(chr(0xE0000 + ord(c)) for c in "john.smith@example.com")
-    assert has_tag_text("mail \U0001f3f4" + tags)
-    flag = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbeng") + "\U000e007f"
-    assert not has_tag_text(f"the flag {flag} of england")
+    text = "mail \U0001f3f4" + tags(EMAIL)
+    assert [(p.source, p.text, p.span) for p in payload_views(text)] == [("tags", EMAIL, (6, len(text)))]
+    flag = "\U0001f3f4" + tags("gbeng") + "\U000e007f"
+    assert payload_views(f"the flag {flag} of england") == []
