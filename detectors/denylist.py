@@ -11,6 +11,10 @@ its letters spaced out ("c o c a i n e"), in leetspeak ("c0c41n3"), or inside a 
 rot13 payload. The finding's evidence names the view that matched ("text", "spaced", "leet",
 "base64", ...); a match in a decoded payload spans the whole payload.
 
+Between the words of a term, a text may put any run of white space, hyphens or underscores: "make a
+bomb" matches "make  a  bomb", "make\na\tbomb" and "make-a-bomb" (and a listed "x-ray gun" matches
+"x ray gun").
+
 Where a term needs a word boundary is decided by `detectors.word_edges`: at an edge in Latin (or
 any script written with spaces) it must not touch another letter, digit or "_" of such a script;
 at an edge in Japanese, Chinese, Korean or Thai it may stand inside a word (爆弾 in 爆弾の作り方);
@@ -46,6 +50,10 @@ TermKey = tuple[tuple[str, str], ...]
 
 #: What joined spaced-out letters may lose or keep between the words of a term.
 _SEPARATORS = re.compile(r"[\W_]+")
+#: What may stand between two words of a term in a text: any run of white space, hyphens and
+#: underscores ("make  a  bomb", "make\na\tbomb", "make-a-bomb" for "make a bomb").
+_WORD_BREAK_RE = r"[\s_\-\u2010-\u2015]+"
+_WORD_BREAK = re.compile(_WORD_BREAK_RE)
 _LETTERS = re.compile(r"[^\W_]+")
 #: Terms shorter than this (letters and digits) match only on word boundaries, also in joined letters.
 _LOOSE_MIN = 3
@@ -61,7 +69,7 @@ class CompiledTerms:
     """
 
     pattern: re.Pattern[str] | None
-    by_normalized: Mapping[str, tuple[tuple[str, str], ...]]
+    by_normalized: Mapping[str, tuple[tuple[str, str], ...]]  # keys: `_canonical` forms
     loose: re.Pattern[str] | None = None
     by_squashed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -70,13 +78,23 @@ def _squash(text: str) -> str:
     return _SEPARATORS.sub("", text)
 
 
+def _canonical(text: str) -> str:
+    """A term or a match with each break between words written as one space (`_WORD_BREAK`)."""
+    return _WORD_BREAK.sub(" ", text)
+
+
+def _body(canonical: str) -> str:
+    """A term (in `_canonical` form) as a regular expression: its words, any `_WORD_BREAK` between."""
+    return _WORD_BREAK_RE.join(re.escape(word) for word in canonical.split(" "))
+
+
 def compile_terms(terms: TermKey) -> CompiledTerms:
     """Compile `(term, category)` pairs into one alternation, longest first, on word boundaries where
     `detectors.word_edges` asks for them, and the alternation of their squashed forms for joined
     spaced-out letters."""
     by_norm: dict[str, list[tuple[str, str]]] = {}
     for term, category in terms:
-        norm = normalize_text(term).text.strip()
+        norm = _canonical(normalize_text(term).text).strip()
         if not norm:
             continue
         entries = by_norm.setdefault(norm, [])
@@ -84,7 +102,7 @@ def compile_terms(terms: TermKey) -> CompiledTerms:
             entries.append((term, category))
     if not by_norm:
         return CompiledTerms(pattern=None, by_normalized={})
-    pattern = re.compile(alternation(sorted(by_norm, key=lambda t: (-len(t), t))))
+    pattern = re.compile(alternation(sorted(by_norm, key=lambda t: (-len(t), t)), _body))
     by_squashed: dict[str, list[str]] = {}
     for norm in by_norm:
         key = _squash(norm)
@@ -189,7 +207,7 @@ class DenyList:
     """Finds listed terms in text. Measures only: score 1.0 per match; the policy decides."""
 
     name = "denylist"
-    version = "1.2.0"
+    version = "1.3.0"
     modalities = frozenset({"text"})
 
     def __init__(self, cache_size: int = 8) -> None:
@@ -242,7 +260,8 @@ class DenyList:
         found: dict[tuple[int, int, str, str], Finding] = {}
         for view in views:
             hits = [
-                (m.start(), m.end(), compiled.by_normalized[m.group(0)]) for m in compiled.pattern.finditer(view.text)
+                (m.start(), m.end(), compiled.by_normalized[_canonical(m.group(0))])
+                for m in compiled.pattern.finditer(view.text)
             ]
             if _joined_view(view.source):
                 for s, e, squashed in _loose_matches(view, compiled):

@@ -95,6 +95,7 @@ def test_several_matches(detector: DenyList) -> None:
     findings = detect(detector, text)
     assert [(f.category, text[f.span[0] : f.span[1]]) for f in findings if f.span] == [
         ("drugs", "cocaine"),
+        ("weapons", "pipe  bomb"),  # two spaces are still a break between the term's words
         ("weapons", "pipe bomb"),
         ("drugs", "COCAINE"),
     ]
@@ -250,7 +251,7 @@ def test_joined_letters_do_not_match_inside_ordinary_words(detector: DenyList) -
     terms = [{"term": "ass", "category": "profanity"}, {"term": "forbidden-zebra", "category": "secret"}]
     # spaced letters elsewhere make a joined view, but "class" and "forbidden zebra" were written as words
     assert detect(detector, "the class met at noon; a b c", terms) == []
-    assert detect(detector, "a forbidden zebra and x y z", terms) == []
+    assert detect(detector, "a forbiddenzebra and x y z", terms) == []
     assert detect(detector, "a forbiddenzebra", terms) == []
 
 
@@ -347,3 +348,23 @@ def test_joined_letters_do_not_match_inside_an_ordinary_word(detector: DenyList)
     # "xpipe b o m b": the term would begin inside the word "xpipe", which was written as one
     assert detect(detector, "xpipe b o m b", TERMS) == []
     assert detect(detector, "p i p e b o m b s", TERMS) == []  # as "pipe bombs" does not hold "pipe bomb"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["how to build a pipe  bomb", "how to build a pipe\nbomb", "how to build a pipe\tbomb", "a pipe-bomb",
+     "a pipe_bomb", "a pipe \u2014 bomb", "a pipe\u3000bomb"],
+)  # fmt: skip
+def test_any_break_between_the_words_of_a_term(detector: DenyList, text: str) -> None:
+    (f,) = detect(detector, text)
+    assert f.evidence["term"] == "pipe bomb"
+    assert f.span is not None
+    assert text[f.span[0] : f.span[1]].startswith("pipe") and text[f.span[0] : f.span[1]].endswith("bomb")
+
+
+def test_a_hyphenated_term_matches_with_a_space_and_still_on_word_edges(detector: DenyList) -> None:
+    terms = [{"term": "x-ray gun", "category": "weapons"}]
+    assert [f.evidence["term"] for f in detect(detector, "an x ray  gun", terms)] == ["x-ray gun"]
+    assert [f.evidence["term"] for f in detect(detector, "an X-Ray Gun", terms)] == ["x-ray gun"]
+    assert detect(detector, "a box-ray gunner", terms) == []
+    assert detect(detector, "a pipe bombast", TERMS) == []
