@@ -7,7 +7,10 @@ the database (`POST /v1/protected-names`, `mamori protected-names import`), whic
 passes per request in the detection context. Names and aliases are matched after
 normalization in every screening view of the text (homoglyphs, spacing, leetspeak, encodings), on
 word boundaries for Latin script and as substrings for Japanese, Chinese and Korean
-(`detectors.word_edges`).
+(`detectors.word_edges`). A name may be written with or without the spaces, hyphens, dashes,
+underscores, apostrophes, dots and Japanese name separators (・, ＝) between its parts, in
+hiragana for katakana, and with a look-alike of the long-vowel mark; a name of fewer than four
+characters is found only as it is written ("3M" is not in "3 m").
 
 One finding per matched entry: category "protected_name", evidence {kind, id, name, alias}.
 The policy decides (a real person next to sexual or violent content: block; a brand: review).
@@ -29,7 +32,32 @@ from detectors.word_edges import cuts_word, is_spaced_word_char
 __all__ = ["KINDS", "MAX_ALIASES", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
 
 KINDS = frozenset({"person", "brand", "character"})
-_SPACE = re.compile(r"\s+")
+
+#: What a name may be written with or without between its parts, in the text and in the registry:
+#: white space, hyphens and dashes, underscores, apostrophes, dots, and the Japanese name
+#: separators ・ and ＝ ("Coca Cola", "CocaCola" and "Coca‐Cola" for "Coca-Cola"; "McDonald’s" and
+#: "McDonalds" for "McDonald's"; "テイラースウィフト" for "テイラー・スウィフト").
+_SEPARATORS = r"\s\-_'‘’`´ʼ.・･·=\u2010-\u2015"
+_SEPARATOR = re.compile(f"[{_SEPARATORS}]")
+_KEPT = re.compile(f"[^{_SEPARATORS}]")
+#: A dash-like character between two katakana is the long-vowel mark ("ミッキ−マウス", "ミッキ一マウス").
+_LONG_VOWEL = re.compile(r"(?<=[\u30a1-\u30fa])[\-\u2010-\u2015\u2212\u4e00\uff70~\u301c\uff5e](?=[\u30a1-\u30fa])")
+#: Hiragana read as katakana, one to one ("みっきーまうす" for "ミッキーマウス").
+_KATAKANA = str.maketrans({chr(c): chr(c + 0x60) for c in range(0x3041, 0x3097)})
+#: Keys shorter than this match only as written in the view, with nothing folded or taken out:
+#: "3M" is not in "a rope 3 m long", and a two-kana brand is not every hiragana word.
+_FOLDED_MIN = 4
+
+
+def _folded(text: str) -> str:
+    """`text` (a screening view, or a normalized name) with look-alike long-vowel marks and
+    hiragana read as katakana; position for position."""
+    return _LONG_VOWEL.sub("ー", text).translate(_KATAKANA)
+
+
+def _key(text: str) -> str:
+    """A name as the matcher looks it up: folded, separators taken out."""
+    return _SEPARATOR.sub("", _folded(text))
 
 
 @dataclass(frozen=True)
@@ -107,7 +135,7 @@ class NameMatcher:
         owners: dict[str, list[tuple[ProtectedName, str]]] = {}
         for entry in entries:
             for alias in (entry.name, *entry.aliases):
-                key = _SPACE.sub("", normalize_text(alias).text)
+                key = _key(normalize_text(alias).text)
                 if len(key) >= 2:
                     owners.setdefault(key, []).append((entry, alias))
         self.entries = tuple(entries)
@@ -129,19 +157,24 @@ class NameMatcher:
         that no name hides another ("Taylor Swift" inside "Taylor Swift Fan Club"); entries of
         another tenant are skipped (an entry without a tenant applies to every tenant).
 
-        Names are found in the view with its white space taken out ("captain   kitten",
-        "c a p t a i n kitten"); a name must not begin or end inside a word of the view where
+        Names are found in the view with its separators taken out (`_SEPARATOR`: "captain
+        kitten", "c a p t a i n kitten", "Coca‐Cola", "McDonald’s") and hiragana and long-vowel
+        look-alikes folded (`_folded`); a name of fewer than `_FOLDED_MIN` characters only as it is
+        written. A name must not begin or end inside a word of the view where
         `detectors.word_edges.cuts_word` says so: a Latin name needs a word boundary (though not
         against Japanese text, "Acmeの"), a Japanese, Chinese or Korean one may stand inside a word."""
         if self._automaton is None:
             return
         for view in views:
             text = view.text
-            kept = [i for i, ch in enumerate(text) if not ch.isspace()]
-            squashed = "".join(text[i] for i in kept)
+            folded = _folded(text)
+            kept = [m.start() for m in _KEPT.finditer(folded)]
+            squashed = "".join(folded[i] for i in kept)
             for last, (key, who) in self._automaton.iter(squashed):
                 first = last - len(key) + 1
                 start, end = kept[first], kept[last] + 1
+                if len(key) < _FOLDED_MIN and text[start:end] != key:
+                    continue
                 if cuts_word(text, start) or cuts_word(text, end):
                     continue
                 if _inside_spaced_run(text, kept, first, last):
@@ -188,7 +221,7 @@ class ProtectedNames:
     """
 
     name = "protected_names"
-    version = "1.2.0"
+    version = "1.3.0"
     modalities = frozenset({"text"})
 
     def __init__(self, path: str | None = None, names: Sequence[Mapping[str, Any]] | None = None) -> None:

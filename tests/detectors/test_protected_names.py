@@ -154,3 +154,44 @@ def test_no_name_is_found_inside_a_run_of_spaced_out_letters() -> None:
     assert _found(d, "J a n e E x a m p l e s") == {}  # the run goes on past the name
     assert _found(d, "a J a n e E x a m p l e photo") == {"jane_example": "person"}  # an article before it
     assert _found(d, "#JaneExample") == {"jane_example": "person"}
+
+
+WRITTEN = [
+    {"name": "Coca-Cola", "kind": "brand"},
+    {"name": "McDonald's", "kind": "brand"},
+    {"name": "Taylor Swift", "kind": "person", "aliases": ["テイラー・スウィフト"]},
+    {"name": "ミッキーマウス", "kind": "character", "id": "mickey"},
+    {"name": "3M", "kind": "brand"},
+    {"name": "アイ", "kind": "brand", "id": "ai-brand"},
+]
+
+
+@pytest.fixture(scope="module")
+def written() -> ProtectedNames:
+    d = ProtectedNames(names=WRITTEN)
+    d.load()
+    return d
+
+
+@pytest.mark.parametrize(
+    ("text", "ident"),
+    [("a Coca Cola can", "coca_cola"), ("a CocaCola can", "coca_cola"), ("a Coca\u2010Cola can", "coca_cola"),
+     ("a Coca_Cola can", "coca_cola"), ("a McDonald\u2019s burger", "mcdonald_s"), ("McDonalds fries", "mcdonald_s"),
+     ("a Taylor-Swift poster", "taylor_swift"), ("Taylor_Swift singing", "taylor_swift"),
+     ("テイラースウィフトの写真", "taylor_swift"), ("テイラー スウィフトの写真", "taylor_swift"),
+     ("テイラー＝スウィフト", "taylor_swift"), ("みっきーまうすの絵", "mickey"), ("ミッキ\u2212マウスの絵", "mickey"),
+     ("ミッキ一マウスの絵", "mickey"), ("ミッキ-マウスの絵", "mickey"), ("a 3M tape roll", "3m")],
+)  # fmt: skip
+def test_a_name_written_with_other_separators_or_kana(written: ProtectedNames, text: str, ident: str) -> None:
+    assert set(_found(written, text)) == {ident}
+
+
+@pytest.mark.parametrize("text", ["a rope 3 m long", "あいさつの絵", "coca colander", "ミッキー一人"])
+def test_short_names_only_as_written_and_still_on_word_edges(written: ProtectedNames, text: str) -> None:
+    assert _found(written, text) == {}
+
+
+def test_a_folded_match_points_at_the_name_as_written(written: ProtectedNames) -> None:
+    text = "draw みっきーまうす now"
+    (f,) = written.detect(TextItem(text), make_context())
+    assert f.span is not None and text[f.span[0] : f.span[1]] == "みっきーまうす"
