@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -49,15 +50,40 @@ __all__ = [
 ]
 
 
+#: Default_Ignorable_Code_Point, from DerivedCoreProperties.txt of the Unicode standard (the same
+#: ranges in Unicode 11 to 16; the standard library has no accessor): characters a renderer shows
+#: as nothing when it does not support them. Zero-width space and joiners, directional marks,
+#: embeddings, overrides and isolates, the word joiner and invisible operators, the deprecated
+#: format characters U+206A..206F, variation selectors (also the Mongolian free variation selectors
+#: and the supplement U+E0100..E01EF), Hangul fillers, the Khmer inherent vowels U+17B4/17B5, the
+#: musical symbol formatting U+1D173..1D17A, shorthand format controls, tag characters
+#: (U+E0000..E007F: `tag_runs` reads the text they spell) and the unassigned rest of plane 14.
+_DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+#: Format characters that the standard leaves out of Default_Ignorable_Code_Point but that show as
+#: nothing in running text: the interlinear annotation anchor, separator and terminator.
+_ALSO_INVISIBLE: tuple[tuple[int, int], ...] = ((0xFFF9, 0xFFFB),)
+
+
 def _invisible() -> frozenset[str]:
-    points: list[int] = [0x00AD, 0x034F, 0x061C, 0x180E, 0xFEFF]
-    points += range(0x200B, 0x2010)  # ZWSP, ZWNJ, ZWJ, LRM, RLM
-    points += range(0x202A, 0x202F)  # bidi embeddings and overrides
-    points += range(0x2060, 0x2065)  # word joiner, invisible operators
-    points += range(0x2066, 0x206A)  # bidi isolates
-    points += range(0xFE00, 0xFE10)  # variation selectors
-    points += range(0xE0000, 0xE0080)  # tag characters
-    return frozenset(chr(p) for p in points)
+    return frozenset(chr(p) for a, b in _DEFAULT_IGNORABLE + _ALSO_INVISIBLE for p in range(a, b + 1))
 
 
 INVISIBLE_CHARS: frozenset[str] = _invisible()
@@ -177,24 +203,81 @@ def visible_nfkc(text: str, transforms: set[str] | None = None) -> tuple[list[st
     return chars, starts, ends
 
 
+#: Scripts whose accents and other combining marks are dropped for matching ("bömb", "b\u0301omb",
+#: struck-through "b\u0336o\u0336m\u0336b\u0336"): a mark after a letter of these scripts or after an ASCII
+#: character. Marks of other scripts (Japanese voiced sound marks, Devanagari vowel signs, ...)
+#: stay, and are never decomposed.
+_MARKED_SCRIPTS = ("LATIN ", "GREEK ", "CYRILLIC ")
+_MARKS = frozenset(("Mn", "Me"))
+
+
+@lru_cache(maxsize=4096)
+def _unmarked(ch: str) -> tuple[str, bool]:
+    """`ch` without its accents when it is a letter of `_MARKED_SCRIPTS` (é -> e, ά -> α, ё -> е),
+    and whether combining marks after it are dropped (after such a letter or an ASCII character)."""
+    if ch.isascii():
+        return ch, True
+    if not unicodedata.category(ch).startswith("L") or not unicodedata.name(ch, "").startswith(_MARKED_SCRIPTS):
+        return ch, False
+    base = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) not in _MARKS)
+    return (base or ch), True
+
+
+@lru_cache(maxsize=1)
+def _pre_fold() -> dict[int, str]:
+    """Characters read as one other character before NFKC: small capitals (ʙ, ᴍ) and parenthesized,
+    negative circled and negative squared Latin letters (⒝, 🅑, 🅱), which NFKC leaves alone or
+    turns into "(b)", become their letter; the braille blank U+2800, which shows as a space,
+    becomes one."""
+    out: dict[int, str] = {0x2800: " "}
+    pattern = re.compile(
+        r"LATIN LETTER SMALL CAPITAL ([A-Z])|PARENTHESIZED LATIN SMALL LETTER ([A-Z])"
+        r"|NEGATIVE (?:CIRCLED|SQUARED) LATIN CAPITAL LETTER ([A-Z])"
+    )
+    for cp in (*range(0x0250, 0x0300), *range(0x1D00, 0x1D80), *range(0x2490, 0x24EA), *range(0x1F150, 0x1F18A)):
+        m = pattern.fullmatch(unicodedata.name(chr(cp), ""))
+        if m is not None:
+            out[cp] = next(g for g in m.groups() if g).lower()
+    return out
+
+
 def normalize_text(text: str) -> NormalizedText:
     """Normalize `text` for matching; see the module docstring for the steps."""
     transforms: set[str] = set()
 
-    # 1 + 2. drop invisible characters, NFKC
-    chars, starts, ends = visible_nfkc(text, transforms)
+    # 1 + 2. drop invisible characters, NFKC (after reading letters NFKC misses; one for one)
+    pre = text if text.isascii() else text.translate(_pre_fold())
+    chars, starts, ends = visible_nfkc(pre, transforms)
+    if pre != text:
+        transforms.add("nfkc")
 
-    # 3 + 4. fold confusables, casefold, fold again
+    # 3 + 4. drop accents and combining marks (Latin, Greek, Cyrillic), fold confusables,
+    # casefold, fold again
     folds = fold_map()
     f_chars: list[str] = []
     f_starts: list[int] = []
     f_ends: list[int] = []
+    marked = False  # whether combining marks after the last character are dropped
     for ch, s, e in zip(chars, starts, ends, strict=True):
+        if ch.isascii():
+            marked = True
+        elif unicodedata.category(ch) in _MARKS:
+            if marked:
+                transforms.add("diacritics")
+                continue
+        else:
+            base, marked = _unmarked(ch)
+            if base != ch:
+                transforms.add("diacritics")
+                ch = base
         folded = folds.get(ch)
         if folded is not None:
             transforms.add("homoglyph")
             ch = folded
         for low in ch.casefold():
+            if low != ch and not low.isascii() and unicodedata.category(low) in _MARKS:
+                transforms.add("diacritics")  # "İ" casefolds to "i" and a combining dot above
+                continue
             again = folds.get(low)
             if again is not None:
                 transforms.add("homoglyph")
@@ -246,8 +329,20 @@ _UNKNOWN_COST = 40.0  # a letter that starts no known word
 _LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*|[a-z0-9@$!|+]*[@$!|+][a-z0-9@$!|+]*")
 _LEET_NUMBER = re.compile(r"(?<![\w.,])[0134579]{1,3}(?![\w.,%])")
 _WORDISH = re.compile(r"[^\W_]+")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<!\w)[0-9a-fA-F]{2}(?:[ :]?[0-9a-fA-F]{2}){7,}(?!\w)")
+# A base64 token: 16 characters or more, or 8 to 15 with "=" padding ("Y29jYWluZQ==").
+_BASE64 = re.compile(
+    r"(?<![A-Za-z0-9+/=_-])(?:[A-Za-z0-9+/_-]{16,}={0,2}|[A-Za-z0-9+/_-]{8,15}={1,2})(?![A-Za-z0-9+/=_-])"
+)
+# A hex token: at least 8 bytes of bare hex digits ("686f77...", "0x686f77...", bytes apart by a
+# space, ":", ",", ", " or "-"), or at least 4 bytes each written with a prefix ("\x68\x6f\x77\x20",
+# "0x68 0x6f 0x77 0x20", "0x68,0x6f,..."). Fewer bare bytes stay alone (colours, short ids).
+_HEX = re.compile(
+    r"(?<!\w)(?:0[xX])?[0-9a-fA-F]{2}(?:(?:, |[ :,\-])?[0-9a-fA-F]{2}){7,}(?!\w)"
+    r"|(?<![\w\\])\\x[0-9a-fA-F]{2}(?:[ ,]{0,2}\\x[0-9a-fA-F]{2}){3,}(?![0-9a-fA-F])"
+    r"|(?<!\w)0[xX][0-9a-fA-F]{2}(?:[ ,]{1,2}0[xX][0-9a-fA-F]{2}){3,}(?!\w)"
+)
+_HEX_PREFIX = re.compile(r"\\x|0[xX]|[^0-9a-fA-F]")
+_HEX_DIGITS = re.compile(r"(?:0[xX])?[0-9]+")
 # A space between two characters of Japanese script (`word_edges.JAPANESE`) or compatibility
 # ideographs, which that test leaves out: on NFKC text twelve of them remain (﨑 among them), real
 # ideographs; kept here as before, so no view changes.
@@ -633,27 +728,55 @@ def _decode_base64(token: str) -> str | None:
     import binascii
 
     raw = token.rstrip("=")
-    if len(raw) % 4 == 1 or raw.isalpha() or raw.isdigit():
-        return None  # impossible length, or a plain word / number
+    if len(raw) % 4 == 1 or raw.isdigit():
+        return None  # impossible length, or a number
+    if len(raw) < 16 and len(token) % 4:
+        return None  # a short token counts only with the padding that completes it ("Y29jYWluZQ==")
     alt = "-" in raw or "_" in raw
     padded = raw + "=" * (-len(raw) % 4)
     try:
         data = base64.urlsafe_b64decode(padded) if alt else base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return _decode_text(data)
+    decoded = _decode_text(data)
+    if decoded is not None and (raw.isalpha() or len(raw) < 16) and not _reads_as_text(decoded):
+        # a long word or identifier, or a short word with "=" after it, decodes to bytes at
+        # random; base64 made of letters only ("bWFrZSBhIGJvbWIu") or short decodes to words
+        return None
+    return decoded
+
+
+_TEXTY = frozenset(string.ascii_letters + string.digits + " .,;:!?'\"-()/=+\n")
+
+
+def _reads_as_text(s: str) -> bool:
+    """Whether decoded bytes read as ASCII words: nearly all letters, digits, spaces and common
+    punctuation, at least half letters (what bytes at random seldom are)."""
+    good = sum(1 for c in s if c in _TEXTY)
+    return good >= 0.9 * len(s) and sum(1 for c in s if c.isascii() and c.isalpha()) >= 0.5 * len(s)
 
 
 def _decode_hex(token: str) -> str | None:
-    digits = re.sub(r"[ :]", "", token)
+    digits = _HEX_PREFIX.sub("", token)
     if len(digits) % 2:
         digits = digits[:-1]
-    if digits.isdigit():
-        return None  # a long number, not a payload
     try:
-        return _decode_text(bytes.fromhex(digits))
+        decoded = _decode_text(bytes.fromhex(digits))
     except ValueError:
         return None
+    # hex made of digits alone (hex of base64 can be) is a number unless it is one run that reads
+    # as text: numbers apart by spaces or commas ("42, 43, 44, ...") are a list
+    if (
+        decoded is not None
+        and digits.isdigit()
+        and (
+            not _HEX_DIGITS.fullmatch(token)
+            or not _reads_as_text(decoded)
+            or (" " not in decoded and len(decoded) < 16)
+        )
+    ):
+        return None
+    return decoded
 
 
 def rot13(text: str) -> str:

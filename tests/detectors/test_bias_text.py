@@ -186,7 +186,8 @@ def test_accented_latin_letters_are_word_letters(tmp_path: Path) -> None:
     )
     d = StereotypeText(path=str(path))
     d.load()
-    assert _pairs(d, "baristas are cliché") == {("baristas", "cliché"): pytest.approx(1.0)}
+    # accents fold in the screening views (detectors.normalize), so the phrase is reported folded
+    assert _pairs(d, "baristas are cliché") == {("baristas", "cliche"): pytest.approx(1.0)}
     assert _pairs(d, "baristas collect clichés") == {}
 
 

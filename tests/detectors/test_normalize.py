@@ -52,10 +52,12 @@ def test_expansions_keep_positions() -> None:
     assert n.to_original(8, 9) == (7, 8)
 
 
-def test_combining_marks_compose() -> None:
+def test_combining_marks_compose_and_accents_fold() -> None:
+    # Latin accents fold to the base letter; the letter keeps the span of the letter and its mark
     n = normalize_text("cafe\u0301")
-    assert n.text == "caf\u00e9"
+    assert n.text == "cafe"
     assert n.to_original(3, 4) == (3, 5)
+    assert n.transforms == {"nfkc", "diacritics"}  # NFKC composes é, which then folds
 
 
 def test_empty() -> None:
