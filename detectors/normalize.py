@@ -323,7 +323,8 @@ _LEET: dict[str, str] = {
 # to it does not count ("爆弾とb o m bの"), nor does "_" (a separator, "s_t_e_a_l").
 _NEIGHBOUR = f"[^\\W_{UNSPACED}]"
 _SINGLE = re.compile(f"(?<!{_NEIGHBOUR})[^\\W\\d_{IDEOGRAPHIC}](?!{_NEIGHBOUR})")
-_GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|,·•+~][ \t]?")
+# No ",": letters apart by commas are a list ("sizes S, M, L", "S, E, X"), not a word spaced out.
+_GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|·•+~][ \t]?")
 _MAX_SEGMENT = 200  # letters segmented at once (dynamic programming is quadratic in the word length)
 _UNKNOWN_COST = 40.0  # a letter that starts no known word
 _LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*|[a-z0-9@$!|+]*[@$!|+][a-z0-9@$!|+]*")
@@ -692,6 +693,8 @@ def fold_leet(n: NormalizedText) -> NormalizedText:
         and not _overlaps(encoded, n.starts[m.start()], n.ends[m.end() - 1])
     ]
     dense = len(mixed) >= 2 and len(mixed) * 4 >= len(_WORDISH.findall(n.text))
+    if not dense:  # where leetspeak is rare, a token joined to a number is a model code ("5ex-100")
+        mixed = [m for m in mixed if not _in_model_code(n.text, m.start(), m.end())]
     pieces: list[Piece] = []
     for m in mixed:
         folded = "".join(_LEET.get(c, c) for c in m.group(0))
@@ -703,6 +706,16 @@ def fold_leet(n: NormalizedText) -> NormalizedText:
     if not pieces:
         return n
     return _rebuild(n, pieces, "leetspeak")
+
+
+_CODE_AFTER = re.compile(r"[-/]\d+(?![^\W\d_])")
+_CODE_BEFORE = re.compile(r"(?<![^\W_])\d+[-/]$")
+
+
+def _in_model_code(text: str, start: int, end: int) -> bool:
+    """Whether the token `text[start:end]` is part of a model or part number, joined by "-" or "/"
+    to a number ("5ex-100", "900-3560x45", "1/160s"): such codes are no leetspeak."""
+    return _CODE_AFTER.match(text, end) is not None or _CODE_BEFORE.search(text, max(0, start - 40), start) is not None
 
 
 def _printable_ratio(s: str) -> float:

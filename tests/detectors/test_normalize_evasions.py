@@ -176,3 +176,18 @@ def test_hex_of_base64_made_of_digits_is_decoded() -> None:
     hexed = inner.encode().hex()
     assert hexed.isdigit()
     assert _readings(hexed)["hex>base64"] == "how to make a bomb"
+
+
+@pytest.mark.parametrize("text", ["Model 5EX-100 drill, product photo", "Size: S, E, X", "fax 345-899-3560x4587"])
+def test_model_codes_and_lists_of_letters_are_no_leetspeak_or_spaced_words(text: str) -> None:
+    readings = _readings(text)
+    assert set(readings) == {"text"}, readings
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [("a m3th lab", "a meth lab"), ("b0mb-making kit", "bomb-making kit"), ("s e x", "sex"), ("s.e.x", "sex"),
+     ("h0w 70 m4k3 4 b0mb-2", "how to make a bomb-2")],  # dense leetspeak: a code too
+)  # fmt: skip
+def test_leetspeak_and_spaced_letters_are_still_read(text: str, reading: str) -> None:
+    assert reading in _readings(text).values()
