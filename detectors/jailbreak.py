@@ -2,7 +2,8 @@
 templates, restriction removal and system-prompt extraction, in English and Japanese.
 
 Patterns (`detectors.lexicons.JAILBREAK`) run over every screening view of the text, so an
-override hidden in base64 or written with homoglyphs still counts. Each matched kind adds
+override hidden in base64 or written with homoglyphs still counts; a space in a pattern matches
+any run of whitespace, "-" or "_" (`spaced`), so doubled spaces or tabs do not split a phrase. Each matched kind adds
 evidence; the score combines them as independent signals (1 - prod(1 - w)), so one role-play
 phrase alone stays low while "ignore previous instructions" or a DAN template scores high. A long
 text with several kinds (the typical in-the-wild jailbreak) gets a small length bonus.
@@ -19,7 +20,44 @@ from detectors.base import DetectionContext, DetectorError, Finding, Item, TextI
 from detectors.lexicons import JAILBREAK
 from detectors.normalize import screen_views, word_costs
 
-__all__ = ["Jailbreak"]
+__all__ = ["Jailbreak", "spaced"]
+
+#: What a space between two words of a pattern matches: any run of whitespace, "-" or "_", so
+#: "ignore  all previous instructions" (two spaces, tabs, line breaks, "ignore-all-previous...")
+#: reads as the phrase. Wrapped in a group, so "x ?y" stays "x, optionally a break, y".
+_BREAK = r"(?:[\s_-]+)"
+
+
+def spaced(pattern: str) -> str:
+    """`pattern` with each literal space outside a character class made `_BREAK`; escapes and
+    character classes ("[- ]") are left as they are, so nothing else it matches changes."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]" and not (out and out[-1] in ("[", "[^")):
+                in_class = False
+            out.append(c)
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("[^", i):
+                out.append("[^")
+                i += 2
+                continue
+            out.append(c)
+        elif c == " ":
+            out.append(_BREAK)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
 
 #: The weight of a text holding more encoded payloads or rot13 than `screen_views` reads (its
 #: budget of decoded characters is spent): review, since the unread part was never screened.
@@ -30,14 +68,14 @@ class Jailbreak:
     """Scores instruction-override, role-play and DAN-style prompts."""
 
     name = "jailbreak"
-    version = "1.1.0"
+    version = "1.2.0"
     modalities = frozenset({"text"})
 
     def __init__(self, min_score: float = 0.2) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError("min_score must be within [0, 1]")
         self.min_score = float(min_score)
-        self._rules = [(re.compile(p), w, kind) for p, w, kind in JAILBREAK]
+        self._rules = [(re.compile(spaced(p)), w, kind) for p, w, kind in JAILBREAK]
 
     def load(self) -> None:
         screen_views("warm up")

@@ -14,6 +14,7 @@ an admin adds their own terms through the policy's deny-list or custom categorie
 from __future__ import annotations
 
 __all__ = [
+    "BENIGN_SENSES",
     "CATEGORIES",
     "CONTEXT_JA",
     "DISGRACE",
@@ -264,6 +265,30 @@ LEXICON: dict[str, list[tuple[str, float]]] = {
     "real_person": [],  # derived: a person reference next to sexual, harassing or disgracing content
 }
 
+#: Benign senses of strong terms, per category: a colour, a cosmetic, a bath product, a flavour
+#: ("nude heels", "a nude lipstick shade", "bath bomb", "explosive flavour", "life hacks"). A
+#: lexicon match that lies inside one of these does not stand on its own (`unsafe_text`): the model
+#: and head still read the prompt. Kept apart from `LEXICON`, which the trained head reads as
+#: features, so adding a sense here needs no retraining.
+BENIGN_SENSES: dict[str, tuple[str, ...]] = {
+    "sexual": (
+        B + r"nude(?:-| )?(?:colou?r\w*|shades?|tones?|hues?|beige|pink|peach|blush|tan|neutral\w*|heels?|pumps?|shoes?"
+        r"|sandals?|flats|boots?|sneakers?|loafers?|lips?|lipsticks?|lip ?gloss|lip ?liner|nails?|nail polish|polish|manicure"
+        r"|makeup|make-up|palette|eyeshadows?|foundation|concealer|bras?|underwear|panties|briefs|tights|stockings|pantyhose"
+        r"|leggings|bodysuits?|mesh|fabric|leather|suede|satin|silk|dress(?:es)?|gowns?|handbags?|bags?|clutch)(?![a-z])",
+        B + r"(?:colou?r|shade|tone|hue)s? (?:of |called |named |in )?nude(?![a-z])",
+    ),
+    "weapons": (
+        B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate|da|f)[- ]?bombs?(?![a-z])",
+        B + r"bombs? (?:pops?|cyclones?)(?![a-z])",
+        B
+        + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
+        r"|start|debut|chorus|personality|temper|speed|finale|twist|revelations?|drama|hit)(?![a-z])",
+    ),
+    "drugs": (B + r"(?:(?:in|pure|sheer|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",),
+    "illicit": (B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",),
+}
+
 #: Words that place a minor in the text; with sexual content they raise `sexual_minors`.
 MINORS: tuple[str, ...] = (
     B + r"(?:child|children|kids?|minors?|underage|under-age|preteens?|pre-teens?|teens?|teenagers?|toddlers?|infants?"
@@ -332,12 +357,26 @@ CONTEXT_JA = (
 )
 HOWTO_JA = r"(?:作り方|やり方|手順|詳しく|詳細|どうすれば|どうやって|仕方|具体的|レシピ|入手|手に入れ|買え|買う)"
 
-#: Jailbreak and prompt-injection patterns: (regex, weight, kind).
+#: Jailbreak and prompt-injection patterns: (regex, weight, kind). A space between words stands for
+#: any run of whitespace, "-" or "_" (`detectors.jailbreak` widens it when compiling), so
+#: "ignore  all\tprevious_instructions" reads as the phrase it spells.
+_OVERRIDE_VERB = r"(?:ignore|disregard|forget|override|bypass)"
+_OVERRIDE_DET = r"(?:all |any |every |your |the |these |those |my |of |of the )*"
+#: What marks the thing set aside as the assistant's own rules ("previous", "system", "your").
+_OVERRIDE_QUAL = r"(?:previous|prior|above|earlier|preceding|original|initial|system|safety|content|your)"
+_OVERRIDE_NOUN = (
+    r"instructions?|rules?|prompts?|guidelines?|directives?|polic(?:y|ies)|restrictions?|programming|constraints?"
+)
+#: DAN-style persona names that are ordinary words or names too ("stan", "dude", "aim", "dan"):
+#: they count in full only where the text makes the assistant that persona.
+_PERSONAS = r"dan|stan|dude|aim|anti-?dan"
+_PERSONA = f"(?:{_PERSONAS})"
 JAILBREAK: list[tuple[str, float, str]] = [
     (
-        B + r"(?:ignore|disregard|forget|override|bypass|skip|drop)\w* (?:all |any |every |your |the |these |my )*"
-        r"(?:previous|prior|above|earlier|preceding|original|initial|system|safety|content)?\s*"
-        r"(?:instructions?|rules?|prompts?|guidelines?|directives?|polic(?:y|ies)|restrictions?|filters?|programming|constraints?)",
+        # skipping or dropping instructions, or setting aside filters, is an override only when they
+        # are the assistant's own ("skip the previous instructions", not "skip the instructions")
+        B + rf"(?:{_OVERRIDE_VERB}\w* {_OVERRIDE_DET}{_OVERRIDE_QUAL}? ?(?:{_OVERRIDE_NOUN})"
+        rf"|(?:ignore|disregard|forget|override|bypass|skip|drop)\w* {_OVERRIDE_DET}{_OVERRIDE_QUAL} ?(?:{_OVERRIDE_NOUN}|filters?))",
         0.9,
         "instruction_override",
     ),
@@ -348,11 +387,22 @@ JAILBREAK: list[tuple[str, float, str]] = [
     ),
     (
         B
-        + r"(?:do anything now|dan mode|developer mode|dev mode|jailbr[eo]a?k\w*|god mode|unfiltered mode|evil mode|stan|dude|anti-?dan|aim)(?![a-z])",
+        + r"(?:do anything now|jailbr[eo]a?k\w*|god mode|unfiltered mode|evil mode|anti-?dan|dan mode|stan mode|dude mode"
+        r"|strive to avoid norms|always intelligent and machiavellian)(?![a-z])",
         0.8,
         "dan_template",
     ),
-    (B + r"(?:dan)(?![a-z])", 0.5, "dan_template"),
+    (
+        B + r"(?:(?:you are|you're|you will be|you are now|act as|acting as|pretend to be|pretending to be|role of"
+        rf"|persona of|known as|become|answer as|respond as|reply as) {_PERSONA}|{_PERSONA},? (?:which |who )?stands for"
+        rf"|(?:{_PERSONAS}|developer mode|dev mode) can do (?:anything|everything)"
+        r"|(?:chatgpt|gpt|ai|assistant|chatbot) (?:with |in )?(?:developer|dev) mode|simulat\w* (?:the )?(?:developer|dev) mode"
+        r"|(?:developer|dev) mode (?:output|responses?|polic(?:y|ies)))(?![a-z])",
+        0.8,
+        "dan_template",
+    ),
+    (B + r"dan(?![a-z])", 0.5, "dan_template"),
+    (B + r"(?:developer|dev) mode(?![a-z])", 0.4, "dan_template"),
     (
         B + r"(?:no|without|free (?:of|from)|not bound by|break free of|broken free of|beyond) (?:any )?"
         r"(?:restrictions?|limitations?|filters?|censorship|rules|guidelines|ethic\w*|moral\w*|boundaries|constraints)",
@@ -372,8 +422,10 @@ JAILBREAK: list[tuple[str, float, str]] = [
         "role_play",
     ),
     (
+        # the assistant's own instructions, not a manual's ("print the instructions for the shelf")
         B
-        + r"(?:(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:your |the )?(?:system prompt|initial prompt|hidden prompt|instructions|prompt above|original prompt)"
+        + r"(?:(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:your |the )?(?:system prompt|initial prompt|hidden prompt|prompt above|original prompt)"
+        r"|(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:all )?(?:your (?:\w+ )?|the (?:system|initial|hidden|original|secret) )instructions"
         r"|what (?:is|are|was|were) your (?:system )?(?:prompt|instructions))",
         0.85,
         "prompt_extraction",

@@ -22,7 +22,11 @@ decoded base64/hex/rot13 payloads):
 With a head (English text), the categories share its probability by affinity: the category with
 the strongest lexicon or example reading gets all of it, others in proportion. A strong lexicon
 hit (weight 0.8 or more) keeps its score unless the head reads the prompt as clearly benign
-(below `lexicon_stands`, 0.2); hits for `sexual_minors` stand whatever the head reads.
+(below `lexicon_stands`, 0.2); hits for `sexual_minors` stand whatever the head reads, and so do
+hits on Japanese text (the English model cannot read them, however much English surrounds them).
+A term used in a benign sense (`lexicons.BENIGN_SENSES`: "nude heels", "bath bomb", "explosive
+flavour") does not stand, and the head reads such a prompt as if the term had not matched (its
+features know no senses; the head itself is unchanged).
 Without a head (another model, or `head=None`), a category scores the larger of its lexicon and
 similarity readings, and a lexicon hit in a text closer to the benign anchors is damped.
 Without a model, or for Japanese, the lexicon decides. Derived categories: `sexual_minors` when
@@ -45,7 +49,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +58,7 @@ import numpy as np
 from detectors.base import DetectionContext, DetectorError, Finding, Item, JSONValue, TextItem
 from detectors.embeddings import runtime_option
 from detectors.lexicons import (
+    BENIGN_SENSES,
     CATEGORIES,
     CONTEXT_JA,
     DISGRACE,
@@ -207,6 +212,10 @@ class _Hit:
     source: str = "text"
     terms: list[str] = field(default_factory=list)
     span: tuple[int, int] | None = None
+    #: the strongest score of a match outside every benign sense (`BENIGN_SENSES`): what may stand
+    plain: float = 0.0
+    #: the strongest score of such a match on Japanese text, which no English reading gates
+    ja: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +228,8 @@ class _Reading:
     benign: np.ndarray  # (views,) best cosine similarity to the benign anchors
     lexicon: tuple[dict[str, float], ...]  # per view: category -> lexicon score
     intent: tuple[bool, ...]  # per view: a request cue
+    #: per view: category -> lexicon score of the matches outside a benign sense (`_Hit.plain`)
+    plain: tuple[dict[str, float], ...] = ()
 
 
 def _compile(patterns: Sequence[tuple[str, float]]) -> list[tuple[re.Pattern[str], float]]:
@@ -298,7 +309,7 @@ class UnsafeText:
     """Scores prompts for unsafe-content categories with lexicons, sentence embeddings and a head."""
 
     name = "unsafe_text"
-    version = "1.2.0"
+    version = "1.3.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -350,6 +361,7 @@ class UnsafeText:
         }
         for name, phrases in custom.items():
             self._lexicon[name] = [(_phrase_pattern(p), 0.9) for p in phrases]
+        self._benign_senses = {c: [re.compile(p) for p in ps] for c, ps in BENIGN_SENSES.items()}
         self._intent = [re.compile(INTENT_EN), re.compile(INTENT_JA)]
         self._instruct_ja = re.compile(INSTRUCT_JA)
         self._goods_ja = {
@@ -413,6 +425,7 @@ class UnsafeText:
         hits: dict[str, _Hit] = {}
         for cat, rules in self._lexicon.items():
             best = _Hit(source=view.source)
+            senses = [s.span() for p in self._benign_senses.get(cat, ()) for s in p.finditer(text)]
             for pattern, weight in (*rules, *self._loose.get(cat, ())) if spaced else rules:
                 m = pattern.search(text)
                 if m is None:
@@ -421,6 +434,11 @@ class UnsafeText:
                 score = weight if weight >= 0.8 or not promoted else min(0.8, weight + 0.3)
                 if cat in _CONTEXT_DAMPED:
                     score *= damp
+                plain = _outside(pattern, text, senses) if senses else m
+                if plain is not None:
+                    best.plain = max(best.plain, score)
+                    if _JA.search(plain.group(0)):
+                        best.ja = max(best.ja, score)
                 term = m.group(0)[:40]
                 if term not in best.terms and len(best.terms) < 5:
                     best.terms.append(term)
@@ -472,6 +490,7 @@ class UnsafeText:
             benign=(vecs @ self._benign_vecs.T).max(axis=1),
             lexicon=tuple({c: h.score for c, h in hits.items()} for hits, _ in lex),
             intent=tuple(intent for _, intent in lex),
+            plain=tuple({c: h.plain for c, h in hits.items()} for hits, _ in lex),
         )
 
     @staticmethod
@@ -592,6 +611,11 @@ class UnsafeText:
         """The head's P(unsafe) over the model's views: the largest, and the view it came from."""
         if self._head is None or reading is None:
             return None
+        if reading.plain and reading.plain != reading.lexicon:
+            # A term used in a benign sense ("nude heels", "bath bomb"): the head reads the prompt
+            # as if that term had not matched, since its lexicon features know no senses. The
+            # head is unchanged (trained on the lexicon scores); only such prompts read differently.
+            reading = replace(reading, lexicon=reading.plain)
         p = self._head.probability(self._features(reading))
         i = int(np.argmax(p))
         return float(p[i]), reading.views[i].source
@@ -604,8 +628,12 @@ class UnsafeText:
     ) -> dict[str, tuple[float, float, float, _Hit, str]]:
         """category -> (score, lexicon score, model similarity score, lexicon hit, view)."""
         lexicon: dict[str, _Hit] = {}
+        plain: dict[str, float] = {}  # the strongest match outside a benign sense, over the views
+        ja: dict[str, float] = {}  # the strongest match on Japanese text, over the views
         for hits, _ in per_view:
             for cat, hit in hits.items():
+                plain[cat] = max(plain.get(cat, 0.0), hit.plain)
+                ja[cat] = max(ja.get(cat, 0.0), hit.ja)
                 if hit.score > lexicon.get(cat, _Hit()).score:
                     lexicon[cat] = hit
                 elif cat in lexicon:
@@ -646,10 +674,15 @@ class UnsafeText:
                 m_score = model.get(cat, (0.0, ""))[0]
                 score = p * affinity.get(cat, 0.0) / top
                 source = p_source
-                # a strong lexicon hit stands unless the head reads the prompt as clearly benign
-                stands = cat in _UNGATED or (hit.score >= 0.8 and p >= self.lexicon_stands)
-                if stands and hit.score > score:
-                    score, source = hit.score, hit.source
+                # a strong lexicon hit stands unless the head reads the prompt as clearly benign or
+                # the term is used in a benign sense ("nude heels", "bath bomb"); a Japanese term
+                # stands whatever the head reads, since the English model cannot read it
+                lex = hit.score if cat in _UNGATED else plain.get(cat, 0.0)
+                stands = cat in _UNGATED or (lex >= 0.8 and p >= self.lexicon_stands)
+                if stands and lex > score:
+                    score, source = lex, hit.source
+                if ja.get(cat, 0.0) > score:
+                    score, source = ja[cat], hit.source
                 scores[cat] = (score, hit.score, m_score, hit, source)
         else:
             # Without a head: the larger of the two readings; a lexicon hit in a text the model finds
@@ -660,8 +693,11 @@ class UnsafeText:
                 damp = 0.55 if margin > _BENIGN_MARGIN else 1.0
             for cat in CATEGORIES:
                 hit = lexicon.get(cat, _Hit())
+                lex = plain.get(cat, 0.0)  # a term in a benign sense does not count on its own
                 if damp < 1.0 and hit.source == "text":
-                    hit = _Hit(hit.score * damp, hit.source, hit.terms, hit.span)
+                    lex = max(lex * damp, ja.get(cat, 0.0))  # the model did not read the Japanese
+                if lex != hit.score:
+                    hit = _Hit(lex, hit.source, hit.terms, hit.span, lex, ja.get(cat, 0.0))
                 m_score, m_source = model.get(cat, (0.0, ""))
                 scores[cat] = (
                     max(hit.score, m_score),
@@ -691,6 +727,14 @@ def _words_view(source: str) -> str | None:
     if last in ("spaced", "words", "leet"):
         return None
     return "words" if source == "text" else f"{source}>words"
+
+
+def _outside(pattern: re.Pattern[str], text: str, spans: Sequence[tuple[int, int]]) -> re.Match[str] | None:
+    """The first match of `pattern` in `text` that lies inside none of `spans`."""
+    for m in pattern.finditer(text):
+        if not any(lo <= m.start() and m.end() <= hi for lo, hi in spans):
+            return m
+    return None
 
 
 def _first(patterns: Sequence[re.Pattern[str]], text: str) -> re.Match[str] | None:
