@@ -40,7 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
-from detectors.normalize import INVISIBLE_CHARS, NormalizedText, ScreenView, normalize_text, screen_views
+from detectors.normalize import (
+    INVISIBLE_CHARS,
+    NormalizedText,
+    ScreenView,
+    is_known_word,
+    normalize_text,
+    screen_views,
+    stands_as_a_word,
+)
 from detectors.word_edges import alternation, cuts_word
 
 __all__ = ["CompiledTerms", "DenyList", "compile_terms"]
@@ -72,6 +80,9 @@ class CompiledTerms:
     by_normalized: Mapping[str, tuple[tuple[str, str], ...]]  # keys: `_canonical` forms
     loose: re.Pattern[str] | None = None
     by_squashed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: squashed keys of the terms with a word the English word list does not know ("krokodil"),
+    #: which the "words" view cannot split out of a fully spaced sentence (`_stands_as_a_word`)
+    unknown: frozenset[str] = frozenset()
 
 
 def _squash(text: str) -> str:
@@ -113,11 +124,15 @@ def compile_terms(terms: TermKey) -> CompiledTerms:
         if by_squashed
         else None
     )
+    unknown = frozenset(
+        key for key, norms in by_squashed.items() if any(not is_known_word(w) for n in norms for w in n.split())
+    )
     return CompiledTerms(
         pattern=pattern,
         by_normalized={k: tuple(v) for k, v in by_norm.items()},
         loose=loose,
         by_squashed={k: tuple(v) for k, v in by_squashed.items()},
+        unknown=unknown,
     )
 
 
@@ -142,8 +157,9 @@ def _loose_matches(view: ScreenView, compiled: CompiledTerms) -> list[tuple[int,
     pos = 0
     while (m := compiled.loose.search(squashed, pos)) is not None:
         idx = keep[m.start() : m.end()]
-        if _on_word_edges(n, idx[0], idx[-1] + 1) and any(
-            b == a + 1 and _spaced_apart(n, a) for a, b in itertools.pairwise(idx)
+        if any(b == a + 1 and _spaced_apart(n, a) for a, b in itertools.pairwise(idx)) and (
+            _on_word_edges(n, idx[0], idx[-1] + 1)
+            or (m.group(0) in compiled.unknown and _stands_as_a_word(n.text, idx, m.group(0)))
         ):
             out.append((idx[0], idx[-1] + 1, m.group(0)))
             pos = m.end()
@@ -178,6 +194,21 @@ def _on_word_edges(n: NormalizedText, start: int, end: int) -> bool:
         and _spaced_apart(n, lone)
         and end - start >= _AFTER_ARTICLE_MIN
     )
+
+
+def _stands_as_a_word(text: str, idx: list[int], key: str) -> bool:
+    """Whether a term found inside a run of joined letters (`idx`, its positions in `text`) is a
+    word of that run (`normalize.stands_as_a_word`): "n o w b e s t t o k r o k o d i l" reads
+    "now best to krokodil", but "c l a s s" still reads "class", not "cl" + "ass". Asked only for
+    a term with a word the English word list does not know: one it knows the "words" view finds."""
+    if idx[-1] - idx[0] + 1 != len(idx):
+        return False  # the match spans more than one run
+    lo, hi = idx[0], idx[-1] + 1
+    while lo > 0 and text[lo - 1].isalpha():
+        lo -= 1
+    while hi < len(text) and text[hi].isalpha():
+        hi += 1
+    return stands_as_a_word(text[lo:hi], idx[0] - lo, key)
 
 
 def _spaced_apart(n: NormalizedText, a: int) -> bool:

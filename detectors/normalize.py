@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import math
 import re
 import string
 import unicodedata
+from collections import ChainMap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,10 +43,13 @@ __all__ = [
     "fold_map",
     "has_payload_shape",
     "is_flag_region",
+    "is_known_word",
     "join_spaced",
     "normalize_text",
     "rot13",
     "screen_views",
+    "segment_words",
+    "stands_as_a_word",
     "tag_runs",
     "visible_nfkc",
 ]
@@ -585,9 +590,44 @@ def _case_pieces(n: NormalizedText, idx: list[int]) -> list[list[int]]:
     return pieces
 
 
-def _segment(letters: str) -> list[str]:
-    """Split a run of letters into the likeliest English words (Zipf costs, dynamic programming)."""
-    costs, longest = word_costs()
+#: The cost of a word added for one segmentation (`segment_words`): a moderately rare word's, as
+#: `EXTRA_WORDS` get.
+_ADDED_WORD_RANK = 20_000
+
+
+def segment_words(letters: str, extra: Iterable[str] = ()) -> list[str]:
+    """Split a run of letters into the likeliest English words, as the "words" view does, with the
+    words of `extra` (a request's own terms, which the English word list may not know: "krokodil")
+    known too, as moderately rare words."""
+    costs, _ = word_costs()
+    rare = math.log(_ADDED_WORD_RANK * math.log(len(costs)))
+    return _segment(letters, {w: min(costs.get(w, rare), rare) for w in extra if w})
+
+
+def is_known_word(word: str) -> bool:
+    """Whether the English word list of the "words" view knows `word`."""
+    return word in word_costs()[0]
+
+
+def stands_as_a_word(letters: str, at: int, term: str) -> bool:
+    """Whether `term`, found at `at` inside a run of joined letters, is one of the run's words when
+    the run is split into English words with `term` known too (`segment_words`): in "nowbestto
+    krokodil" "krokodil" is, in "class" "ass" is not ("class" reads better than "cl" + "ass")."""
+    pos = 0
+    for word in segment_words(letters, (term,)):
+        if pos >= at:
+            return pos == at and word == term
+        pos += len(word)
+    return False
+
+
+def _segment(letters: str, added: dict[str, float] | None = None) -> list[str]:
+    """Split a run of letters into the likeliest English words (Zipf costs, dynamic programming);
+    `added`: more words and their costs."""
+    known, longest = word_costs()
+    costs = ChainMap(added, known) if added else known
+    if added:
+        longest = max(longest, *(len(w) for w in added))
     out: list[str] = []
     for lo in range(0, len(letters), _MAX_SEGMENT):
         chunk = letters[lo : lo + _MAX_SEGMENT]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
-from detectors.normalize import ScreenView, normalize_text, screen_views
+from detectors.normalize import ScreenView, is_known_word, normalize_text, screen_views, stands_as_a_word
 from detectors.word_edges import cuts_word, is_spaced_word_char
 
 __all__ = ["KINDS", "MAX_ALIASES", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
@@ -133,12 +133,17 @@ class NameMatcher:
         import ahocorasick
 
         owners: dict[str, list[tuple[ProtectedName, str]]] = {}
+        unknown: set[str] = set()  # keys with a word the English word list does not know
         for entry in entries:
             for alias in (entry.name, *entry.aliases):
-                key = _key(normalize_text(alias).text)
+                normalized = normalize_text(alias).text
+                key = _key(normalized)
                 if len(key) >= 2:
                     owners.setdefault(key, []).append((entry, alias))
+                    if any(not is_known_word(w) for w in _SEPARATOR.split(_folded(normalized)) if w):
+                        unknown.add(key)
         self.entries = tuple(entries)
+        self._unknown = frozenset(unknown)
         self._automaton: Any = None
         if owners:
             automaton = ahocorasick.Automaton()
@@ -177,7 +182,8 @@ class NameMatcher:
                     continue
                 if cuts_word(text, start) or cuts_word(text, end):
                     continue
-                if _inside_spaced_run(text, kept, first, last):
+                inside = _inside_spaced_run(text, kept, first, last)
+                if inside and (key not in self._unknown or not _a_word_of_the_run(folded, kept, first, last, key)):
                     continue
                 for entry, alias in who:
                     if entry.tenant is None or entry.tenant == tenant:
@@ -209,6 +215,20 @@ def _inside_spaced_run(text: str, kept: list[int], first: int, last: int) -> boo
         if not (text[lone] in "aiAI" and opens_run and last - first + 1 >= _AFTER_ARTICLE_MIN):
             return True
     return last + 1 < len(kept) and _single(text, kept[last]) and _single(text, kept[last + 1])
+
+
+def _a_word_of_the_run(text: str, kept: list[int], first: int, last: int, key: str) -> bool:
+    """Whether a name found inside a run of spaced-out single characters is one of the run's words
+    when the run is split into English words with the name known too (`normalize.stands_as_a_word`):
+    "Z e n d a y a m y f r i e n d" reads "zendaya my friend"; "c l a s s" holds no "ass". Asked
+    only for a name with a word the English word list does not know."""
+    lo, hi = first, last
+    while lo > 0 and _single(text, kept[lo - 1]):
+        lo -= 1
+    while hi + 1 < len(kept) and _single(text, kept[hi + 1]):
+        hi += 1
+    letters = "".join(text[kept[j]] for j in range(lo, hi + 1))
+    return stands_as_a_word(letters, first - lo, key)
 
 
 class ProtectedNames:

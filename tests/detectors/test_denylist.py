@@ -368,3 +368,21 @@ def test_a_hyphenated_term_matches_with_a_space_and_still_on_word_edges(detector
     assert [f.evidence["term"] for f in detect(detector, "an X-Ray Gun", terms)] == ["x-ray gun"]
     assert detect(detector, "a box-ray gunner", terms) == []
     assert detect(detector, "a pipe bombast", TERMS) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [("n o w b e s t t o k r o k o d i l", "krokodil"), ("i w a n t k r o k o d i l n o w", "krokodil"),
+     ("w h e r e t o b u y z y p r e x a t o n i g h t", "zyprexa")],
+)  # fmt: skip
+def test_an_unknown_term_inside_a_fully_spaced_sentence(detector: DenyList, text: str, term: str) -> None:
+    # the English word list does not know the term; split with the term known, the run reads as words
+    (f,) = detect(detector, text, [{"term": term, "category": "drugs"}])
+    assert f.evidence["term"] == term
+
+
+@pytest.mark.parametrize(
+    "text", ["c l a s s", "t h e c l a s s m e t", "p a s s w o r d", "b y p a s s i t", "c o m p a s s"]
+)
+def test_a_short_term_inside_a_spaced_word_is_still_no_match(detector: DenyList, text: str) -> None:
+    assert detect(detector, text, [{"term": "ass", "category": "profanity"}]) == []

@@ -196,3 +196,14 @@ def test_a_folded_match_points_at_the_name_as_written(written: ProtectedNames) -
     text = "draw みっきーまうす now"
     (f,) = written.detect(TextItem(text), make_context())
     assert f.span is not None and text[f.span[0] : f.span[1]] == "みっきーまうす"
+
+
+@pytest.mark.parametrize(
+    ("text", "ident"),
+    [("Z e n d a y a m y f r i e n d", "zendaya"), ("i s a w z e n d a y a t o d a y", "zendaya")],
+)
+def test_a_name_inside_a_fully_spaced_sentence(text: str, ident: str) -> None:
+    d = ProtectedNames(names=[{"name": "Zendaya", "kind": "person"}, {"name": "Ass Co", "kind": "brand"}])
+    d.load()
+    assert set(_found(d, text)) == {ident}
+    assert _found(d, "c l a s s c o") == {}  # "class co", not "cl" + "ass co"
