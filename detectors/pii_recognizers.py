@@ -6,6 +6,9 @@
   as presidio's validated cards). Twelve-digit numbers (Maestro only, and as long as other
   identifiers such as Japan's My Number) also need a card word nearby. A number of 13-19 digits
   outside the known issuer ranges is kept only next to a card word, with a lower score (0.6).
+  Thirteen digits with a right EAN-13 check digit are a barcode (JAN codes start with 45 or 49,
+  as Visa cards do, and one in ten passes Luhn): a card only next to a card word and no barcode
+  word (JAN, EAN, GTIN, barcode, バーコード, 商品コード).
 - Phone numbers: presidio's `PhoneRecognizer` accepts only numbers that libphonenumber validates
   for eight regions, so local formats ("467 3395"), unallocated ranges and many countries' numbers
   are missed. Kept as it is, and a second tier adds phone-shaped digit groups (7-15 digits, with
@@ -23,6 +26,13 @@
   (an IRI, RFC 3987: "https://ja.wikipedia.org/wiki/東京", "?q=東京"), up to a space or a
   punctuation mark; after other characters the Japanese script is the sentence going on
   ("https://example.com/aです").
+- URLs: presidio's pattern has no left boundary and is tried at every position, where it scans 253
+  characters and tests ~500 top-level domains at each dot ("a."*2000: 3 s). It is tried only at the
+  positions where a match can start (`url_match_starts`: up to 253 host characters before a dot and
+  a top-level domain), which finds what presidio finds in linear time.
+- E-mail addresses written out ("taro (at) example.jp", "john.smith at example dot com",
+  `written_email_recognizer`); nine digits without dashes right after an SSN word ("My SSN is
+  536221234", 0.65 instead of presidio's 0.4).
 - My Number or card: `is_card_number` says whether digits are reported as a card number (Luhn,
   then issuer range and length or a card word), for the My Number recognizer
   (`detectors.pii_ja`) to tell twelve digits written beside a fourth group of four from the
@@ -72,11 +82,14 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
 
-from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+import regex
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
@@ -97,6 +110,7 @@ from detectors.pii_views import latin_view
 __all__ = [
     "LATIN_VIEW_RECOGNIZERS",
     "card_number_plausible",
+    "ean13_valid",
     "in_firm_name",
     "in_street_address",
     "is_card_number",
@@ -110,6 +124,7 @@ __all__ = [
     "person_cue_recognizer",
     "phone_recognizer",
     "us_ssn_recognizer",
+    "written_email_recognizer",
 ]
 
 # ---------------------------------------------------------------- payment cards
@@ -120,6 +135,18 @@ _CARD_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 _MY_NUMBER_CONTEXT = re.compile(r"マイナンバー|個人番号|my\s?number", re.IGNORECASE)
+_BARCODE_CONTEXT = re.compile(
+    r"バーコード|商品コード|JANコード|(?<![a-z])(?:jan|ean|ean-?13|gtin|barcode|bar code|isbn|upc)(?![a-z])",
+    re.IGNORECASE,
+)
+
+
+def ean13_valid(digits: str) -> bool:
+    """The check digit of an EAN-13 (JAN, GTIN-13, ISBN-13) barcode number."""
+    if len(digits) != 13 or not digits.isdigit():
+        return False
+    total = sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(digits[:12]))
+    return (10 - total % 10) % 10 == int(digits[12])
 
 
 def luhn_valid(digits: str) -> bool:
@@ -166,6 +193,10 @@ def _card_reading(text: str, start: int, end: int) -> str | None:
     digits = re.sub(r"\D", "", text[start:end])
     window = text[max(0, start - 48) : start] + text[end : end + 16]
     near_card_word = _CARD_CONTEXT.search(window) is not None
+    if len(digits) == 13 and ean13_valid(digits) and (_BARCODE_CONTEXT.search(window) or not near_card_word):
+        # a JAN (EAN-13) barcode: every Japanese one starts with 45 or 49, like a Visa card, and one
+        # in ten passes Luhn; thirteen-digit cards (old Visa only) count only when called a card
+        return None
     if card_number_plausible(digits):
         if len(digits) == 12 and (not near_card_word or _MY_NUMBER_CONTEXT.search(window)):
             return None  # 12 digits: a Maestro card only when called a card, not a My Number card
@@ -305,6 +336,68 @@ def phone_recognizer(language: str) -> Any:
     return MamoriPhoneRecognizer(supported_language=language, name="PhoneRecognizer")
 
 
+# ---------------------------------------------------------------- e-mail addresses written out
+
+_OPEN, _CLOSE = r"[\[({<]", r"[\])}>]"
+_AT_BRACKETED = rf"[ \t]*{_OPEN}[ \t]*at[ \t]*{_CLOSE}[ \t]*"
+_DOT_WRITTEN = rf"(?:[ \t]*{_OPEN}[ \t]*dot[ \t]*{_CLOSE}[ \t]*|[ \t]+dot[ \t]+)"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_WRITTEN_EMAIL = re.compile(
+    r"(?<![\w.%+-])(?P<local>[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?)"
+    rf"(?P<at>{_AT_BRACKETED}|[ \t]+at[ \t]+)"
+    rf"(?P<domain>{_LABEL}(?:(?:{_DOT_WRITTEN}|\.){_LABEL}){{1,6}})(?![\w@-]|\.\w)",
+    re.IGNORECASE,
+)
+_DOT_SPLIT = re.compile(rf"{_DOT_WRITTEN}|\.", re.IGNORECASE)
+
+
+def written_email_recognizer(language: str) -> Any:
+    """EMAIL_ADDRESS written out to dodge scrapers: "taro (at) example.jp", "john.smith [at] example
+    [dot] com" (`BRACKETED_SCORE`), "john.smith at example dot com" (`SPELLED_SCORE`). An "at"
+    without brackets counts only with a "dot" written out too, or a local part holding a dot, a
+    digit or an underscore ("meet me at example.com" is no address); the domain must end in a known
+    public suffix (tldextract's bundled list, offline)."""
+    import tldextract
+
+    extractor = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+    class WrittenEmailRecognizer(EntityRecognizer):
+        BRACKETED_SCORE = 0.85
+        SPELLED_SCORE = 0.6
+
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+            results = []
+            for m in _WRITTEN_EMAIL.finditer(text):
+                bracketed = "at" not in m.group("at").strip().lower()[:2]
+                labels = _DOT_SPLIT.split(m.group("domain"))
+                dot_written = len(labels) > m.group("domain").count(".") + 1
+                if not bracketed and not dot_written and not re.search(r"[._\d]", m.group("local")):
+                    continue
+                if not extractor(".".join(labels)).fqdn:
+                    continue
+                score = self.BRACKETED_SCORE if bracketed else self.SPELLED_SCORE
+                results.append(
+                    explained_result(
+                        "EMAIL_ADDRESS",
+                        m.start(),
+                        m.end(),
+                        score,
+                        'an e-mail address with "at" or "dot" written out',
+                        recognizer=str(getattr(self, "name", "WrittenEmailRecognizer")),
+                        explainer=type(self).__name__,
+                        identifier=self.id,
+                    )
+                )
+            return results
+
+    return WrittenEmailRecognizer(
+        supported_entities=["EMAIL_ADDRESS"], supported_language=language, name="WrittenEmailRecognizer"
+    )
+
+
 # ---------------------------------------------------------------- SSN, URL, IP, crypto, passport: glued values
 
 
@@ -324,8 +417,31 @@ class _ReadsLatinView(PatternRecognizer):
 
 
 # Class names must not clash with presidio's own: its loader finds recognizer classes by name.
+_SSN_CUE = re.compile(r"(?<![a-z])(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)(?![a-z])", re.IGNORECASE)
+_SSN_CUE_WINDOW = 32
+
+
 class MamoriUsSsnRecognizer(_ReadsLatinView, UsSsnRecognizer):
-    """presidio's US_SSN recognizer, matching also where the number is glued to Japanese script."""
+    """presidio's US_SSN recognizer, matching also where the number is glued to Japanese script.
+    Nine digits without the usual dashes ("My SSN is 536221234": presidio's weak patterns, 0.05,
+    0.4 with its context word) score `CUE_SCORE` right after an SSN word (within 32 characters)."""
+
+    CUE_SCORE = 0.65
+    WEAK_SCORE = 0.5  # presidio's "medium" pattern (536-22-1234): its context word raises it to 0.85
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for r in results:
+            if r.score < self.WEAK_SCORE and _SSN_CUE.search(text, max(0, r.start - _SSN_CUE_WINDOW), r.start):
+                r.score = self.CUE_SCORE
+                r.recognition_metadata[RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY] = True
+        return results
 
 
 class MamoriIpRecognizer(_ReadsLatinView, IpRecognizer):
@@ -348,10 +464,135 @@ _IRI_REST = re.compile(r"[^\s()<>\"'\u3000-\u301b\u301d-\u303f\u30fb]*")
 _PATH_DELIMITERS = "/?=&#"
 
 
+# presidio's URL pattern is `(www\d{0,3}[.])?[a-z0-9.\-]{1,253}[.](?:com|...)` (no left boundary):
+# tried at every position, it scans 253 characters and tests its ~500 top-level domains at every
+# dot before failing ("a."*2000: 3 s). A match needs a dot followed by a top-level domain (a "hit")
+# at most 253 host characters after its host starts, so only those positions are tried.
+_URL_HOST = regex.compile(r"(?i)[a-z0-9.\-]+")  # presidio's host characters, with its flags and engine
+_URL_MAX_HOST = 253
+_URL_WWW = regex.compile(r"(?i)www\d{0,3}[.]")
+_URL_SCHEME = regex.compile(r"(?i)https?://")
+_URL_QUOTED = regex.compile(r"[\"'](?i:https?://)?")
+_TLD_GROUP = regex.search(r"\[\.\]\(\?:(.*?)\)\(\?:/", UrlRecognizer.BASE_URL_REGEX)
+_URL_TLD_HIT = regex.compile(r"(?i)[.](?:" + _TLD_GROUP.group(1) + ")") if _TLD_GROUP else None
+#: presidio's URL patterns, by name, whose start positions `url_match_starts` knows
+URL_PATTERNS = frozenset({"Standard Url", "Non schema URL", "Quoted URL", "Quoted Non-schema URL"})
+
+
+def _url_host_starts(text: str) -> list[tuple[int, int]]:
+    """The positions from which presidio's host part (253 host characters at most, then a dot and a
+    top-level domain) matches, as
+    sorted disjoint ranges: within a run of host characters, up to 253 characters before a hit."""
+    assert _URL_TLD_HIT is not None
+    hits = [m.start() for m in _URL_TLD_HIT.finditer(text)]
+    if not hits:
+        return []
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    for run in _URL_HOST.finditer(text):
+        while i < len(hits) and hits[i] < run.start():
+            i += 1
+        j = i
+        while j < len(hits) and hits[j] < run.end():
+            low = max(run.start(), hits[j] - _URL_MAX_HOST)
+            if ranges and low <= ranges[-1][1]:
+                ranges[-1] = (ranges[-1][0], hits[j])
+            else:
+                ranges.append((low, hits[j]))
+            j += 1
+        i = j
+    return ranges
+
+
+def url_match_starts(text: str) -> dict[str, list[int]]:
+    """Per presidio URL pattern (`URL_PATTERNS`), the positions where a match may start: every
+    position where one starts is in the list, so matching only there finds what `finditer` finds.
+    Linear in the text: at most one position per character."""
+    host = _url_host_starts(text)
+    bounds = [b for _, b in host]
+
+    def host_from(pos: int) -> bool:  # the host part matches from pos, with or without "www."
+        www = _URL_WWW.match(text, pos)
+        return any(
+            k < len(host) and host[k][0] <= p < host[k][1]
+            for p in ((pos, www.end()) if www else (pos,))
+            for k in (bisect.bisect_right(bounds, p),)
+        )
+
+    non_schema = [s for a, b in host for s in range(a, b)]
+    non_schema += [m.start() for m in _URL_WWW.finditer(text) if host_from(m.end())]
+    standard = [m.start() for m in _URL_SCHEME.finditer(text) if host_from(m.end())]
+    quoted = [m.start() for m in _URL_QUOTED.finditer(text) if host_from(m.end())]
+    return {
+        "Non schema URL": sorted(set(non_schema)),
+        "Standard Url": standard,
+        "Quoted URL": quoted,
+        "Quoted Non-schema URL": quoted,
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(pattern: str, flags: int) -> Any:
+    return regex.compile(pattern, flags=flags)
+
+
+def _patterns(recognizer: PatternRecognizer) -> list[Pattern]:
+    patterns: list[Pattern] = getattr(recognizer, "patterns", [])
+    return patterns
+
+
+def _matches_at(compiled: Any, text: str, starts: list[int]) -> list[Any]:
+    """What `compiled.finditer(text)` finds, when every match starts at one of `starts` (sorted)."""
+    found = []
+    end = 0
+    for s in starts:
+        if s < end:
+            continue
+        m = compiled.match(text, s)
+        if m is not None and m.end() > m.start():
+            found.append(m)
+            end = m.end()
+    return found
+
+
 class MamoriUrlRecognizer(_ReadsLatinView, UrlRecognizer):
     """presidio's URL recognizer, matching also where the URL is glued to Japanese script: the URL
     stops at Japanese punctuation, and goes on over Japanese script only right after a path or
-    query delimiter (module docstring)."""
+    query delimiter (module docstring). Its patterns are tried only where a match can start
+    (`url_match_starts`), so crafted text ("a."*2000) costs linear time."""
+
+    def _url_patterns(self, text: str, regex_flags: int | None) -> list[RecognizerResult]:
+        """presidio's `PatternRecognizer` matching (score, explanation, duplicates), at the starts
+        that `url_match_starts` gives."""
+        flags: int = regex_flags or self.global_regex_flags or 0
+        name = str(getattr(self, "name", "UrlRecognizer"))
+        starts = url_match_starts(text)
+        results = []
+        for pattern in _patterns(self):
+            for m in _matches_at(_compiled(pattern.regex, flags), text, starts[pattern.name]):
+                explanation = AnalysisExplanation(
+                    recognizer=name,
+                    original_score=pattern.score,
+                    pattern_name=pattern.name,
+                    pattern=pattern.regex,
+                    regex_flags=flags,
+                    textual_explanation=f"Detected by `{name}` using pattern `{pattern.name}`",
+                )
+                results.append(
+                    RecognizerResult(
+                        entity_type=self.supported_entities[0],
+                        start=m.start(),
+                        end=m.end(),
+                        score=pattern.score,
+                        analysis_explanation=explanation,
+                        recognition_metadata={
+                            RecognizerResult.RECOGNIZER_NAME_KEY: name,
+                            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                        },
+                    )
+                )
+        deduplicated: list[RecognizerResult] = EntityRecognizer.remove_duplicates(results)
+        return deduplicated
 
     def analyze(
         self,
@@ -360,7 +601,10 @@ class MamoriUrlRecognizer(_ReadsLatinView, UrlRecognizer):
         nlp_artifacts: NlpArtifacts | None = None,
         regex_flags: int | None = None,
     ) -> list[RecognizerResult]:
-        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        if _URL_TLD_HIT is not None and {p.name for p in _patterns(self)} <= URL_PATTERNS:
+            results = self._url_patterns(latin_view(text), regex_flags)
+        else:  # another presidio release: its own patterns, tried everywhere
+            results = super().analyze(text, entities, nlp_artifacts, regex_flags)
         if text.isascii():
             return results
         latin = latin_view(text)
@@ -626,7 +870,9 @@ def ordinary_words(frequencies: Truecaser | None, value: str, ratio: float = ORD
     return frequencies is not None and bool(words) and all(frequencies.ordinary(words, ratio))
 
 
-_LIST_WORD = r"[^\W\d_][\w'’-]*"
+# possessive, and a list starts at a word's start: without either, a long run of word characters
+# ("山田さん"*1000) is scanned again from each of its characters (2.7 ms per name found)
+_LIST_WORD = r"[^\W\d_][\w'’-]*+"
 _LIST = rf"{_LIST_WORD}(?:,[ ]{_LIST_WORD})*,?[ ](?:and|&)[ ]{_LIST_WORD}"
 # a firm named after its partners: alone on its line (letterheads, address blocks), or before a
 # word that names a firm or an ensemble ("Clark, Romero and Hall Orchestra")
@@ -634,7 +880,7 @@ _FIRM_LIST_LINE = re.compile(  # three partners or more, or two joined by "&" ("
     rf"(?m)^[ \t>]*(?:{_LIST_WORD}(?:,[ ]{_LIST_WORD})+,?[ ](?:and|&)|{_LIST_WORD}[ ]&)[ ]{_LIST_WORD}[ \t\r]*$"
 )
 _FIRM_LIST_NOUN = re.compile(
-    rf"{_LIST}[ ](?:LLP|LLC|Inc|Ltd|PLC|Co|Company|Group|Partners|Associates|Architects|Solicitors|"
+    rf"(?<![\w'’-]){_LIST}[ ](?:LLP|LLC|Inc|Ltd|PLC|Co|Company|Group|Partners|Associates|Architects|Solicitors|"
     r"Attorneys|Orchestra|Band|Ensemble|Quartet|Trio)\b"
 )
 

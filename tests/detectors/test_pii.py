@@ -449,3 +449,39 @@ def test_names_ending_in_a_firm_word_are_firms(detector: PresidioPII) -> None:
 def test_spans_a_sentence_calls_a_thing(text: str, name: str, thing: bool) -> None:
     start = text.index(name)
     assert is_thing(text, start, start + len(name)) is thing
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "score"),
+    [
+        ("write to john.smith at example dot com today", "john.smith at example dot com", 0.6),
+        ("john.smith [at] example [dot] com", "john.smith [at] example [dot] com", 0.85),
+        ("連絡は taro (at) example.jp まで", "taro (at) example.jp", 0.85),
+        ("mail john_doe at example.org", "john_doe at example.org", 0.6),
+    ],
+)
+def test_email_written_out_is_found(detector: PresidioPII, text: str, value: str, score: float) -> None:
+    found = detector.detect(TextItem(text), make_context())
+    start = text.index(value)
+    emails = [(f.span, f.score) for f in found if f.evidence["entity_type"] == "EMAIL_ADDRESS"]
+    assert emails == [((start, start + len(value)), score)]
+    assert_no_pii(found, [value])
+
+
+@pytest.mark.parametrize("text", ["meet me at example.com", "Mr. Smith at example.com", "x [at] y [dot] notatld"])
+def test_at_without_an_address_is_no_email(detector: PresidioPII, text: str) -> None:
+    found = detector.detect(TextItem(text), make_context())
+    assert "EMAIL_ADDRESS" not in {f.evidence["entity_type"] for f in found}
+
+
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [
+        ("My SSN is 536221234", 0.65),  # nine digits after an SSN word: above the policy's 0.5
+        ("social security number: 53622-1234", 0.65),
+        ("My SSN is 536-22-1234", 0.85),  # presidio's medium pattern and its context word, as before
+    ],
+)
+def test_ssn_without_dashes_after_an_ssn_word(detector: PresidioPII, text: str, score: float) -> None:
+    found = [f for f in detector.detect(TextItem(text), make_context()) if f.evidence["entity_type"] == "US_SSN"]
+    assert [f.score for f in found] == [score]

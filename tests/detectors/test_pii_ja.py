@@ -7,7 +7,7 @@ import pytest
 from detectors.base import TextItem
 from detectors.pii import PresidioPII
 from detectors.pii_ginza import _chunks, has_japanese
-from detectors.pii_ja import my_number_valid
+from detectors.pii_ja import BARE_MY_NUMBER_SCORE, my_number_reading, my_number_valid
 from detectors.testing import assert_no_pii, found_spans, make_context
 
 TEXT = (
@@ -289,7 +289,7 @@ def test_my_number_next_to_a_separate_number(patterns_only: PresidioPII, text: s
     ("text", "number"),
     [
         ("マイナンバー 123456789018 2024年", "123456789018"),
-        ("山田太郎 1980-01-01 123456789018", "123456789018"),
+        ("個人番号: 山田太郎 1980-01-01 123456789018", "123456789018"),
         ("個人番号 1234 5678 9018 3人", "1234 5678 9018"),
         ("個人番号 1234 5678 9018 2024年", "1234 5678 9018"),  # 1234567890182024 fails Luhn: no card
         ("個人番号 1234-5678-9018-2024", "1234-5678-9018"),
@@ -317,3 +317,94 @@ def test_my_number_still_found_alone(patterns_only: PresidioPII, number: str) ->
     found = patterns_only.detect(TextItem(text), make_context())
     spans = [f.span for f in found if f.evidence["entity_type"] == "JP_MY_NUMBER"]
     assert spans == [(7, 7 + len(number))]
+
+
+# ---------------------------------------------------------------- twelve digits without a My Number word
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "注文番号 123456789018 の商品写真",
+        "order no. 123456789018 product photo",
+        "品番123456789018のバッグ",
+        "tracking number 1234 5678 9018",
+        "the card 4111 1111 1111",  # the first window of a card number streamed in pieces
+        "カード番号は4111 1111 1111",
+    ],
+)
+def test_twelve_digits_called_another_number_are_no_my_number(patterns_only: PresidioPII, text: str) -> None:
+    assert my_number_valid("411111111111") and my_number_valid("123456789018")
+    found = patterns_only.detect(TextItem(text), make_context())
+    assert "JP_MY_NUMBER" not in {f.evidence["entity_type"] for f in found}
+
+
+@pytest.mark.parametrize("text", ["123456789018", "山田太郎 1980-01-01 123456789018", "see 1234-5678-9018"])
+def test_bare_twelve_digits_stay_below_the_redaction_threshold(patterns_only: PresidioPII, text: str) -> None:
+    """One in eleven twelve-digit numbers has a right check digit: without a My Number word the
+    number is reported, below the policy's `thresholds.pii` (0.5), and not redacted."""
+    found = [
+        f for f in patterns_only.detect(TextItem(text), make_context()) if f.evidence["entity_type"] == "JP_MY_NUMBER"
+    ]
+    assert [f.score for f in found] == [BARE_MY_NUMBER_SCORE]
+    assert BARE_MY_NUMBER_SCORE < 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "マイナンバー 123456789018",
+        "my number is 123456789018",
+        "Individual Number: 1234 5678 9018",
+        "123456789018 is my number",
+        "マイナンバー（注文番号ではありません）123456789018",  # the My Number word wins
+    ],
+)
+def test_twelve_digits_with_a_my_number_word_score_full(patterns_only: PresidioPII, text: str) -> None:
+    found = [
+        f for f in patterns_only.detect(TextItem(text), make_context()) if f.evidence["entity_type"] == "JP_MY_NUMBER"
+    ]
+    assert [f.score for f in found] == [1.0]
+
+
+def test_my_number_reading() -> None:
+    text = "注文番号 123456789018"
+    assert my_number_reading(text, 5, 17) == "other"
+    assert my_number_reading("123456789018", 0, 12) == "bare"
+    assert my_number_reading("個人番号 123456789018", 5, 17) == "cue"
+
+
+# ---------------------------------------------------------------- JAN (EAN-13) barcodes are no cards
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "JAN code 4901234567894 product shot",
+        "JANコード4901234567894の商品",
+        "barcode 4901234567894, card on the shelf",  # a barcode word wins over a card word
+        "4901234567894",  # no word: a barcode number (thirteen-digit cards are old Visa only)
+        "商品 4512345678999 の写真",
+    ],
+)
+def test_jan_barcode_is_not_a_card_number(patterns_only: PresidioPII, text: str) -> None:
+    from detectors.pii_recognizers import ean13_valid, luhn_valid
+
+    digits = "".join(c for c in text if c.isdigit())
+    assert ean13_valid(digits) and luhn_valid(digits)  # both check digits hold
+    found = patterns_only.detect(TextItem(text), make_context())
+    assert "CREDIT_CARD" not in {f.evidence["entity_type"] for f in found}
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        ("Visa 4222222222222", "4222222222222"),  # a thirteen-digit Visa test number (no EAN-13 check digit)
+        ("card number 4901234567894", "4901234567894"),  # both check digits hold, called a card
+        ("4222222222222", "4222222222222"),
+    ],
+)
+def test_thirteen_digit_visa_is_still_a_card(patterns_only: PresidioPII, text: str, card: str) -> None:
+    found = patterns_only.detect(TextItem(text), make_context())
+    start = text.index(card)
+    assert ("CREDIT_CARD", (start, start + len(card))) in [(f.evidence["entity_type"], f.span) for f in found]

@@ -18,7 +18,7 @@ from gateway.text_pipeline import STREAM_HOLD_BACK_CHARS, _release_end
         ("call them 212 555 0187 ext. ", "call them "),  # an extension may follow
         ("call them 212 555 0187 any time ", "call them "),  # a phone word may still follow it
         ("call them 212 555 0187 any time after nine. ", "call them 212 555 0187 any time after nine. "),
-        ("the card 4111 1111 1111 ", "the card "),  # a My Number so far; a card with four more digits
+        ("the card 4111 1111 1111 ", "the card "),  # a card with four more digits
         ("pay to IBAN GB82 WEST 1234 5698 ", "pay to IBAN "),  # groups of capitals belong to it
         ("番号は、１２３４\u3000５６７８\u3000", "番号は、"),  # full-width digits and spaces
         ("送付先、〒 ", "送付先、"),  # the postal mark waits for its code
