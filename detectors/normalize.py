@@ -737,7 +737,7 @@ def fold_leet(n: NormalizedText) -> NormalizedText:
         mixed = [m for m in mixed if not _in_model_code(n.text, m.start(), m.end())]
     pieces: list[Piece] = []
     for m in mixed:
-        folded = "".join(_LEET.get(c, c) for c in m.group(0))
+        folded = _fold_leet_word(m.group(0))
         if folded != m.group(0):
             pieces.append((m.start(), m.end(), folded))
     if dense:
@@ -746,6 +746,17 @@ def fold_leet(n: NormalizedText) -> NormalizedText:
     if not pieces:
         return n
     return _rebuild(n, pieces, "leetspeak")
+
+
+def _fold_leet_word(token: str) -> str:
+    """A leetspeak word read as letters; "1" is "i" ("k1ll") or, where only that makes a word the
+    English word list knows, "l" ("ki11", "tay1or")."""
+    folded = "".join(_LEET.get(c, c) for c in token)
+    if "1" in token and not is_known_word(folded):
+        other = "".join("l" if c == "1" else _LEET.get(c, c) for c in token)
+        if is_known_word(other):
+            return other
+    return folded
 
 
 _CODE_AFTER = re.compile(r"[-/]\d+(?![^\W\d_])")

@@ -191,3 +191,12 @@ def test_model_codes_and_lists_of_letters_are_no_leetspeak_or_spaced_words(text:
 )  # fmt: skip
 def test_leetspeak_and_spaced_letters_are_still_read(text: str, reading: str) -> None:
     assert reading in _readings(text).values()
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [("ki11 him", "kill him"), ("draw Tay1or Swift", "draw taylor swift"), ("k1ll him", "kill him"),
+     ("1nt3ll1g3nc3", "intelligence"), ("h3ll0 w0r1d", "hello world")],
+)  # fmt: skip
+def test_leet_one_is_i_or_l_whichever_makes_a_word(text: str, reading: str) -> None:
+    assert _readings(text)["leet"] == reading
