@@ -24,8 +24,9 @@ __all__ = ["Jailbreak", "spaced"]
 
 #: What a space between two words of a pattern matches: any run of whitespace, "-" or "_", so
 #: "ignore  all previous instructions" (two spaces, tabs, line breaks, "ignore-all-previous...")
-#: reads as the phrase. Wrapped in a group, so "x ?y" stays "x, optionally a break, y".
-_BREAK = r"(?:[\s_-]+)"
+#: reads as the phrase. Wrapped in a group, so "x ?y" stays "x, optionally a break, y"; possessive,
+#: since no pattern goes on with a break character, so a long run of them is read once.
+_BREAK = r"(?:[\s_-]++)"
 
 
 def spaced(pattern: str) -> str:

@@ -274,18 +274,19 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "sexual": (
         B + r"nude(?:-| )?(?:colou?r\w*|shades?|tones?|hues?|beige|pink|peach|blush|tan|neutral\w*|heels?|pumps?|shoes?"
         r"|sandals?|flats|boots?|sneakers?|loafers?|lips?|lipsticks?|lip ?gloss|lip ?liner|nails?|nail polish|polish|manicure"
-        r"|makeup|make-up|palette|eyeshadows?|foundation|concealer|bras?|underwear|panties|briefs|tights|stockings|pantyhose"
-        r"|leggings|bodysuits?|mesh|fabric|leather|suede|satin|silk|dress(?:es)?|gowns?|handbags?|bags?|clutch)(?![a-z])",
+        r"|makeup|make-up|palette|eyeshadows?|foundation|concealer"
+        r"|mesh|fabric|leather|suede|satin|silk|dress(?:es)?|gowns?|handbags?|bags?|clutch)(?![a-z])",
+        # no underwear, bras, tights or bodysuits: "a kid in nude underwear" must read as it does
         B + r"(?:colou?r|shade|tone|hue)s? (?:of |called |named |in )?nude(?![a-z])",
     ),
     "weapons": (
-        B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate|da|f)[- ]?bombs?(?![a-z])",
+        B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate)[- ]?bombs?(?![a-z])",
         B + r"bombs? (?:pops?|cyclones?)(?![a-z])",
         B
         + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
         r"|start|debut|chorus|personality|temper|speed|finale|twist|revelations?|drama|hit)(?![a-z])",
     ),
-    "drugs": (B + r"(?:(?:in|pure|sheer|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",),
+    "drugs": (B + r"(?:(?:in|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",),
     "illicit": (B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",),
 }
 
@@ -361,7 +362,9 @@ HOWTO_JA = r"(?:作り方|やり方|手順|詳しく|詳細|どうすれば|ど�
 #: any run of whitespace, "-" or "_" (`detectors.jailbreak` widens it when compiling), so
 #: "ignore  all\tprevious_instructions" reads as the phrase it spells.
 _OVERRIDE_VERB = r"(?:ignore|disregard|forget|override|bypass)"
-_OVERRIDE_DET = r"(?:all |any |every |your |the |these |those |my |of |of the )*"
+#: Each determiner one way only ("of the" is "of" then "the"): an alternation that could match a
+#: word two ways would make the repeat exponential ("ignore of the of the of the ... x").
+_OVERRIDE_DET = r"(?:all |any |every |your |the |these |those |my |of )*"
 #: What marks the thing set aside as the assistant's own rules ("previous", "system", "your").
 _OVERRIDE_QUAL = r"(?:previous|prior|above|earlier|preceding|original|initial|system|safety|content|your)"
 _OVERRIDE_NOUN = (
@@ -375,8 +378,9 @@ JAILBREAK: list[tuple[str, float, str]] = [
     (
         # skipping or dropping instructions, or setting aside filters, is an override only when they
         # are the assistant's own ("skip the previous instructions", not "skip the instructions")
-        B + rf"(?:{_OVERRIDE_VERB}\w* {_OVERRIDE_DET}{_OVERRIDE_QUAL}? ?(?:{_OVERRIDE_NOUN})"
-        rf"|(?:ignore|disregard|forget|override|bypass|skip|drop)\w* {_OVERRIDE_DET}{_OVERRIDE_QUAL} ?(?:{_OVERRIDE_NOUN}|filters?))",
+        # (letters after the verb, not \w: "_" is a word break, and \w* beside it would be quadratic)
+        B + rf"(?:{_OVERRIDE_VERB}[a-z]* {_OVERRIDE_DET}{_OVERRIDE_QUAL}? ?(?:{_OVERRIDE_NOUN})"
+        rf"|(?:ignore|disregard|forget|override|bypass|skip|drop)[a-z]* {_OVERRIDE_DET}{_OVERRIDE_QUAL} ?(?:{_OVERRIDE_NOUN}|filters?))",
         0.9,
         "instruction_override",
     ),
@@ -387,7 +391,7 @@ JAILBREAK: list[tuple[str, float, str]] = [
     ),
     (
         B
-        + r"(?:do anything now|jailbr[eo]a?k\w*|god mode|unfiltered mode|evil mode|anti-?dan|dan mode|stan mode|dude mode"
+        + r"(?:do anything now|jailbr[eo]a?k[a-z]*|god mode|unfiltered mode|evil mode|anti-?dan|dan mode|stan mode|dude mode"
         r"|strive to avoid norms|always intelligent and machiavellian)(?![a-z])",
         0.8,
         "dan_template",
@@ -396,7 +400,7 @@ JAILBREAK: list[tuple[str, float, str]] = [
         B + r"(?:(?:you are|you're|you will be|you are now|act as|acting as|pretend to be|pretending to be|role of"
         rf"|persona of|known as|become|answer as|respond as|reply as) {_PERSONA}|{_PERSONA},? (?:which |who )?stands for"
         rf"|(?:{_PERSONAS}|developer mode|dev mode) can do (?:anything|everything)"
-        r"|(?:chatgpt|gpt|ai|assistant|chatbot) (?:with |in )?(?:developer|dev) mode|simulat\w* (?:the )?(?:developer|dev) mode"
+        r"|(?:chatgpt|gpt|ai|assistant|chatbot) (?:with |in )?(?:developer|dev) mode|simulat[a-z]* (?:the )?(?:developer|dev) mode"
         r"|(?:developer|dev) mode (?:output|responses?|polic(?:y|ies)))(?![a-z])",
         0.8,
         "dan_template",
@@ -405,7 +409,7 @@ JAILBREAK: list[tuple[str, float, str]] = [
     (B + r"(?:developer|dev) mode(?![a-z])", 0.4, "dan_template"),
     (
         B + r"(?:no|without|free (?:of|from)|not bound by|break free of|broken free of|beyond) (?:any )?"
-        r"(?:restrictions?|limitations?|filters?|censorship|rules|guidelines|ethic\w*|moral\w*|boundaries|constraints)",
+        r"(?:restrictions?|limitations?|filters?|censorship|rules|guidelines|ethic[a-z]*|moral[a-z]*|boundaries|constraints)",
         0.75,
         "restriction_removal",
     ),
@@ -416,8 +420,8 @@ JAILBREAK: list[tuple[str, float, str]] = [
     ),
     (
         B
-        + r"(?:pretend (?:to be|you are|you're)|act as (?:an? |my )?|role-?play\w*|you are (?:now )?(?:an? )?(?:ai|assistant|character|chatbot) (?:called|named)"
-        r"|stay in character|in character|simulate\w*|imagine you are|you are going to (?:act|pretend)|hypothetical(?:ly)?|opposite mode)",
+        + r"(?:pretend (?:to be|you are|you're)|act as (?:an? |my )?|role-?play[a-z]*|you are (?:now )?(?:an? )?(?:ai|assistant|character|chatbot) (?:called|named)"
+        r"|stay in character|in character|simulate[a-z]*|imagine you are|you are going to (?:act|pretend)|hypothetical(?:ly)?|opposite mode)",
         0.5,
         "role_play",
     ),
@@ -425,7 +429,7 @@ JAILBREAK: list[tuple[str, float, str]] = [
         # the assistant's own instructions, not a manual's ("print the instructions for the shelf")
         B
         + r"(?:(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:your |the )?(?:system prompt|initial prompt|hidden prompt|prompt above|original prompt)"
-        r"|(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:all )?(?:your (?:\w+ )?|the (?:system|initial|hidden|original|secret) )instructions"
+        r"|(?:reveal|print|show|repeat|output|tell me|display|leak) (?:me )?(?:all )?(?:your (?:[a-z]+ )?|the (?:system|initial|hidden|original|secret) )instructions"
         r"|what (?:is|are|was|were) your (?:system )?(?:prompt|instructions))",
         0.85,
         "prompt_extraction",

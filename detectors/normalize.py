@@ -613,12 +613,19 @@ def stands_as_a_word(letters: str, at: int, term: str) -> bool:
     """Whether `term`, found at `at` inside a run of joined letters, is one of the run's words when
     the run is split into English words with `term` known too (`segment_words`): in "nowbestto
     krokodil" "krokodil" is, in "class" "ass" is not ("class" reads better than "cl" + "ass")."""
+    return at in _term_positions(letters, term)
+
+
+@lru_cache(maxsize=256)
+def _term_positions(letters: str, term: str) -> frozenset[int]:
+    # cached: every match of a term in one run asks about the same run ("krokodil" x 200, spaced)
+    positions: set[int] = set()
     pos = 0
     for word in segment_words(letters, (term,)):
-        if pos >= at:
-            return pos == at and word == term
+        if word == term:
+            positions.add(pos)
         pos += len(word)
-    return False
+    return frozenset(positions)
 
 
 def _segment(letters: str, added: dict[str, float] | None = None) -> list[str]:

@@ -386,3 +386,24 @@ def test_an_unknown_term_inside_a_fully_spaced_sentence(detector: DenyList, text
 )
 def test_a_short_term_inside_a_spaced_word_is_still_no_match(detector: DenyList, text: str) -> None:
     assert detect(detector, text, [{"term": "ass", "category": "profanity"}]) == []
+
+
+def test_one_run_is_split_into_words_once_for_all_its_matches(
+    detector: DenyList, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 200 matches of an unknown term in one spaced run: one segmentation, not one per match
+    import detectors.normalize as normalize
+
+    calls: list[str] = []
+    real = normalize.segment_words
+
+    def counting(letters: str, extra: tuple[str, ...] = ()) -> list[str]:
+        calls.append(letters)
+        return real(letters, extra)
+
+    monkeypatch.setattr(normalize, "segment_words", counting)
+    normalize._term_positions.cache_clear()
+    text = " ".join("krokodil" * 200)
+    found = detect(detector, text, [{"term": "krokodil", "category": "drugs"}])
+    assert len(found) == 200
+    assert len(calls) <= 2

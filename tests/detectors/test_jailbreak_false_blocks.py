@@ -86,9 +86,27 @@ def test_whitespace_does_not_split_a_phrase(det: Jailbreak, text: str) -> None:
 
 
 def test_spaced_widens_only_literal_spaces() -> None:
-    assert spaced("a b") == r"a(?:[\s_-]+)b"
+    assert spaced("a b") == r"a(?:[\s_-]++)b"
     assert re.fullmatch(spaced("a ?b"), "ab") and re.fullmatch(spaced("a ?b"), "a \t b")
     # spaces inside a character class, and escaped spaces, stay as they are
     assert spaced("[- ]x") == "[- ]x" and spaced(r"[^ ]x") == r"[^ ]x" and spaced(r"\ x") == r"\ x"
-    assert spaced("[]] x") == r"[]](?:[\s_-]+)x"
+    assert spaced("[]] x") == r"[]](?:[\s_-]++)x"
     assert not re.search(spaced("role-?play"), "role  play")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Please ignore " + "of the " * 40 + "x", "ignore" + "_" * 4000 + "x", "show your " + "_" * 4000 + "x",
+     "ignore " + "all " * 1000 + "x", "simulate" + "_" * 4000 + "x", "ignore_" * 600 + "x"],
+)  # fmt: skip
+def test_no_pattern_backtracks_without_end(text: str) -> None:
+    # each of these took seconds to minutes with an ambiguous determiner list or \w* beside a break
+    import time
+
+    from detectors.lexicons import JAILBREAK
+
+    compiled = [re.compile(spaced(p)) for p, _, _ in JAILBREAK]
+    start = time.perf_counter()
+    for pattern in compiled:
+        pattern.search(text)
+    assert time.perf_counter() - start < 1.0
