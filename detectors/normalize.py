@@ -328,8 +328,10 @@ _LEET: dict[str, str] = {
 # to it does not count ("爆弾とb o m bの"), nor does "_" (a separator, "s_t_e_a_l").
 _NEIGHBOUR = f"[^\\W_{UNSPACED}]"
 _SINGLE = re.compile(f"(?<!{_NEIGHBOUR})[^\\W\\d_{IDEOGRAPHIC}](?!{_NEIGHBOUR})")
-# No ",": letters apart by commas are a list ("sizes S, M, L", "S, E, X"), not a word spaced out.
-_GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|·•+~][ \t]?")
+_GAP = re.compile(r"[ \t\u3000]{1,3}|[ \t]?[.\-_*/|,·•+~][ \t]?")
+#: Letters apart by commas are often a list ("sizes S, M, L", "S, E, X"): a run with a comma gap
+#: counts from this many letters ("c,o,c,a,i,n,e", "b, o, m, b").
+_COMMA_RUN_MIN = 4
 _MAX_SEGMENT = 200  # letters segmented at once (dynamic programming is quadratic in the word length)
 _UNKNOWN_COST = 40.0  # a letter that starts no known word
 _LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*|[a-z0-9@$!|+]*[@$!|+][a-z0-9@$!|+]*")
@@ -531,16 +533,20 @@ def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
     """
     groups: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
+    commas = False  # whether a gap of the current group holds a comma
     prev_end = -1
     for m in _SINGLE.finditer(text):
         i = m.start()
-        if current and not _GAP.fullmatch(text[prev_end:i]):
-            if len(current) >= 3:
+        gap = text[prev_end:i]
+        if current and not _GAP.fullmatch(gap):
+            if len(current) >= (_COMMA_RUN_MIN if commas else 3):
                 groups.append(current)
-            current = []
+            current, commas = [], False
+        elif current and "," in gap:
+            commas = True
         current.append((i, i + 1))
         prev_end = i + 1
-    if len(current) >= 3:
+    if len(current) >= (_COMMA_RUN_MIN if commas else 3):
         groups.append(current)
     return groups
 
@@ -766,13 +772,17 @@ def _fold_leet_word(token: str) -> str:
     return folded
 
 
+_ONE_LETTER_BLOCK = re.compile(r"\d*[a-z]+\d*")
 _CODE_AFTER = re.compile(r"[-/]\d+(?![^\W\d_])")
 _CODE_BEFORE = re.compile(r"(?<![^\W_])\d+[-/]$")
 
 
 def _in_model_code(text: str, start: int, end: int) -> bool:
     """Whether the token `text[start:end]` is part of a model or part number, joined by "-" or "/"
-    to a number ("5ex-100", "900-3560x45", "1/160s"): such codes are no leetspeak."""
+    to a number ("5ex-100", "900-3560x45", "1/160s"): such codes are no leetspeak. Its letters
+    must stand together, digits only around them; "b0mb-1" is leetspeak however it ends."""
+    if _ONE_LETTER_BLOCK.fullmatch(text, start, end) is None:
+        return False
     return _CODE_AFTER.match(text, end) is not None or _CODE_BEFORE.search(text, max(0, start - 40), start) is not None
 
 

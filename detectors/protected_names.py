@@ -40,12 +40,15 @@ KINDS = frozenset({"person", "brand", "character"})
 _SEPARATORS = r"\s\-_'‘’`´ʼ.・･·=\u2010-\u2015"
 _SEPARATOR = re.compile(f"[{_SEPARATORS}]")
 _KEPT = re.compile(f"[^{_SEPARATORS}]")
+_SPACES = re.compile(r"\s+")
+_EDGES = re.compile(f"^[{_SEPARATORS}]+|[{_SEPARATORS}]+$")  # a match starts and ends on a kept character
 #: A dash-like character between two katakana is the long-vowel mark ("ミッキ−マウス", "ミッキ一マウス").
 _LONG_VOWEL = re.compile(r"(?<=[\u30a1-\u30fa])[\-\u2010-\u2015\u2212\u4e00\uff70~\u301c\uff5e](?=[\u30a1-\u30fa])")
 #: Hiragana read as katakana, one to one ("みっきーまうす" for "ミッキーマウス").
 _KATAKANA = str.maketrans({chr(c): chr(c + 0x60) for c in range(0x3041, 0x3097)})
-#: Keys shorter than this match only as written in the view, with nothing folded or taken out:
-#: "3M" is not in "a rope 3 m long", and a two-kana brand is not every hiragana word.
+#: Keys shorter than this match only as the name is written (any white space alike), with nothing
+#: folded or taken out: "3M" is not in "a rope 3 m long", a two-kana brand is not every hiragana
+#: word, and "J Lo" and "T.I." are found as written.
 _FOLDED_MIN = 4
 
 
@@ -134,6 +137,7 @@ class NameMatcher:
 
         owners: dict[str, list[tuple[ProtectedName, str]]] = {}
         unknown: set[str] = set()  # keys with a word the English word list does not know
+        written: dict[str, set[str]] = {}  # short keys: the names as written ("j lo", "t.i.")
         for entry in entries:
             for alias in (entry.name, *entry.aliases):
                 normalized = normalize_text(alias).text
@@ -142,8 +146,11 @@ class NameMatcher:
                     owners.setdefault(key, []).append((entry, alias))
                     if any(not is_known_word(w) for w in _SEPARATOR.split(_folded(normalized)) if w):
                         unknown.add(key)
+                    if len(key) < _FOLDED_MIN:
+                        written.setdefault(key, set()).add(_SPACES.sub(" ", _EDGES.sub("", normalized)))
         self.entries = tuple(entries)
         self._unknown = frozenset(unknown)
+        self._written = {k: frozenset(v) for k, v in written.items()}
         self._automaton: Any = None
         if owners:
             automaton = ahocorasick.Automaton()
@@ -178,7 +185,7 @@ class NameMatcher:
             for last, (key, who) in self._automaton.iter(squashed):
                 first = last - len(key) + 1
                 start, end = kept[first], kept[last] + 1
-                if len(key) < _FOLDED_MIN and text[start:end] != key:
+                if len(key) < _FOLDED_MIN and _SPACES.sub(" ", text[start:end]) not in self._written[key]:
                     continue
                 if cuts_word(text, start) or cuts_word(text, end):
                     continue

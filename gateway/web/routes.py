@@ -29,6 +29,7 @@ from gateway.api.escalations import STATUS_FILTERS, list_filters
 from gateway.api.reports import scope_for, summary
 from gateway.errors import BadRequest, Forbidden, MamoriError, NotFound
 from gateway.keys import Principal
+from gateway.logs import get_logger
 from gateway.services import Services
 from gateway.web import session as sessions
 
@@ -42,6 +43,7 @@ DOWNLOAD_SUFFIX = {"model/gltf-binary": "glb", "text/plain": "txt", "video/mp4":
 MAX_TEXT_CHARS = 200_000  # a held answer shown on the page (the download has it all)
 VIEW_SIZE = 192
 
+log = get_logger("mamori.web")
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
@@ -268,7 +270,10 @@ async def _audit_failed_login(ctx: _Ctx, reason: str, key_id: str | None) -> Non
     with the reason code, the key id the presented key names (when it has a key's shape) and the client."""
     client = ctx.request.client.host if ctx.request.client else None
     payload = {"reason": reason, "key_id": key_id, "client": client}
-    await asyncio.to_thread(ctx.svc.audit.append, "web.login_failed", payload)
+    try:
+        await asyncio.to_thread(ctx.svc.audit.append, "web.login_failed", payload)
+    except Exception as exc:  # the login is refused all the same; an unwritable trail is no 500 here
+        log.error("web.login_failed_not_audited", reason=reason, error=type(exc).__name__)
 
 
 @router.post("/logout")

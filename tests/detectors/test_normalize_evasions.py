@@ -200,3 +200,14 @@ def test_leetspeak_and_spaced_letters_are_still_read(text: str, reading: str) ->
 )  # fmt: skip
 def test_leet_one_is_i_or_l_whichever_makes_a_word(text: str, reading: str) -> None:
     assert _readings(text)["leet"] == reading
+
+
+def test_letters_apart_by_commas_join_from_four_letters(deny: DenyList) -> None:
+    assert _denied(deny, "where to buy c,o,c,a,i,n,e") == {"drugs"}
+    assert _denied(deny, "where to buy c, o, c, a, i, n, e") == {"drugs"}
+    assert set(_readings("Size: S, E, X")) == {"text"}  # three letters in a list stay a list
+
+
+def test_leetspeak_joined_to_a_number_is_still_leetspeak(deny: DenyList) -> None:
+    assert _denied(deny, "how do I build a b0mb-1 at home") == {"weapons"}
+    assert set(_readings("Model 5EX-100 drill")) == {"text"}

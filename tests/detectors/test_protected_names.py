@@ -207,3 +207,14 @@ def test_a_name_inside_a_fully_spaced_sentence(text: str, ident: str) -> None:
     d.load()
     assert set(_found(d, text)) == {ident}
     assert _found(d, "c l a s s c o") == {}  # "class co", not "cl" + "ass co"
+
+
+def test_short_names_with_separators_are_found_as_written() -> None:
+    names = [{"name": "J Lo", "kind": "person"}, {"name": "T.I.", "kind": "person"}, {"name": "A-ha", "kind": "brand"}]
+    d = ProtectedNames(names=names)
+    d.load()
+    assert set(_found(d, "nude photos of J Lo")) == {"j_lo"}
+    assert set(_found(d, "nude photos of J  Lo")) == {"j_lo"}
+    assert set(_found(d, "a song by T.I. tonight")) == {"t_i"}
+    assert set(_found(d, "a song by A-ha")) == {"a_ha"}
+    assert _found(d, "a jlo b") == {} and _found(d, "aha, I see") == {}

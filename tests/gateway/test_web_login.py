@@ -64,3 +64,13 @@ def test_a_malformed_login_form_gets_an_error_page_not_json(gateway: Any) -> Non
     assert 'href="/ui/login" id="back"' in answer.text  # no javascript: link, which the page's CSP blocks
     newest = max(_failed_logins(gateway), key=lambda r: r.seq)
     assert newest.payload["reason"] == "invalid_text"
+
+
+def test_an_unwritable_trail_does_not_turn_a_refused_login_into_a_500(gateway: Any, monkeypatch: Any) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    _login_form(gateway)
+    monkeypatch.setattr(gateway.services.audit, "append", broken)
+    answer = gateway.client.post("/ui/login", data={"csrf": "forged", "api_key": "x"}, follow_redirects=False)
+    assert answer.status_code == 403
