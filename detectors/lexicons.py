@@ -290,6 +290,30 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "illicit": (B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",),
 }
 
+#: Harmful terms spelled in kana instead of kanji ("ばくだんの作り方", "バクダンのつくりかた"), matched
+#: on the text with katakana read as hiragana. A kana word has no edges to match on ("じさつ" is
+#: in "きじさつえい", 記事撮影), so a term counts only followed by a how-to or buying cue (kana or
+#: kanji), as a request; "しにたい" (死にたい) stands alone, as its kanji form does. Kept apart from
+#: `LEXICON`, which the trained head's fingerprint covers: these are Japanese, which the English
+#: head does not read.
+_KANA_HOWTO = (
+    r"(?:の|を)?(?:つくりかた|作り方|つくる|作る|つくって|作って|ほうほう|方法|てじゅん|手順|やりかた|やり方|しかた|仕方"
+    r"|おしえて|教えて|かいかた|買い方|かいたい|買いたい|てにいれ|手に入れ|にゅうしゅ|入手|うって|売って|ごうせい|合成)"
+)
+KANA_SPELLINGS: dict[str, tuple[tuple[str, float], ...]] = {
+    "weapons": (
+        (rf"(?:ばくだん|ばくはつぶつ|ばくやく|かえんびん|しゅりゅうだん|どくがす|さりん|けんじゅう|かやく){_KANA_HOWTO}", 0.9),
+    ),
+    "drugs": (
+        (rf"(?:かくせいざい|まやく|たいま|こかいん|へろいん|めたんふぇたみん|きけんどらっぐ|いほうやくぶつ){_KANA_HOWTO}", 0.9),
+    ),
+    "self_harm": (
+        (rf"(?:じさつ|じしょう|くびつり|りすとかっと){_KANA_HOWTO}", 0.9),
+        (r"(?:しにたい|らくにしぬ|しぬほうほう)", 0.9),
+    ),
+    "violence": ((r"(?:ころしかた|ころすほうほう|ころしてやる|さつじんのほうほう|さつじんのやりかた)", 0.9),),
+}
+
 #: Words that place a minor in the text; with sexual content they raise `sexual_minors`.
 MINORS: tuple[str, ...] = (
     B + r"(?:child|children|kids?|minors?|underage|under-age|preteens?|pre-teens?|teens?|teenagers?|toddlers?|infants?"

@@ -67,6 +67,7 @@ from detectors.lexicons import (
     INSTRUCT_JA,
     INTENT_EN,
     INTENT_JA,
+    KANA_SPELLINGS,
     LEXICON,
     MINORS,
     REAL_PERSON,
@@ -189,6 +190,9 @@ _JA = re.compile(f"[{JAPANESE}]")
 HEAD_PATH = Path(__file__).parent / "data" / "prompt_head.npz"
 #: Categories whose lexicon hits stand whatever the head reads: no context makes CSAM terms benign.
 _UNGATED = frozenset({"sexual_minors"})
+_KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30f6]")
+#: katakana read as hiragana, one for one (`lexicons.KANA_SPELLINGS`)
+_HIRAGANA = str.maketrans({chr(c): chr(c - 0x60) for c in range(0x30A1, 0x30F7)})
 #: Categories a Japanese fiction, history or prevention framing damps (`CONTEXT_JA`).
 _CONTEXT_DAMPED = frozenset({"violence", "weapons", "drugs", "illicit", "self_harm"})
 #: Categories whose weak Japanese terms name goods a catalog shows (swimwear, lingerie, knives):
@@ -362,6 +366,7 @@ class UnsafeText:
         for name, phrases in custom.items():
             self._lexicon[name] = [(_phrase_pattern(p), 0.9) for p in phrases]
         self._benign_senses = {c: [re.compile(p) for p in ps] for c, ps in BENIGN_SENSES.items()}
+        self._kana = {c: _compile(ps) for c, ps in KANA_SPELLINGS.items()}
         self._intent = [re.compile(INTENT_EN), re.compile(INTENT_JA)]
         self._instruct_ja = re.compile(INSTRUCT_JA)
         self._goods_ja = {
@@ -446,7 +451,26 @@ class UnsafeText:
                     best.score = score
                     best.span = view.to_original(m.start(), m.end()) if m.end() > m.start() else None
             hits[cat] = best
+        if _KANA.search(text):
+            self._kana_hits(view, hits, damp)
         return hits, intent
+
+    def _kana_hits(self, view: ScreenView, hits: dict[str, _Hit], damp: float) -> None:
+        """Harmful terms spelled in kana (`lexicons.KANA_SPELLINGS`), on the view with katakana read
+        as hiragana (one for one, so spans map back); Japanese, so they stand as Japanese hits do."""
+        text = view.text.translate(_HIRAGANA)
+        for cat, rules in self._kana.items():
+            best = hits.setdefault(cat, _Hit(source=view.source))
+            for pattern, weight in rules:
+                m = pattern.search(text)
+                if m is None:
+                    continue
+                score = weight * damp if cat in _CONTEXT_DAMPED else weight
+                best.plain, best.ja = max(best.plain, score), max(best.ja, score)
+                if m.group(0) not in best.terms and len(best.terms) < 5:
+                    best.terms.append(m.group(0))
+                if score > best.score:
+                    best.score, best.span = score, view.to_original(m.start(), m.end())
 
     def _read(self, views: Sequence[ScreenView], lex: Sequence[tuple[dict[str, _Hit], bool]]) -> _Reading | None:
         """Embed the views worth a model reading (English, distinct, best first)."""
