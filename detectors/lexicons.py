@@ -282,12 +282,19 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "weapons": (
         B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate)[- ]?bombs?(?![a-z])",
         B + r"bombs? (?:pops?|cyclones?)(?![a-z])",
+        # a bomb cyclone, a bombshell remark, a "bomb" rice ball or burger (Japanese food names)
+        r"爆弾(?:低気圧|発言|おにぎり|ハンバーグ|むすび|コロッケ|セール)",
         B
         + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
         r"|start|debut|chorus|personality|temper|speed|finale|twist|revelations?|drama|hit)(?![a-z])",
     ),
     "drugs": (B + r"(?:(?:in|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",),
-    "illicit": (B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",),
+    "illicit": (
+        B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",
+        # life hacks and hackathons; burglary and fraud named as what to prevent (防犯, 対策, 被害防止)
+        r"(?:ライフ|生活|家事|料理|仕事術の?)ハック|ハッカソン",
+        r"(?:空き巣|詐欺|万引き|窃盗|盗難|なりすまし|フィッシング)(?:対策|防止|被害を防|よけ|に注意|にご注意)",
+    ),
 }
 
 #: Harmful terms spelled in kana instead of kanji ("ばくだんの作り方", "バクダンのつくりかた"), matched
