@@ -293,32 +293,40 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",
         # life hacks and hackathons; burglary and fraud named as what to prevent (防犯, 対策, 被害防止)
         r"(?:ライフ|生活|家事|料理|仕事術の?)ハック|ハッカソン",
-        r"(?:空き巣|詐欺|万引き|窃盗|盗難|なりすまし|フィッシング)(?:対策|防止|被害を防|よけ|に注意|にご注意)",
+        r"(?:空き巣|詐欺|万引き|窃盗|盗難|なりすまし|フィッシング)(?:対策|防止|被害を防|よけ|に注意|にご注意)"
+        # ... unless what follows is getting round it ("詐欺対策をすり抜ける方法")
+        r"(?![^。！？\n]{0,16}?(?:すり抜け|かいくぐ|くぐり抜け|回避|突破|甘い|弱い|外し方|外す|無効|引っかからない|ひっかからない"
+        r"|バレない|ばれない|抜け道|破り方|破る|見分け|かわし))",
     ),
 }
 
 #: Harmful terms spelled in kana instead of kanji ("ばくだんの作り方", "バクダンのつくりかた"), matched
-#: on the text with katakana read as hiragana. A kana word has no edges to match on ("じさつ" is
-#: in "きじさつえい", 記事撮影), so a term counts only followed by a how-to or buying cue (kana or
-#: kanji), as a request; "しにたい" (死にたい) stands alone, as its kanji form does. Kept apart from
-#: `LEXICON`, which the trained head's fingerprint covers: these are Japanese, which the English
-#: head does not read.
+#: on the text with katakana read as hiragana: (pattern, weight, whether the pattern holds its own
+#: request cue). A kana word has no edges to match on ("じさつ" is in "きじさつえい", 記事撮影), so a
+#: term counts only followed by a how-to, wanting or buying cue (kana or kanji), as a request; a few
+#: request forms stand on their own ("しにたい", 死にたい, as its kanji form does), guarded against
+#: the words they hide in ("わたしにたいして", "ところしかたない"). Words with a common harmless kana
+#: reading are left out ("たいま": タイマ, a timer; "かやく": かやくご飯). Kept apart from `LEXICON`,
+#: which the trained head's fingerprint covers: these are Japanese, which the English head does not read.
 _KANA_HOWTO = (
-    r"(?:の|を)?(?:つくりかた|作り方|つくる|作る|つくって|作って|ほうほう|方法|てじゅん|手順|やりかた|やり方|しかた|仕方"
-    r"|おしえて|教えて|かいかた|買い方|かいたい|買いたい|てにいれ|手に入れ|にゅうしゅ|入手|うって|売って|ごうせい|合成)"
+    r"[、・,]?(?:の|を|が|って)?[、・,]?(?:つくりかた|作り方|つくる|作る|つくって|作って|つくりたい|作りたい|さくせい|作成"
+    r"|せいぞう|製造|じさく|自作|れしぴ|ほうほう|方法|てじゅん|手順|やりかた|やり方|しかた|仕方|どうやって|おしえて|教えて"
+    r"|かいかた|買い方|かいたい|買いたい|かう|買う|ほしい|欲しい|てにいれ|手に入れ|にゅうしゅ|入手|うって|売って|ごうせい|合成)"
 )
-KANA_SPELLINGS: dict[str, tuple[tuple[str, float], ...]] = {
+KANA_SPELLINGS: dict[str, tuple[tuple[str, float, bool], ...]] = {
     "weapons": (
-        (rf"(?:ばくだん|ばくはつぶつ|ばくやく|かえんびん|しゅりゅうだん|どくがす|さりん|けんじゅう|かやく){_KANA_HOWTO}", 0.9),
+        (rf"(?:ばくだん|ばくはつぶつ|ばくやく|かえんびん|しゅりゅうだん|どくがす|さりん|けんじゅう){_KANA_HOWTO}", 0.9, True),
     ),
     "drugs": (
-        (rf"(?:かくせいざい|まやく|たいま|こかいん|へろいん|めたんふぇたみん|きけんどらっぐ|いほうやくぶつ){_KANA_HOWTO}", 0.9),
+        (rf"(?:かくせいざい|まやく|こかいん|へろいん|めたんふぇたみん|きけんどらっぐ|いほうやくぶつ){_KANA_HOWTO}", 0.9, True),
     ),
     "self_harm": (
-        (rf"(?:じさつ|じしょう|くびつり|りすとかっと){_KANA_HOWTO}", 0.9),
-        (r"(?:しにたい|らくにしぬ|しぬほうほう)", 0.9),
+        (rf"(?:じさつ|じしょう|くびつり|りすとかっと)(?:{_KANA_HOWTO}|したい|しよう)", 0.9, True),
+        (r"(?<!わた)(?<!あなた)(?<!きみ)しにたい(?!し[てた]|す[るれ])|らくにしぬ|しぬほうほう", 0.9, False),
     ),
-    "violence": ((r"(?:ころしかた|ころすほうほう|ころしてやる|さつじんのほうほう|さつじんのやりかた)", 0.9),),
+    "violence": (
+        (r"(?<![とご])(?:ころしかた(?![なたい])|ころすほうほう|ころしてやる|ころしたい)|さつじんの(?:ほうほう|やりかた)", 0.9, True),
+    ),
 }
 
 #: Words that place a minor in the text; with sexual content they raise `sexual_minors`.

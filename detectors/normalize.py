@@ -634,6 +634,20 @@ def _term_positions(letters: str, term: str) -> frozenset[int]:
     return frozenset(positions)
 
 
+def _chunks(letters: str, added: dict[str, float] | None) -> Iterator[tuple[int, int]]:
+    """(start, end) of the pieces of `letters` segmented at once: `_MAX_SEGMENT` letters, a piece
+    ending instead after an added word that its end would cut ("krokodil" across letter 200)."""
+    lo = 0
+    while lo < len(letters):
+        hi = min(len(letters), lo + _MAX_SEGMENT)
+        for word in added or ():
+            at = letters.find(word, max(lo, hi - len(word) + 1), hi + len(word) - 1)
+            if at != -1 and at < hi < at + len(word):
+                hi = at + len(word)
+        yield lo, hi
+        lo = hi
+
+
 def _segment(letters: str, added: dict[str, float] | None = None) -> list[str]:
     """Split a run of letters into the likeliest English words (Zipf costs, dynamic programming);
     `added`: more words and their costs."""
@@ -642,8 +656,8 @@ def _segment(letters: str, added: dict[str, float] | None = None) -> list[str]:
     if added:
         longest = max(longest, *(len(w) for w in added))
     out: list[str] = []
-    for lo in range(0, len(letters), _MAX_SEGMENT):
-        chunk = letters[lo : lo + _MAX_SEGMENT]
+    for lo, hi in _chunks(letters, added):
+        chunk = letters[lo:hi]
         best: list[tuple[float, int]] = [(0.0, 0)]
         for i in range(1, len(chunk) + 1):
             cands = []

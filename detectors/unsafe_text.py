@@ -366,7 +366,7 @@ class UnsafeText:
         for name, phrases in custom.items():
             self._lexicon[name] = [(_phrase_pattern(p), 0.9) for p in phrases]
         self._benign_senses = {c: [re.compile(p) for p in ps] for c, ps in BENIGN_SENSES.items()}
-        self._kana = {c: _compile(ps) for c, ps in KANA_SPELLINGS.items()}
+        self._kana = {c: [(re.compile(p), w, cued) for p, w, cued in ps] for c, ps in KANA_SPELLINGS.items()}
         self._intent = [re.compile(INTENT_EN), re.compile(INTENT_JA)]
         self._instruct_ja = re.compile(INSTRUCT_JA)
         self._goods_ja = {
@@ -457,18 +457,20 @@ class UnsafeText:
 
     def _kana_hits(self, view: ScreenView, hits: dict[str, _Hit], damp: float) -> None:
         """Harmful terms spelled in kana (`lexicons.KANA_SPELLINGS`), on the view with katakana read
-        as hiragana (one for one, so spans map back); Japanese, so they stand as Japanese hits do."""
+        as hiragana (one for one, so spans map back); Japanese, so they stand as Japanese hits do. A
+        match that holds its own how-to cue is a request, which a fiction framing does not damp."""
         text = view.text.translate(_HIRAGANA)
         for cat, rules in self._kana.items():
             best = hits.setdefault(cat, _Hit(source=view.source))
-            for pattern, weight in rules:
+            for pattern, weight, cued in rules:
                 m = pattern.search(text)
                 if m is None:
                     continue
-                score = weight * damp if cat in _CONTEXT_DAMPED else weight
+                score = weight * damp if cat in _CONTEXT_DAMPED and not cued else weight
                 best.plain, best.ja = max(best.plain, score), max(best.ja, score)
-                if m.group(0) not in best.terms and len(best.terms) < 5:
-                    best.terms.append(m.group(0))
+                term = view.text[m.start() : m.end()][:40]  # as the view writes it, not translated
+                if term not in best.terms and len(best.terms) < 5:
+                    best.terms.append(term)
                 if score > best.score:
                     best.score, best.span = score, view.to_original(m.start(), m.end())
 

@@ -407,3 +407,10 @@ def test_one_run_is_split_into_words_once_for_all_its_matches(
     found = detect(detector, text, [{"term": "krokodil", "category": "drugs"}])
     assert len(found) == 200
     assert len(calls) <= 2
+
+
+@pytest.mark.parametrize("pad", [195, 197, 199, 200])
+def test_an_unknown_term_across_a_segmentation_chunk_edge(detector: DenyList, pad: int) -> None:
+    text = " ".join(("itisnowbesttobuy" * 20)[:pad] + "krokodil" + "tonight")
+    (f,) = detect(detector, text, [{"term": "krokodil", "category": "drugs"}])
+    assert f.evidence["term"] == "krokodil"
