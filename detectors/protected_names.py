@@ -41,6 +41,9 @@ _SEPARATORS = r"\s\-_'‘’`´ʼ.・･·=\u2010-\u2015"
 _SEPARATOR = re.compile(f"[{_SEPARATORS}]")
 _KEPT = re.compile(f"[^{_SEPARATORS}]")
 _SPACES = re.compile(r"\s+")
+#: The end of a sentence inside a match: a word of two letters or more, then ".", "!" or "?" and
+#: white space ("Taylor. Swift"); an initial's dot is none ("J.K. Rowling", "J. Lo").
+_SENTENCE_END = re.compile(r"[^\W\d_]{2}[.!?]+\s")
 _EDGES = re.compile(f"^[{_SEPARATORS}]+|[{_SEPARATORS}]+$")  # a match starts and ends on a kept character
 #: A dash-like character between two katakana is the long-vowel mark ("ミッキ−マウス", "ミッキ一マウス").
 _LONG_VOWEL = re.compile(r"(?<=[\u30a1-\u30fa])[\-\u2010-\u2015\u2212\u4e00\uff70~\u301c\uff5e](?=[\u30a1-\u30fa])")
@@ -151,6 +154,10 @@ class NameMatcher:
         self.entries = tuple(entries)
         self._unknown = frozenset(unknown)
         self._written = {k: frozenset(v) for k, v in written.items()}
+        # keys of names that hold a sentence end themselves ("Yahoo! Japan")
+        self._sentences = frozenset(
+            k for k, who in owners.items() if any(_SENTENCE_END.search(normalize_text(a).text) for _, a in who)
+        )
         self._automaton: Any = None
         if owners:
             automaton = ahocorasick.Automaton()
@@ -189,6 +196,8 @@ class NameMatcher:
                     continue
                 if cuts_word(text, start) or cuts_word(text, end):
                     continue
+                if key not in self._sentences and _SENTENCE_END.search(text, start, end):
+                    continue  # "I met Taylor. Swift replies": two sentences, no name
                 inside = _inside_spaced_run(text, kept, first, last)
                 if inside and (key not in self._unknown or not _a_word_of_the_run(folded, kept, first, last, key)):
                     continue

@@ -218,3 +218,15 @@ def test_short_names_with_separators_are_found_as_written() -> None:
     assert set(_found(d, "a song by T.I. tonight")) == {"t_i"}
     assert set(_found(d, "a song by A-ha")) == {"a_ha"}
     assert _found(d, "a jlo b") == {} and _found(d, "aha, I see") == {}
+
+
+def test_a_sentence_end_between_the_parts_of_a_name_is_no_name() -> None:
+    names = [{"name": "Taylor Swift", "kind": "person"}, {"name": "J.K. Rowling", "kind": "person"},
+             {"name": "Yahoo! Japan", "kind": "brand"}]  # fmt: skip
+    d = ProtectedNames(names=names)
+    d.load()
+    assert _found(d, "I met Taylor. Swift replies came later") == {}
+    assert set(_found(d, "a photo of Taylor Swift. Then more")) == {"taylor_swift"}
+    assert set(_found(d, "a book by J.K. Rowling")) == {"j_k_rowling"}
+    assert set(_found(d, "a book by JK Rowling")) == {"j_k_rowling"}
+    assert set(_found(d, "the Yahoo! Japan logo")) == {"yahoo_japan"}
