@@ -349,14 +349,18 @@ _WRITTEN_EMAIL = re.compile(
     re.IGNORECASE,
 )
 _DOT_SPLIT = re.compile(rf"{_DOT_WRITTEN}|\.", re.IGNORECASE)
+#: Words that stand before a plain "at" in prose, not as an address's local part ("find us at shop
+#: dot com", "write me at ..."): such an "at" is read only in brackets ("us [at] example [dot] com").
+_PROSE_BEFORE_AT = frozenset({"i", "me", "we", "us", "you", "him", "her", "it", "them", "one", "everyone", "anyone"})
 
 
 def written_email_recognizer(language: str) -> Any:
     """EMAIL_ADDRESS written out to dodge scrapers: "taro (at) example.jp", "john.smith [at] example
     [dot] com" (`BRACKETED_SCORE`), "john.smith at example dot com" (`SPELLED_SCORE`). An "at"
     without brackets counts only with a "dot" written out too, or a local part holding a dot, a
-    digit or an underscore ("meet me at example.com" is no address); the domain must end in a known
-    public suffix (tldextract's bundled list, offline)."""
+    digit or an underscore ("meet me at example.com" is no address), and never after a pronoun
+    ("find us at shop dot com"); the domain must end in a known public suffix (tldextract's bundled
+    list, offline)."""
     import tldextract
 
     extractor = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
@@ -375,6 +379,8 @@ def written_email_recognizer(language: str) -> Any:
                 labels = _DOT_SPLIT.split(m.group("domain"))
                 dot_written = len(labels) > m.group("domain").count(".") + 1
                 if not bracketed and not dot_written and not re.search(r"[._\d]", m.group("local")):
+                    continue
+                if not bracketed and m.group("local").lower() in _PROSE_BEFORE_AT:
                     continue
                 if not extractor(".".join(labels)).fqdn:
                     continue

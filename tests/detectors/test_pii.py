@@ -458,6 +458,8 @@ def test_spans_a_sentence_calls_a_thing(text: str, name: str, thing: bool) -> No
         ("john.smith [at] example [dot] com", "john.smith [at] example [dot] com", 0.85),
         ("連絡は taro (at) example.jp まで", "taro (at) example.jp", 0.85),
         ("mail john_doe at example.org", "john_doe at example.org", 0.6),
+        ("write to us [at] example [dot] com", "us [at] example [dot] com", 0.85),  # bracketed: an address
+        ("taro at example dot jp", "taro at example dot jp", 0.6),
     ],
 )
 def test_email_written_out_is_found(detector: PresidioPII, text: str, value: str, score: float) -> None:
@@ -468,7 +470,11 @@ def test_email_written_out_is_found(detector: PresidioPII, text: str, value: str
     assert_no_pii(found, [value])
 
 
-@pytest.mark.parametrize("text", ["meet me at example.com", "Mr. Smith at example.com", "x [at] y [dot] notatld"])
+@pytest.mark.parametrize(
+    "text",
+    ["meet me at example.com", "Mr. Smith at example.com", "x [at] y [dot] notatld", "find us at shop dot com",
+     "write to me at example dot com"],
+)  # fmt: skip
 def test_at_without_an_address_is_no_email(detector: PresidioPII, text: str) -> None:
     found = detector.detect(TextItem(text), make_context())
     assert "EMAIL_ADDRESS" not in {f.evidence["entity_type"] for f in found}
