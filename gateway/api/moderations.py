@@ -363,6 +363,7 @@ async def create_moderation(request: Request, svc: ServicesDep, principal: CanGe
         "timings_ms": trace.timings_ms,
     }
     trace.http_status = 200
+    trace.status = "released"  # the verdict went out (nothing was generated); a fault above is "refused"
     trace.decision = most_severe([r["decision"] for r in mamori_results])
     await asyncio.to_thread(_audit, svc, trace, inputs, mamori, None)
     body = {"id": "modr-" + uuid.uuid4().hex, "model": model, "results": results, "mamori": mamori}

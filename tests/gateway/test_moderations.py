@@ -83,6 +83,9 @@ def test_audited_as_moderation_without_the_text(gateway: Any) -> None:
     payload = json.dumps(records[0].payload, default=str, ensure_ascii=False)
     assert "7f3a" not in payload
     assert records[0].payload["inputs"][0][0]["type"] == "text"
+    # the verdict went out, whatever it says: the record ends "released", with the decision beside it
+    assert records[0].payload["status"] == "released"
+    assert records[0].payload["decision"] == r.json()["mamori"]["results"][0]["decision"]
 
 
 def test_bad_input_and_auth(gateway: Any) -> None:
