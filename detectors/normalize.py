@@ -701,6 +701,11 @@ def join_spaced(n: NormalizedText, segment: bool = False) -> NormalizedText:
         if len(set(widths)) > 1:
             narrow = min(widths)
             breaks = {k for k, w in enumerate(widths) if w > narrow}
+            odd = [k for k, w in enumerate(widths) if w == narrow]
+            if len(widths) >= 3 and odd in ([0], [len(widths) - 1]) and len(set(widths) - {narrow}) == 1:
+                # one narrower gap at an end of a run spaced alike ("a b, o, m, b"): the letters
+                # apart by the common gap are the word, the odd gap is the break
+                breaks = set(odd)
             words = [[]]
             for k, i in enumerate(idx):
                 words[-1].append(i)
