@@ -194,3 +194,24 @@ def screen_random_words_with_lexicons(services: Any, patch: pytest.MonkeyPatch) 
     detectors = [lexicons if d.name == "unsafe_text" else d for d in services.prescreen_detectors]
     assert lexicons in detectors, "the gateway screens text without unsafe_text"
     patch.setattr(services, "prescreen_detectors", detectors)
+
+
+def brightness_safety(services: Any, patch: pytest.MonkeyPatch, seen: list[Any] | None = None) -> None:
+    """image_safety replaced by a stand-in that scores each image's mean brightness (0 black, 1 white)
+    as "sexual", so a test can tell which picture (frame, composite, mask) a detector was given;
+    `seen` collects every item it scores."""
+    import numpy as np
+
+    from detectors.base import Finding
+
+    detector = next(d for d in services.image_detectors if d.name == "image_safety")
+
+    def detect(item: Any, _ctx: Any) -> list[Finding]:
+        if seen is not None:
+            seen.append(item)
+        score = float(np.asarray(item.image.convert("L"), dtype=np.float64).mean() / 255)
+        evidence = {"role": item.role, "index": item.index}
+        return [Finding(detector="image_safety", category="sexual", score=score, evidence=evidence)]
+
+    patch.setattr(detector, "detect", detect)
+    patch.setattr(detector, "detect_batch", lambda items, ctx: [detect(it, ctx) for it in items])

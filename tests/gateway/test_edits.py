@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import brightness_safety
+
 EDIT = "/v1/images/edits"
 
 
@@ -235,21 +237,6 @@ def test_the_policy_refuses_to_edit_uploads_whose_manifest_forbids_it(gateway: A
 # ---------------------------------------------------------------- what the detectors see of the uploads
 
 
-def _brightness_safety(gateway: Any, monkeypatch: Any, seen: list[Any]) -> None:
-    """image_safety replaced by a stand-in that scores each image's mean brightness (0 black, 1 white)."""
-    from detectors.base import Finding
-
-    detector = next(d for d in gateway.services.image_detectors if d.name == "image_safety")
-
-    def detect(item: Any, _ctx: Any) -> list[Finding]:
-        seen.append(item)
-        score = float(np.asarray(item.image.convert("L"), dtype=np.float64).mean() / 255)
-        evidence = {"role": item.role, "index": item.index}
-        return [Finding(detector="image_safety", category="sexual", score=score, evidence=evidence)]
-
-    monkeypatch.setattr(detector, "detect", detect)
-    monkeypatch.setattr(detector, "detect_batch", lambda items, ctx: [detect(it, ctx) for it in items])
-
 
 def _prescreen_roles(gateway: Any, resp: Any) -> set[tuple[str, str]]:
     record = gateway.services.audit.for_request(resp.headers["x-request-id"])[0].payload
@@ -271,7 +258,7 @@ def test_the_mask_is_screened_like_the_source(gateway: Any) -> None:
 
 def test_a_mask_that_is_an_unsafe_picture_refuses_the_edit(gateway: Any, monkeypatch: Any) -> None:
     seen: list[Any] = []
-    _brightness_safety(gateway, monkeypatch, seen)
+    brightness_safety(gateway.services, monkeypatch, seen)
     dark = _png(Image.new("RGB", (64, 64), (15, 15, 15)))
     bright_picture = _png(Image.new("RGB", (64, 64), (250, 250, 250)))  # opaque: only its grey values mask
     resp = _edit(gateway, dark, bright_picture)
@@ -283,7 +270,7 @@ def test_a_mask_that_is_an_unsafe_picture_refuses_the_edit(gateway: Any, monkeyp
 
 def test_a_16_bit_source_is_edited_and_screened_as_its_picture(gateway: Any, monkeypatch: Any) -> None:
     seen: list[Any] = []
-    _brightness_safety(gateway, monkeypatch, seen)
+    brightness_safety(gateway.services, monkeypatch, seen)
     grey = np.full((64, 64), 100, dtype=np.uint16) * 257  # 16-bit mid grey: Pillow's RGB conversion made it white
     _edit(gateway, _png(Image.fromarray(grey)))
     source = next(item for item in seen if item.role == "edit_source")

@@ -12,6 +12,7 @@ import pytest
 
 from detectors.testing import gradient_image
 from gateway.policy import PolicyError
+from tests.conftest import brightness_safety
 
 
 def _data_url() -> str:
@@ -386,24 +387,6 @@ def _image_findings(resp: Any, detector: str = "image_safety") -> list[dict[str,
     return [f for f in resp.json()["mamori"]["results"][0]["findings"] if f["detector"] == detector]
 
 
-def _brightness_safety(gateway: Any, monkeypatch: pytest.MonkeyPatch, seen: list[Any] | None = None) -> None:
-    """image_safety replaced by a stand-in that scores each image's mean brightness (0 black, 1 white)."""
-    import numpy as np
-
-    from detectors.base import Finding
-
-    detector = next(d for d in gateway.services.image_detectors if d.name == "image_safety")
-
-    def detect(item: Any, _ctx: Any) -> list[Finding]:
-        if seen is not None:
-            seen.append(item)
-        score = float(np.asarray(item.image.convert("L"), dtype=np.float64).mean() / 255)
-        evidence = {"role": item.role, "index": item.index}
-        return [Finding(detector="image_safety", category="sexual", score=score, evidence=evidence)]
-
-    monkeypatch.setattr(detector, "detect", detect)
-    monkeypatch.setattr(detector, "detect_batch", lambda items, ctx: [detect(it, ctx) for it in items])
-
 
 def test_a_16_bit_png_is_scored_as_its_picture_not_as_white(gateway: Any) -> None:
     import numpy as np
@@ -427,7 +410,7 @@ def _gif(levels: list[int], size: tuple[int, int] = (64, 64)) -> bytes:
 
 
 def test_every_frame_of_an_animation_is_scored(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    _brightness_safety(gateway, monkeypatch)
+    brightness_safety(gateway.services, monkeypatch)
     r = _post(gateway, _image_parts(_gif([50, 200]), mime="image/gif"))
     (finding,) = _image_findings(r)
     assert finding["score"] == pytest.approx(200 / 255, abs=0.01)  # frame 1, not frame 0 (0.196)
@@ -442,7 +425,7 @@ def test_a_long_animation_is_sampled_up_to_its_last_frame(gateway: Any, monkeypa
 
     from gateway.api.moderations import MAX_FRAMES
 
-    _brightness_safety(gateway, monkeypatch)
+    brightness_safety(gateway.services, monkeypatch)
     levels = [10 + i for i in range(39)] + [240]  # distinct frames; only the last is bright
     still = _png(Image.new("L", (64, 64), 30))
     r = _post(gateway, _image_parts(still, _gif(levels), mime="image/gif"))
@@ -481,7 +464,7 @@ def test_a_batch_measure_sees_each_image_once_not_each_frame(gateway: Any, monke
             ]
 
     seen: list[Any] = []
-    _brightness_safety(gateway, monkeypatch, seen)
+    brightness_safety(gateway.services, monkeypatch, seen)
     monkeypatch.setattr(gateway.services, "image_detectors", [*gateway.services.image_detectors, CountsPeople()])
     still = _png(Image.new("L", (64, 64), 30))
     r = _post(gateway, _image_parts(still, _gif([50, 120, 200]), mime="image/gif"))
@@ -497,7 +480,7 @@ def test_transparency_reaches_the_detectors(gateway: Any, monkeypatch: pytest.Mo
     from PIL import Image
 
     seen: list[Any] = []
-    _brightness_safety(gateway, monkeypatch, seen)
+    brightness_safety(gateway.services, monkeypatch, seen)
     rgba = Image.new("RGBA", (64, 64), (255, 255, 255, 0))
     assert _post(gateway, _image_parts(_png(rgba))).status_code == 200
     assert [item.image.mode for item in seen] == ["RGBA"]  # the detectors composite it themselves
