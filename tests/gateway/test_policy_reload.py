@@ -14,10 +14,16 @@ from gateway.policy import RegoEngine, default_bundle_dir
 GEN = "/v1/images/generations"
 
 
-def test_reload_changes_the_term_list(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _own_bundle(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the default policy bundle that the gateway evaluates for this test only."""
     bundle = tmp_path / "bundle"
     shutil.copytree(default_bundle_dir(), bundle)
     monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    return bundle
+
+
+def test_reload_changes_the_term_list(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = _own_bundle(gateway, tmp_path, monkeypatch)
     body = {"prompt": "a purple-walrus in the snow", "size": "64x64", "seed": 2}
     assert gateway.client.post(GEN, json=body, headers=gateway.auth("requester")).status_code == 200
 
@@ -39,9 +45,7 @@ def test_reload_changes_the_term_list(gateway: Any, tmp_path: Path, monkeypatch:
 def test_a_broken_bundle_is_refused_and_the_old_one_stays(
     gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_dir(), bundle)
-    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    bundle = _own_bundle(gateway, tmp_path, monkeypatch)
     (bundle / "mamori" / "output.rego").write_text("package mamori.output\n\nthis is not rego {\n")
     resp = gateway.client.post("/v1/policy/reload", headers=gateway.auth("admin"))
     assert resp.status_code == 400
@@ -59,9 +63,7 @@ def _compliance_key(gateway: Any) -> dict[str, str]:
 
 
 def test_policy_data_change_through_the_api(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_dir(), bundle)
-    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    _own_bundle(gateway, tmp_path, monkeypatch)
     compliance = _compliance_key(gateway)
     patch = {"terms": [{"term": "purple-walrus", "category": "denied_term"}]}
 
@@ -105,9 +107,7 @@ def test_policy_data_change_through_the_api(gateway: Any, tmp_path: Path, monkey
 def test_invalid_policy_data_is_refused(
     gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: Any, fragment: str
 ) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_dir(), bundle)
-    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    bundle = _own_bundle(gateway, tmp_path, monkeypatch)
     before = gateway.services.policy.revision, (bundle / "data.yaml").read_text()
     resp = gateway.client.patch("/v1/policy/data", json=body, headers=_compliance_key(gateway))
     assert resp.status_code == 400
@@ -198,9 +198,7 @@ def test_policy_bodies_are_read_like_every_other_json_body(
     param: str | None,
 ) -> None:
     """A lone surrogate was written into the bundle's data, and deep nesting was a 500: now 400s with a code."""
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_dir(), bundle)
-    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    bundle = _own_bundle(gateway, tmp_path, monkeypatch)
     before = gateway.services.policy.revision, (bundle / "data.yaml").read_text()
     headers = {**gateway.auth("admin"), "content-type": "application/json"}
     resp = gateway.client.request(method, path, content=body, headers=headers)
@@ -240,9 +238,7 @@ def test_a_refused_data_change_is_audited_without_its_body(
     code: str,
     param: str | None,
 ) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_dir(), bundle)
-    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    _own_bundle(gateway, tmp_path, monkeypatch)
     revision = gateway.services.policy.revision
     headers = {**_compliance_key(gateway), "content-type": "application/json"}
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -264,9 +260,7 @@ def test_a_change_to_the_shipped_bundle_is_audited_as_refused(gateway: Any) -> N
 
 
 def test_a_refused_reload_is_audited(gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_dir(), bundle)
-    monkeypatch.setattr(gateway.services, "policy", RegoEngine(bundle))
+    bundle = _own_bundle(gateway, tmp_path, monkeypatch)
     (bundle / "mamori" / "output.rego").write_text("package mamori.output\n\nthis is not rego {\n")
     resp = gateway.client.post("/v1/policy/reload", headers=gateway.auth("admin"))
     assert resp.status_code == 400
