@@ -141,6 +141,7 @@ class NameMatcher:
         owners: dict[str, list[tuple[ProtectedName, str]]] = {}
         unknown: set[str] = set()  # keys with a word the English word list does not know
         written: dict[str, set[str]] = {}  # short keys: the names as written ("j lo", "t.i.")
+        sentences: set[str] = set()  # keys of names that hold a sentence end themselves ("Yahoo! Japan")
         for entry in entries:
             for alias in (entry.name, *entry.aliases):
                 normalized = normalize_text(alias).text
@@ -151,13 +152,12 @@ class NameMatcher:
                         unknown.add(key)
                     if len(key) < _FOLDED_MIN:
                         written.setdefault(key, set()).add(_SPACES.sub(" ", _EDGES.sub("", normalized)))
+                    if _SENTENCE_END.search(normalized):
+                        sentences.add(key)
         self.entries = tuple(entries)
         self._unknown = frozenset(unknown)
         self._written = {k: frozenset(v) for k, v in written.items()}
-        # keys of names that hold a sentence end themselves ("Yahoo! Japan")
-        self._sentences = frozenset(
-            k for k, who in owners.items() if any(_SENTENCE_END.search(normalize_text(a).text) for _, a in who)
-        )
+        self._sentences = frozenset(sentences)
         self._automaton: Any = None
         if owners:
             automaton = ahocorasick.Automaton()
