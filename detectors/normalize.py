@@ -490,6 +490,9 @@ def _rebuild(base: NormalizedText, pieces: list[Piece], transform: str) -> Norma
 
 
 #: Words the segmenter must know that a Wikipedia word list lacks or splits (drugs, malware, slang).
+#: The frequency rank whose cost a word added to the list gets (`EXTRA_WORDS`, and a request's own
+#: terms in `segment_words`): a moderately rare word's.
+_ADDED_WORD_RANK = 20_000
 EXTRA_WORDS: tuple[str, ...] = tuple(
     (  # noqa: SIM905 - a word list reads better as one string
         "bioweapon bioweapons busty camgirl carfentanil chatbot creampie csam cyberbully cyberbullying ddos "
@@ -500,17 +503,23 @@ EXTRA_WORDS: tuple[str, ...] = tuple(
 )
 
 
-@lru_cache(maxsize=1)
 def word_costs() -> tuple[dict[str, float], int]:
     """Cost of each English word for segmentation (-log of a Zipf probability), and the longest word.
 
     The word list (126k words by frequency in English Wikipedia) ships in the `wordninja` wheel
     (MIT); it is read as data, so wordninja's own model is never built. `EXTRA_WORDS` are added
-    at the cost of a moderately rare word.
+    at the cost of a moderately rare word (`_word_model`).
     """
+    costs, longest, _ = _word_model()
+    return costs, longest
+
+
+@lru_cache(maxsize=1)
+def _word_model() -> tuple[dict[str, float], int, float]:
+    """`word_costs`, and the cost of a moderately rare word (rank `_ADDED_WORD_RANK`), which
+    `EXTRA_WORDS` and the words `segment_words` adds get."""
     import gzip
     import importlib.util
-    import math
     from pathlib import Path
 
     spec = importlib.util.find_spec("wordninja")
@@ -520,10 +529,10 @@ def word_costs() -> tuple[dict[str, float], int]:
     words = [w for w in gzip.decompress(path.read_bytes()).decode("utf-8").split() if w.isalpha()]
     scale = math.log(len(words))
     costs = {w: math.log((i + 1) * scale) for i, w in enumerate(words) if w.isascii()}
-    rare = math.log(20_000 * scale)
+    rare = math.log(_ADDED_WORD_RANK * scale)
     for w in EXTRA_WORDS:
         costs[w] = min(costs.get(w, rare), rare)
-    return costs, min(30, max(len(w) for w in costs))
+    return costs, min(30, max(len(w) for w in costs)), rare
 
 
 def _spaced_groups(text: str) -> list[list[tuple[int, int]]]:
@@ -596,17 +605,11 @@ def _case_pieces(n: NormalizedText, idx: list[int]) -> list[list[int]]:
     return pieces
 
 
-#: The cost of a word added for one segmentation (`segment_words`): a moderately rare word's, as
-#: `EXTRA_WORDS` get.
-_ADDED_WORD_RANK = 20_000
-
-
 def segment_words(letters: str, extra: Iterable[str] = ()) -> list[str]:
     """Split a run of letters into the likeliest English words, as the "words" view does, with the
     words of `extra` (a request's own terms, which the English word list may not know: "krokodil")
     known too, as moderately rare words."""
-    costs, _ = word_costs()
-    rare = math.log(_ADDED_WORD_RANK * math.log(len(costs)))
+    costs, _, rare = _word_model()
     return _segment(letters, {w: min(costs.get(w, rare), rare) for w in extra if w})
 
 
