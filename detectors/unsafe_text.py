@@ -221,6 +221,16 @@ class _Hit:
     #: the strongest score of such a match on Japanese text, which no English reading gates
     ja: float = 0.0
 
+    def note(self, view: ScreenView, start: int, end: int, score: float) -> None:
+        """Count a match over `view.text[start:end]`: its term (up to 5), and its score and span in
+        the original text where it is the strongest so far."""
+        term = view.text[start:end][:40]
+        if term not in self.terms and len(self.terms) < 5:
+            self.terms.append(term)
+        if score > self.score:
+            self.score = score
+            self.span = view.to_original(start, end) if end > start else None
+
 
 @dataclass(frozen=True)
 class _Reading:
@@ -444,12 +454,7 @@ class UnsafeText:
                     best.plain = max(best.plain, score)
                     if _JA.search(plain.group(0)):
                         best.ja = max(best.ja, score)
-                term = m.group(0)[:40]
-                if term not in best.terms and len(best.terms) < 5:
-                    best.terms.append(term)
-                if score > best.score:
-                    best.score = score
-                    best.span = view.to_original(m.start(), m.end()) if m.end() > m.start() else None
+                best.note(view, m.start(), m.end(), score)
             hits[cat] = best
         if _KANA.search(text):
             self._kana_hits(view, hits, damp)
@@ -468,11 +473,7 @@ class UnsafeText:
                     continue
                 score = weight * damp if cat in _CONTEXT_DAMPED and not cued else weight
                 best.plain, best.ja = max(best.plain, score), max(best.ja, score)
-                term = view.text[m.start() : m.end()][:40]  # as the view writes it, not translated
-                if term not in best.terms and len(best.terms) < 5:
-                    best.terms.append(term)
-                if score > best.score:
-                    best.score, best.span = score, view.to_original(m.start(), m.end())
+                best.note(view, m.start(), m.end(), score)  # the term as the view writes it, not translated
 
     def _read(self, views: Sequence[ScreenView], lex: Sequence[tuple[dict[str, _Hit], bool]]) -> _Reading | None:
         """Embed the views worth a model reading (English, distinct, best first)."""
