@@ -27,7 +27,7 @@ from typing import Any
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, TextItem
 from detectors.normalize import ScreenView, is_known_word, normalize_text, screen_views, stands_as_a_word
-from detectors.word_edges import cuts_word, is_spaced_word_char
+from detectors.word_edges import HIRAGANA_AS_KATAKANA, cuts_word, is_spaced_word_char
 
 __all__ = ["KINDS", "MAX_ALIASES", "NameMatcher", "ProtectedName", "ProtectedNames", "load_names", "protected_name"]
 
@@ -47,8 +47,6 @@ _SENTENCE_END = re.compile(r"[^\W\d_]{2}[.!?]+\s")
 _EDGES = re.compile(f"^[{_SEPARATORS}]+|[{_SEPARATORS}]+$")  # a match starts and ends on a kept character
 #: A dash-like character between two katakana is the long-vowel mark ("ミッキ−マウス", "ミッキ一マウス").
 _LONG_VOWEL = re.compile(r"(?<=[\u30a1-\u30fa])[\-\u2010-\u2015\u2212\u4e00\uff70~\u301c\uff5e](?=[\u30a1-\u30fa])")
-#: Hiragana read as katakana, one to one ("みっきーまうす" for "ミッキーマウス").
-_KATAKANA = str.maketrans({chr(c): chr(c + 0x60) for c in range(0x3041, 0x3097)})
 #: Keys shorter than this match only as the name is written (any white space alike), with nothing
 #: folded or taken out: "3M" is not in "a rope 3 m long", a two-kana brand is not every hiragana
 #: word, and "J Lo" and "T.I." are found as written.
@@ -58,7 +56,7 @@ _FOLDED_MIN = 4
 def _folded(text: str) -> str:
     """`text` (a screening view, or a normalized name) with look-alike long-vowel marks and
     hiragana read as katakana; position for position."""
-    return _LONG_VOWEL.sub("ー", text).translate(_KATAKANA)
+    return _LONG_VOWEL.sub("ー", text).translate(HIRAGANA_AS_KATAKANA)  # "みっきーまうす" for "ミッキーマウス"
 
 
 def _key(text: str) -> str:

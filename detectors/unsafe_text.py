@@ -75,7 +75,7 @@ from detectors.lexicons import (
     B,
 )
 from detectors.normalize import ScreenView, screen_views, word_costs
-from detectors.word_edges import JAPANESE, alternation
+from detectors.word_edges import JAPANESE, KATAKANA_AS_HIRAGANA, alternation
 
 if TYPE_CHECKING:
     from detectors.embeddings import Runtime, SentenceEncoder
@@ -191,8 +191,6 @@ HEAD_PATH = Path(__file__).parent / "data" / "prompt_head.npz"
 #: Categories whose lexicon hits stand whatever the head reads: no context makes CSAM terms benign.
 _UNGATED = frozenset({"sexual_minors"})
 _KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30f6]")
-#: katakana read as hiragana, one for one (`lexicons.KANA_SPELLINGS`)
-_HIRAGANA = str.maketrans({chr(c): chr(c - 0x60) for c in range(0x30A1, 0x30F7)})
 #: Categories a Japanese fiction, history or prevention framing damps (`CONTEXT_JA`).
 _CONTEXT_DAMPED = frozenset({"violence", "weapons", "drugs", "illicit", "self_harm"})
 #: Categories whose weak Japanese terms name goods a catalog shows (swimwear, lingerie, knives):
@@ -464,7 +462,7 @@ class UnsafeText:
         """Harmful terms spelled in kana (`lexicons.KANA_SPELLINGS`), on the view with katakana read
         as hiragana (one for one, so spans map back); Japanese, so they stand as Japanese hits do. A
         match that holds its own how-to cue is a request, which a fiction framing does not damp."""
-        text = view.text.translate(_HIRAGANA)
+        text = view.text.translate(KATAKANA_AS_HIRAGANA)
         for cat, rules in self._kana.items():
             best = hits.setdefault(cat, _Hit(source=view.source))
             for pattern, weight, cued in rules:

@@ -48,10 +48,12 @@ from collections.abc import Callable, Iterable
 __all__ = [
     "HAN",
     "HAN_COMPATIBILITY",
+    "HIRAGANA_AS_KATAKANA",
     "IDEOGRAPHIC",
     "JAPANESE",
     "KANA",
     "KATAKANA",
+    "KATAKANA_AS_HIRAGANA",
     "NO_CUT",
     "SPACED_WORD",
     "UNSPACED",
@@ -135,6 +137,10 @@ IDEOGRAPHIC = _class_body(
 KATAKANA = _class_body(_KATAKANA)
 #: The hiragana and katakana blocks (U+3040..U+30FF).
 KANA = _class_body(_HIRAGANA + _KATAKANA)
+#: `str.translate` tables between the letters of the two kana (ぁ..ゖ and ァ..ヶ, U+60 apart), one
+#: character for one, so positions stay: a word spelled in the other kana reads as the same word.
+HIRAGANA_AS_KATAKANA = str.maketrans({chr(c): chr(c + 0x60) for c in range(0x3041, 0x3097)})
+KATAKANA_AS_HIRAGANA = str.maketrans({chr(c): chr(c - 0x60) for c in range(0x30A1, 0x30F7)})
 #: The main ideograph blocks: extension A (U+3400..U+4DBF) and the unified ideographs (U+4E00..U+9FFF).
 HAN = _class_body(_HAN_MAIN)
 #: The compatibility ideographs (U+F900..U+FAFF).
