@@ -204,7 +204,7 @@ class PresidioPII:
     """
 
     name = "pii"
-    version = "1.7.0"
+    version = "1.8.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -251,6 +251,7 @@ class PresidioPII:
         from presidio_analyzer.nlp_engine import NerModelConfiguration
 
         from detectors.pii_addressee import addressee_recognizer
+        from detectors.pii_context import BisectContextEnhancer
         from detectors.pii_ginza import GINZA_EXCLUDE
         from detectors.pii_recognizers import (
             LATIN_VIEW_RECOGNIZERS,
@@ -282,7 +283,7 @@ class PresidioPII:
         registry.load_predefined_recognizers(languages=[self.language], nlp_engine=nlp_engine)
         replaced = ("EmailRecognizer", "CreditCardRecognizer", "PhoneRecognizer", "UsSsnRecognizer", "SpacyRecognizer")
         loaded = {str(getattr(recognizer, "name", "")) for recognizer in registry.recognizers}
-        glued = [name for name in LATIN_VIEW_RECOGNIZERS if name in loaded]  # URL, IP, crypto, passport
+        glued = [name for name in LATIN_VIEW_RECOGNIZERS if name in loaded]  # URL, IP, crypto, passport, ...
         for name in (*replaced, *glued):
             registry.remove_recognizer(name)
         registry.add_recognizer(_offline_email_recognizer(self.language))
@@ -307,6 +308,7 @@ class PresidioPII:
             nlp_engine=nlp_engine,
             supported_languages=[self.language],
             default_score_threshold=self.score_threshold,
+            context_aware_enhancer=BisectContextEnhancer(),
         )
         known = set(analyzer.get_supported_entities(language=self.language))
         unknown = sorted(set(self.entities or ()) - known)

@@ -157,3 +157,75 @@ def test_firm_name_check_reads_a_long_word_once(monkeypatch: pytest.MonkeyPatch)
         assert pattern.search(word + ", Bob and Carol") is None or pattern is pii_recognizers._FIRM_LIST_LINE
     assert pii_recognizers._FIRM_LIST_NOUN.search("Clark, Romero and Hall Orchestra")
     assert not pii_recognizers._FIRM_LIST_NOUN.search("x" * 5000 + " and Hall")
+
+
+def test_context_token_lookup_is_presidios_scan() -> None:
+    """`token_index` finds, for every offset of a text, the token presidio's linear scan finds, and
+    fails where presidio's does (past the last token)."""
+    import spacy
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    from detectors.pii_context import token_index
+
+    nlp = spacy.blank("en")
+    rng = random.Random(7)
+    words = ["call", "212-555-0187", "SSN:", "536-22-1234", ",", "  ", "\n", "ok.", "山田さん", "e-mail"]
+    for _ in range(20):
+        text = "".join(rng.choice(words) + rng.choice(["", " ", "  "]) for _ in range(rng.randint(1, 30)))
+        doc = nlp(text)
+        art = NlpArtifacts([], doc, [t.idx for t in doc], [t.lemma_ for t in doc], None, "en")  # type: ignore[arg-type]
+        for start in range(len(text) + 2):
+            try:
+                expected: int | None = LemmaContextAwareEnhancer._find_index_of_match_token(
+                    "w", start, doc, art.tokens_indices
+                )
+            except ValueError:
+                expected = None
+            try:
+                got: int | None = token_index(art, start)
+            except ValueError:
+                got = None
+            assert got == expected, (text, start)
+
+
+def test_context_enhancer_scores_as_presidios(default_pii: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's analyzer uses the bisecting enhancer, and its scores are those of presidio's
+    own enhancer on text where context words raise a score; the token lookup is not a scan of the
+    text per result (presidio's scan is made to fail)."""
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    from detectors.base import TextItem
+    from detectors.pii_context import BisectContextEnhancer
+    from detectors.testing import make_context
+
+    analyzer = default_pii._analyzer
+    assert isinstance(analyzer.context_aware_enhancer, BisectContextEnhancer)
+    texts = [
+        "Please call my phone number 212-555-0187 tomorrow, my SSN is 536-22-1234.",
+        "Account number 12345678 and card 4111 1111 1111 1111, passport 912803456.",
+        "電話は03-1234-5678、郵便番号は100-0001です。" * 40,
+    ]
+
+    def readings() -> list[list[tuple[str, tuple[int, int] | None, float]]]:
+        return [
+            [
+                (f.evidence["entity_type"], f.span, round(f.score, 6))
+                for f in default_pii.detect(TextItem(text=t), make_context())
+            ]
+            for t in texts
+        ]
+
+    def scan(*args: Any) -> int:
+        raise AssertionError("presidio's per-result token scan ran")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LemmaContextAwareEnhancer, "_find_index_of_match_token", staticmethod(scan))
+        ours = readings()
+    analyzer.context_aware_enhancer = LemmaContextAwareEnhancer()
+    try:
+        theirs = readings()
+    finally:
+        analyzer.context_aware_enhancer = BisectContextEnhancer()
+    assert ours == theirs
+    assert len(ours[2]) >= 80  # the long text's numbers were all found
