@@ -58,6 +58,12 @@ GINZA_ENTITY_MAPPING: dict[str, str] = {
 
 # Hiragana, katakana (full and half width), CJK ideographs (and extension A), the 々 iteration mark.
 _JAPANESE = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3400-\u4dbf\u4e00-\u9fff\u3005\uff66-\uff9f]")
+# What the English pipeline reads as blank in mixed text: Japanese script, and the punctuation and
+# full-width signs written with it (、。「」・：...), which it otherwise joins to a name or tags alone.
+_BLANKED = re.compile(
+    r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3400-\u4dbf\u4e00-\u9fff\u3005\uff66-\uff9f"
+    r"\u3000-\u3004\u3007-\u303f\u30fb\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]"
+)
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
 # Sudachi refuses inputs over 49,149 bytes; GiNZA gets chunks well under that, cut after 。 or a newline.
 _CHUNK_CHARS = 8000
@@ -69,8 +75,27 @@ def has_japanese(text: str) -> bool:
 
 
 def _blank_japanese(text: str) -> str:
-    """The text with every Japanese character replaced by a space (offsets unchanged)."""
-    return _JAPANESE.sub(" ", text)
+    """The text with every Japanese character, and the punctuation written with Japanese, replaced
+    by a space (offsets unchanged)."""
+    return _BLANKED.sub(" ", text)
+
+
+def _named_part(span: Span) -> Span | None:
+    """The span without the white-space tokens at its edges (the blanked Japanese), or None when no
+    letter is left in it."""
+    start, end = span.start, span.end
+    doc = span.doc
+    while start < end and doc[start].is_space:
+        start += 1
+    while end > start and doc[end - 1].is_space:
+        end -= 1
+    if start == end or not any(ch.isalpha() for ch in doc[start:end].text):
+        return None
+    if (start, end) == (span.start, span.end):
+        return span
+    from spacy.tokens import Span
+
+    return Span(doc, start, end, label=span.label_)
 
 
 def _chunks(text: str, size: int | None = None) -> list[str]:
@@ -125,9 +150,15 @@ class ScriptRoutingNlpEngine(SpacyNlpEngine):
         entities, scores = self._japanese_entities(doc)
         if self._english_has_ner and _LATIN_WORD.search(text):
             english = self.english(_blank_japanese(text))
-            en_entities, en_scores = self._get_updated_entities(
+            en_entities, en_scores = [], []
+            found = self._get_updated_entities(
                 list(self._get_entities(english)), self._get_scores_for_entities(english)
             )
+            for span, score in zip(*found, strict=True):
+                named = _named_part(span)
+                if named is not None:
+                    en_entities.append(named)
+                    en_scores.append(score)
             entities += en_entities
             scores += en_scores
         return NlpArtifacts(

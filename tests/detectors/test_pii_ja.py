@@ -101,6 +101,26 @@ def test_mixed_script_uses_both_models(with_ginza: PresidioPII) -> None:
     assert any(kind == "PERSON" and "Smith" in value for kind, value in found)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the English pass tagged "、" and the blanks beside it (Japanese script blanked) as a PERSON
+        (
+            "連絡先：taro@example.com、電話090-1234-5678",
+            [("EMAIL_ADDRESS", "taro@example.com"), ("JP_PHONE_NUMBER", "090-1234-5678")],
+        ),
+        # the English span took the blanked honorific and the comma with the name
+        ("Johnさん、こんにちは", [("PERSON", "John")]),
+        ("「Taylor Swift」の写真", [("PERSON", "Taylor Swift")]),
+        ("John Smith、電話して", [("PERSON", "John Smith")]),
+    ],
+)
+def test_latin_names_in_japanese_text_stop_at_japanese_punctuation(
+    with_ginza: PresidioPII, text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert found_spans(with_ginza, text) == expected
+
+
 def test_english_text_never_runs_ginza(with_ginza: PresidioPII, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = with_ginza._analyzer.nlp_engine  # type: ignore[union-attr]
     calls: list[str] = []
