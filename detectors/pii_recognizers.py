@@ -17,8 +17,9 @@
   before or after; the Japanese words 電話, 携帯, 連絡先, ファックス count too). An extension after
   a validated number is included in its span.
 - Values written in ASCII glued to Japanese script ("カードは4242424242424242です", "私のSSNは
-  536-22-1234です", "IPは192.168.0.1です"): the card, phone and US_SSN recognizers, and presidio's URL,
-  IP address, crypto wallet and US passport recognizers (`LATIN_VIEW_RECOGNIZERS`), match on
+  536-22-1234です", "IPは192.168.0.1です"): the card, phone and US_SSN recognizers, and presidio's other
+  pattern recognizers (`LATIN_VIEW_RECOGNIZERS`: URL, IP and MAC address, crypto wallet, US passport,
+  bank account, driver's licence and ITIN, UK NHS, medical licence, date, UUID), match on
   `detectors.pii_views.latin_view` (Japanese, Chinese and Korean characters blanked, same length),
   since regular-expression word boundaries do not split kana or kanji from ASCII; their context
   words are read in the text. A URL stops at Japanese punctuation ("https://example.com/a」です" is
@@ -94,12 +95,20 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     CryptoRecognizer,
+    DateRecognizer,
     IpRecognizer,
+    MacAddressRecognizer,
+    MedicalLicenseRecognizer,
+    NhsRecognizer,
     PhoneRecognizer,
     SpacyRecognizer,
     UrlRecognizer,
+    UsBankRecognizer,
+    UsItinRecognizer,
+    UsLicenseRecognizer,
     UsPassportRecognizer,
     UsSsnRecognizer,
+    UuidRecognizer,
 )
 
 from detectors.pii_addressee import ends_with_firm_word, firm_line, heads_address_block
@@ -404,7 +413,7 @@ def written_email_recognizer(language: str) -> Any:
     )
 
 
-# ---------------------------------------------------------------- SSN, URL, IP, crypto, passport: glued values
+# ---------------------------------------------------------------- SSN and presidio's other patterns: glued values
 
 
 class _ReadsLatinView(PatternRecognizer):
@@ -460,6 +469,38 @@ class MamoriCryptoRecognizer(_ReadsLatinView, CryptoRecognizer):
 
 class MamoriUsPassportRecognizer(_ReadsLatinView, UsPassportRecognizer):
     """presidio's US_PASSPORT recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriUsBankRecognizer(_ReadsLatinView, UsBankRecognizer):
+    """presidio's US_BANK_NUMBER recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriUsLicenseRecognizer(_ReadsLatinView, UsLicenseRecognizer):
+    """presidio's US_DRIVER_LICENSE recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriUsItinRecognizer(_ReadsLatinView, UsItinRecognizer):
+    """presidio's US_ITIN recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriNhsRecognizer(_ReadsLatinView, NhsRecognizer):
+    """presidio's UK_NHS recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriDateRecognizer(_ReadsLatinView, DateRecognizer):
+    """presidio's DATE_TIME recognizer, matching also where the date is glued to Japanese script."""
+
+
+class MamoriMedicalLicenseRecognizer(_ReadsLatinView, MedicalLicenseRecognizer):
+    """presidio's MEDICAL_LICENSE recognizer, matching also where the number is glued to Japanese script."""
+
+
+class MamoriMacAddressRecognizer(_ReadsLatinView, MacAddressRecognizer):
+    """presidio's MAC_ADDRESS recognizer, matching also where the address is glued to Japanese script."""
+
+
+class MamoriUuidRecognizer(_ReadsLatinView, UuidRecognizer):
+    """presidio's UUID recognizer, matching also where the value is glued to Japanese script."""
 
 
 # Japanese (and CJK) punctuation, which no URL holds as it is: 、。「」『』【】・ ... (not the wave
@@ -632,16 +673,38 @@ _LATIN_VIEW_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
     "IpRecognizer": MamoriIpRecognizer,
     "CryptoRecognizer": MamoriCryptoRecognizer,
     "UsPassportRecognizer": MamoriUsPassportRecognizer,
+    "UsBankRecognizer": MamoriUsBankRecognizer,
+    "UsLicenseRecognizer": MamoriUsLicenseRecognizer,
+    "UsItinRecognizer": MamoriUsItinRecognizer,
+    "NhsRecognizer": MamoriNhsRecognizer,
+    "DateRecognizer": MamoriDateRecognizer,
+    "MedicalLicenseRecognizer": MamoriMedicalLicenseRecognizer,
+    "MacAddressRecognizer": MamoriMacAddressRecognizer,
+    "UuidRecognizer": MamoriUuidRecognizer,
 }
 #: presidio's recognizers (by name) replaced by ones that match on `latin_view`, beside the e-mail,
 #: card, phone and US_SSN recognizers replaced with more changes
 LATIN_VIEW_RECOGNIZERS: tuple[str, ...] = tuple(_LATIN_VIEW_CLASSES)
 
 
+#: Japanese context words added to presidio's English ones (read in GiNZA's lemmas): a passport
+#: number is also a driver's licence number to presidio's patterns, and only context tells them apart
+_JAPANESE_CONTEXT: dict[str, tuple[str, ...]] = {
+    "UsPassportRecognizer": ("旅券", "パスポート"),
+    "UsLicenseRecognizer": ("免許",),
+    "UsBankRecognizer": ("口座", "銀行"),
+}
+
+
 def latin_view_recognizer(name: str, language: str) -> Any:
     """The recognizer that replaces presidio's recognizer `name` (one of `LATIN_VIEW_RECOGNIZERS`),
-    with presidio's patterns and context words, matching on `latin_view`."""
-    return _LATIN_VIEW_CLASSES[name](supported_language=language, name=name)
+    with presidio's patterns and context words (and the Japanese ones of `_JAPANESE_CONTEXT`),
+    matching on `latin_view`."""
+    cls = _LATIN_VIEW_CLASSES[name]
+    japanese = _JAPANESE_CONTEXT.get(name)
+    if japanese is None:
+        return cls(supported_language=language, name=name)
+    return cls(supported_language=language, name=name, context=[*getattr(cls, "CONTEXT", ()), *japanese])
 
 
 def us_ssn_recognizer(language: str) -> Any:

@@ -1,6 +1,6 @@
 """Values written in ASCII glued to Japanese script, which regular-expression word boundaries do not
-split from kana and kanji: presidio's URL, IP address, crypto wallet and US passport recognizers
-match on `detectors.pii_views.latin_view` as the e-mail, card, phone and SSN ones do; and e-mail
+split from kana and kanji: presidio's URL, IP address, crypto wallet, US passport and other pattern
+recognizers match on `detectors.pii_views.latin_view` as the e-mail, card, phone and SSN ones do; and e-mail
 addresses whose local part is written in Japanese script (RFC 6531)."""
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ def patterns_only() -> PresidioPII:
         ("サーバー10.0.0.12に接続", "IP_ADDRESS", "10.0.0.12"),
         ("IPv6は2001:db8::1です", "IP_ADDRESS", "2001:db8::1"),
         ("ビットコインは1BoatSLRHtKNngkdXEeobR76b53LETtpyTに送金", "CRYPTO", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
-        ("旅券番号はA12345678です", "US_PASSPORT", "A12345678"),
+        ("MACアドレスは00:1A:2B:3C:4D:5Eです", "MAC_ADDRESS", "00:1A:2B:3C:4D:5E"),
+        ("IDは123e4567-e89b-12d3-a456-426614174000です", "UUID", "123e4567-e89b-12d3-a456-426614174000"),
+        ("NHS番号943 476 5919の患者", "UK_NHS", "943 476 5919"),
+        ("ITINは912-78-1234です", "US_ITIN", "912-78-1234"),
+        ("日付は2024-05-01です", "DATE_TIME", "2024-05-01"),
+        ("免許証D1234567を提示", "US_DRIVER_LICENSE", "D1234567"),
+        ("DEA番号BB1388568", "MEDICAL_LICENSE", "BB1388568"),
     ],
 )
 @pytest.mark.parametrize("fixture", ["patterns_only", "default_pii"])
@@ -125,3 +131,35 @@ def test_email_view_stays_linear_in_a_long_japanese_text() -> None:
     view = email_view(text)
     assert time.perf_counter() - start < 0.5
     assert len(view) == len(text) and view.endswith("x@example.jp")
+
+
+def test_every_pattern_recognizer_of_presidio_reads_the_latin_view(patterns_only: PresidioPII) -> None:
+    """No presidio pattern recognizer is left that matches on the text as written: each one
+    loaded is replaced by one that reads `latin_view`, or by the project's own."""
+    from presidio_analyzer import PatternRecognizer
+
+    from detectors.pii_recognizers import _ReadsLatinView
+
+    assert patterns_only._analyzer is not None
+    for recognizer in patterns_only._analyzer.registry.recognizers:
+        mine = type(recognizer).__module__.startswith("detectors.")
+        if not mine and isinstance(recognizer, PatternRecognizer):
+            bounded = [p.name for p in recognizer.patterns if "\\b" in p.regex]
+            assert not bounded, f"{recognizer.name} matches {bounded} on the text as written"
+    names = {type(r).__name__ for r in patterns_only._analyzer.registry.recognizers if isinstance(r, _ReadsLatinView)}
+    assert {"MamoriUsBankRecognizer", "MamoriDateRecognizer", "MamoriUuidRecognizer"} <= names
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("旅券番号はA12345678です", "US_PASSPORT"),
+        ("パスポート番号 A12345678", "US_PASSPORT"),
+        ("運転免許証はA12345678です", "US_DRIVER_LICENSE"),
+        ("My passport number is A12345678", "US_PASSPORT"),
+    ],
+)
+def test_passport_or_licence_by_japanese_context_words(default_pii: PresidioPII, text: str, entity: str) -> None:
+    """A letter and eight digits is a passport and a driver's licence number to presidio's
+    patterns; the context words tell which, in Japanese as in English."""
+    assert found_spans(default_pii, text) == [(entity, "A12345678")]
