@@ -32,7 +32,6 @@ matched value.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +77,6 @@ JAPANESE_MODEL = "ja_ginza"
 
 # spaCy pipelines are shared by every instance in the process (detectors.pii_spacy.load_pipeline),
 # and parsing mutates their string stores: one lock for all of them.
-_NLP_LOCK = threading.Lock()
 
 _NER_CONFIGURATION: dict[str, Any] = {
     "model_to_presidio_entity_mapping": {
@@ -200,7 +198,9 @@ class PresidioPII:
     mapped back to the original), and the pattern recognizers read each decoded base64/hex payload
     and the ASCII hidden in tag characters (findings on the payload's span, `evidence["view"]`
     naming the decoding); see the module docstring. Pipelines are loaded once per process and
-    shared; calls are serialized with a lock because spaCy's vocabulary is mutated while parsing.
+    shared; each use of a pipeline is serialized by that pipeline's lock, because spaCy's vocabulary
+    is mutated while parsing (`detectors.pii_spacy.pipeline_lock`): a long Japanese prompt in GiNZA
+    does not hold up the English pipeline.
     """
 
     name = "pii"
@@ -314,7 +314,7 @@ class PresidioPII:
         unknown = sorted(set(self.entities or ()) - known)
         if unknown:
             raise ValueError(f"unsupported PII entities {unknown}; supported: {sorted(known)}")
-        with _NLP_LOCK, single_blas_thread():
+        with single_blas_thread():
             analyzer.analyze(text="warm up", language=self.language)
             if japanese is not None:
                 analyzer.analyze(text="準備", language=self.language)
@@ -336,7 +336,8 @@ class PresidioPII:
         read = text if copy is None else copy.text
         payloads = payload_views(text, copy) if self._payload_entities else []
         results: list[RecognizerResult] = []
-        with _NLP_LOCK, single_blas_thread(), shared_latin_views():  # one latin view per text read
+        # each spaCy pipeline is used under its own lock (`detectors.pii_spacy.pipeline_lock`)
+        with single_blas_thread(), shared_latin_views():  # one latin view per text read
             if read.strip():
                 results = self._analyze(read, self.entities)
             payload_results = [
@@ -378,7 +379,7 @@ class PresidioPII:
         return findings
 
     def _analyze(self, text: str, entities: Iterable[str] | None) -> list[RecognizerResult]:
-        """Presidio's results on `text` (the caller holds `_NLP_LOCK`)."""
+        """Presidio's results on `text`."""
         assert self._analyzer is not None
         results: list[RecognizerResult] = self._analyzer.analyze(
             text=text,

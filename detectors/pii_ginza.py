@@ -14,8 +14,9 @@ Extended Named Entity tagger) is trained for Japanese. `ScriptRoutingNlpEngine` 
 
 Pipelines are loaded once per process and shared by every detector instance (spaCy loads are slow
 and the test suite builds many gateways), by `detectors.pii_spacy.load_pipeline`, which also sets
-them up for fast CPU inference. Parsing mutates a pipeline's string store, so callers serialize
-their calls (`detectors.pii` holds one lock around every analysis).
+them up for fast CPU inference. Parsing mutates a pipeline's string store, so each use of a
+pipeline holds that pipeline's lock (`detectors.pii_spacy.pipeline_lock`), GiNZA's and the English
+one's apart.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 
-from detectors.pii_spacy import load_pipeline
+from detectors.pii_spacy import load_pipeline, pipeline_lock
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -145,9 +146,20 @@ class ScriptRoutingNlpEngine(SpacyNlpEngine):
 
     def process_text(self, text: str, language: str) -> NlpArtifacts:
         if self.japanese is None or not has_japanese(text):
-            return super().process_text(text, language)
-        doc = self._japanese_doc(text)
-        entities, scores = self._japanese_entities(doc)
+            with pipeline_lock(self.english):
+                return super().process_text(text, language)
+        with pipeline_lock(self.japanese):  # GiNZA's parse, and its string store read for the lemmas
+            doc = self._japanese_doc(text)
+            entities, scores = self._japanese_entities(doc)
+            lemmas = [token.lemma_ for token in doc]
+        with pipeline_lock(self.english):  # the English pass, and presidio's stop words (its vocabulary)
+            return self._mixed_artifacts(text, language, doc, lemmas, entities, scores)
+
+    def _mixed_artifacts(
+        self, text: str, language: str, doc: Doc, lemmas: list[str], entities: list[Span], scores: list[float]
+    ) -> NlpArtifacts:
+        """The artifacts of a text in Japanese script: GiNZA's `doc`, `lemmas` and `entities`, and the
+        names the English pipeline finds in Latin script (the caller holds the English pipeline's lock)."""
         if self._english_has_ner and _LATIN_WORD.search(text):
             english = self.english(_blank_japanese(text))
             en_entities, en_scores = [], []
@@ -165,7 +177,7 @@ class ScriptRoutingNlpEngine(SpacyNlpEngine):
             entities=entities,
             tokens=doc,
             tokens_indices=[token.idx for token in doc],
-            lemmas=[token.lemma_ for token in doc],
+            lemmas=lemmas,
             nlp_engine=self,
             language=language,
             scores=scores,

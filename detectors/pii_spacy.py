@@ -23,7 +23,12 @@ recognizer.
 
 Numpy's BLAS may start threads for the larger products; on a shared 2-core machine those threads
 fight the caller and each other, so the detector runs its pipelines with BLAS limited to one
-thread (`single_blas_thread`).
+thread (`single_blas_thread`, held from the first caller in to the last one out).
+
+Parsing mutates a pipeline's string store and vocabulary (and so does presidio's stop-word check,
+which looks words up in it), so every use of one pipeline is serialized by that pipeline's own lock
+(`pipeline_lock`). Two pipelines never share one: an English prompt's PII pass does not wait for a
+long Japanese prompt that GiNZA is parsing.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +48,7 @@ __all__ = [
     "GREEDY_NER_FACTORY",
     "GreedyEntityRecognizer",
     "load_pipeline",
+    "pipeline_lock",
     "single_blas_thread",
     "use_numpy_ops",
 ]
@@ -54,6 +60,23 @@ _PIPELINES: dict[tuple[str, tuple[str, ...]], Language] = {}
 _PIPELINES_LOCK = threading.Lock()
 _BLAS: Any = None
 _BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0  # callers inside `single_blas_thread`
+_BLAS_LIMIT: Any = None  # threadpoolctl's limiter while there are some
+_LOCK_ATTRIBUTE = "_mamori_pipeline_lock"
+_LOCKS_LOCK = threading.Lock()
+
+
+def pipeline_lock(nlp: Language) -> threading.RLock:
+    """The lock that serializes every use of the pipeline `nlp` (one per pipeline object; see the
+    module docstring). Re-entrant: a step that holds it may call another that takes it."""
+    lock: threading.RLock | None = getattr(nlp, _LOCK_ATTRIBUTE, None)
+    if lock is None:
+        with _LOCKS_LOCK:
+            lock = getattr(nlp, _LOCK_ATTRIBUTE, None)
+            if lock is None:
+                lock = threading.RLock()
+                setattr(nlp, _LOCK_ATTRIBUTE, lock)
+    return lock
 
 
 def load_pipeline(name: str, exclude: Sequence[str] = ()) -> Language:
@@ -149,9 +172,8 @@ def _use_greedy_ner(nlp: Language) -> None:
         nlp.disable_pipe(name)
 
 
-def single_blas_thread() -> AbstractContextManager[Any]:
-    """A context in which numpy's BLAS uses one thread (nothing happens when threadpoolctl is not
-    installed)."""
+def _blas_controller() -> Any:
+    """threadpoolctl's controller, or False when threadpoolctl is not installed."""
     global _BLAS
     with _BLAS_LOCK:
         if _BLAS is None:
@@ -161,6 +183,29 @@ def single_blas_thread() -> AbstractContextManager[Any]:
                 _BLAS = ThreadpoolController()
             except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
                 _BLAS = False
-    if not _BLAS:
-        return nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+    return _BLAS
+
+
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """A context in which numpy's BLAS uses one thread. Callers in several threads share one limit,
+    set by the first one in and lifted by the last one out (a limit per caller would be lifted by
+    the first one out, and the last one out would restore the limit of one thread for good).
+    Nothing happens when threadpoolctl is not installed."""
+    global _BLAS_USERS, _BLAS_LIMIT
+    controller = _blas_controller()
+    if not controller:
+        yield
+        return
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            _BLAS_LIMIT = controller.limit(limits=1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0:
+                limit, _BLAS_LIMIT = _BLAS_LIMIT, None
+                limit.restore_original_limits()

@@ -44,7 +44,7 @@ import numpy as np
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from detectors.pii_ginza import ScriptRoutingNlpEngine, has_japanese
-from detectors.pii_spacy import GREEDY_NER_FACTORY
+from detectors.pii_spacy import GREEDY_NER_FACTORY, pipeline_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -192,9 +192,15 @@ class TruecasingNlpEngine(ScriptRoutingNlpEngine):
         artifacts = super().process_text(text, language)
         if self.truecaser is None or not self._ner_steps or not self._applies(text) or has_japanese(text):
             return artifacts
+        with pipeline_lock(self.english):  # its NER steps, and presidio's stop words (its vocabulary)
+            return self._truecased(artifacts, language, self.truecaser)
+
+    def _truecased(self, artifacts: NlpArtifacts, language: str, truecaser: Truecaser) -> NlpArtifacts:
+        """`artifacts` with the PERSON entities found in the truecased copy of its text (the caller
+        holds the English pipeline's lock)."""
         doc: Doc = artifacts.tokens
         words = [token.text for token in doc]
-        cased = self.truecaser.truecase(words)
+        cased = truecaser.truecase(words)
         if cased == words:
             return artifacts
         truecased = TruecasedNlpArtifacts(artifacts, language, _text(doc, cased))

@@ -6,7 +6,7 @@ import pytest
 
 from detectors.pii import DEFAULT_MODELS, ENGLISH_EXCLUDE
 from detectors.pii_ginza import GINZA_EXCLUDE
-from detectors.pii_spacy import GreedyEntityRecognizer, load_pipeline, single_blas_thread
+from detectors.pii_spacy import GreedyEntityRecognizer, load_pipeline, pipeline_lock, single_blas_thread
 
 ENGLISH = [
     "Hi, I am John Smith and I work for Acme Corp in Berlin since March 2021.",
@@ -71,3 +71,35 @@ def test_single_blas_thread() -> None:
         pytest.skip("no BLAS library found by threadpoolctl")
     with single_blas_thread():
         assert {info["num_threads"] for info in blas.info()} == {1}
+
+
+def test_single_blas_thread_is_held_until_the_last_caller_leaves() -> None:
+    """Two callers whose contexts overlap: the limit stays until the second one leaves, and the
+    original limits come back after it (a limit per caller restored 1 thread for good)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401  # loads numpy's BLAS
+
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if {info["num_threads"] for info in blas.info()} != {2}:
+            pytest.skip("this BLAS cannot be set to 2 threads")
+        first, second = single_blas_thread(), single_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert {info["num_threads"] for info in blas.info()} == {1}  # the second caller still runs
+        second.__exit__(None, None, None)
+        assert {info["num_threads"] for info in blas.info()} == {2}
+
+
+def test_each_pipeline_has_its_own_reentrant_lock() -> None:
+    import spacy
+
+    english, japanese = spacy.blank("en"), spacy.blank("en")
+    assert pipeline_lock(english) is pipeline_lock(english)
+    assert pipeline_lock(english) is not pipeline_lock(japanese)
+    with pipeline_lock(english), pipeline_lock(english):  # re-entrant
+        assert pipeline_lock(japanese).acquire(blocking=False)
+        pipeline_lock(japanese).release()
