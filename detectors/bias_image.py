@@ -94,9 +94,7 @@ def _binomial_tail(top: int, n: int, p: float) -> float:
         return 1.0
     log_p, log_q = math.log(p), math.log1p(-p)
     lg = math.lgamma
-    return sum(
-        math.exp(lg(n + 1) - lg(j + 1) - lg(n - j + 1) + j * log_p + (n - j) * log_q) for j in range(top, n + 1)
-    )
+    return sum(math.exp(lg(n + 1) - lg(j + 1) - lg(n - j + 1) + j * log_p + (n - j) * log_q) for j in range(top, n + 1))
 
 
 def chance_of_concentration(top: int, people: int, label_count: int) -> float:

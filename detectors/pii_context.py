@@ -4,19 +4,21 @@ Presidio's `LemmaContextAwareEnhancer` finds the token a result starts in by wal
 text from its first token, once for every result. A text's results grow with its length, so a long
 prompt full of numbers or names cost time quadratic in its length: on a 5,700-character Japanese
 prompt the walk alone took about 1 s, more than parsing it. `BisectContextEnhancer` does the same
-with a binary search over the token end offsets, computed once per parsed text. Everything else
+with a binary search over the token end offsets, computed once per parsed text (per spaCy Doc). Everything else
 (the context words taken, the score raised) is presidio's own code.
 """
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_right
+from typing import Any
 
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-#: attribute under which the token end offsets are kept on an `NlpArtifacts`
-_ENDS = "_mamori_token_ends"
+#: token end offsets of each parsed text, kept while its Doc lives
+_ENDS: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
 
 
 def token_index(nlp_artifacts: NlpArtifacts, start: int) -> int:
@@ -25,12 +27,11 @@ def token_index(nlp_artifacts: NlpArtifacts, start: int) -> int:
 
     Raises ValueError when no token ends after `start`, as presidio does.
     """
-    ends: list[int] | None = getattr(nlp_artifacts, _ENDS, None)
-    if ends is None or len(ends) != len(nlp_artifacts.tokens_indices):
-        ends = [
-            index + len(token) for index, token in zip(nlp_artifacts.tokens_indices, nlp_artifacts.tokens, strict=True)
-        ]
-        setattr(nlp_artifacts, _ENDS, ends)
+    tokens = nlp_artifacts.tokens
+    ends = _ENDS.get(tokens)
+    if ends is None:
+        ends = [index + len(token) for index, token in zip(nlp_artifacts.tokens_indices, tokens, strict=True)]
+        _ENDS[tokens] = ends
     i = bisect_right(ends, start)
     if i == len(ends):
         raise ValueError(f"no token holds offset {start}")

@@ -83,14 +83,14 @@ def _blank_japanese(text: str) -> str:
 
 def _named_part(span: Span) -> Span | None:
     """The span without the white-space tokens at its edges (the blanked Japanese), or None when no
-    letter is left in it."""
+    letter or digit is left in it (a time such as "10:30" stays)."""
     start, end = span.start, span.end
     doc = span.doc
     while start < end and doc[start].is_space:
         start += 1
     while end > start and doc[end - 1].is_space:
         end -= 1
-    if start == end or not any(ch.isalpha() for ch in doc[start:end].text):
+    if start == end or not any(ch.isalnum() for ch in doc[start:end].text):
         return None
     if (start, end) == (span.start, span.end):
         return span

@@ -19,7 +19,7 @@
 - Values written in ASCII glued to Japanese script ("カードは4242424242424242です", "私のSSNは
   536-22-1234です", "IPは192.168.0.1です"): the card, phone and US_SSN recognizers, and presidio's other
   pattern recognizers (`LATIN_VIEW_RECOGNIZERS`: URL, IP and MAC address, crypto wallet, US passport,
-  bank account, driver's licence and ITIN, UK NHS, medical licence, date, UUID), match on
+  bank account, driver's licence and ITIN, medical licence, date, UUID), match on
   `detectors.pii_views.latin_view` (Japanese, Chinese and Korean characters blanked, same length),
   since regular-expression word boundaries do not split kana or kanji from ASCII; their context
   words are read in the text. A URL stops at Japanese punctuation ("https://example.com/a」です" is
@@ -99,7 +99,6 @@ from presidio_analyzer.predefined_recognizers import (
     IpRecognizer,
     MacAddressRecognizer,
     MedicalLicenseRecognizer,
-    NhsRecognizer,
     PhoneRecognizer,
     SpacyRecognizer,
     UrlRecognizer,
@@ -483,10 +482,6 @@ class MamoriUsItinRecognizer(_ReadsLatinView, UsItinRecognizer):
     """presidio's US_ITIN recognizer, matching also where the number is glued to Japanese script."""
 
 
-class MamoriNhsRecognizer(_ReadsLatinView, NhsRecognizer):
-    """presidio's UK_NHS recognizer, matching also where the number is glued to Japanese script."""
-
-
 class MamoriDateRecognizer(_ReadsLatinView, DateRecognizer):
     """presidio's DATE_TIME recognizer, matching also where the date is glued to Japanese script."""
 
@@ -668,6 +663,8 @@ class MamoriUrlRecognizer(_ReadsLatinView, UrlRecognizer):
         return kept
 
 
+#: presidio's UK_NHS recognizer stays on the text as written: one ten-digit number in eleven passes
+#: its checksum and scores 1.0, and Japanese phone and order numbers glued to the text are ten digits.
 _LATIN_VIEW_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
     "UrlRecognizer": MamoriUrlRecognizer,
     "IpRecognizer": MamoriIpRecognizer,
@@ -676,7 +673,6 @@ _LATIN_VIEW_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
     "UsBankRecognizer": MamoriUsBankRecognizer,
     "UsLicenseRecognizer": MamoriUsLicenseRecognizer,
     "UsItinRecognizer": MamoriUsItinRecognizer,
-    "NhsRecognizer": MamoriNhsRecognizer,
     "DateRecognizer": MamoriDateRecognizer,
     "MedicalLicenseRecognizer": MamoriMedicalLicenseRecognizer,
     "MacAddressRecognizer": MamoriMacAddressRecognizer,
@@ -687,8 +683,10 @@ _LATIN_VIEW_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
 LATIN_VIEW_RECOGNIZERS: tuple[str, ...] = tuple(_LATIN_VIEW_CLASSES)
 
 
-#: Japanese context words added to presidio's English ones (read in GiNZA's lemmas): a passport
-#: number is also a driver's licence number to presidio's patterns, and only context tells them apart
+#: Japanese context words added to presidio's English ones (read in GiNZA's lemmas): a US passport
+#: number is also a driver's licence number to presidio's patterns, and only context tells them
+#: apart. Japanese passport (two letters, seven digits) and account numbers (seven digits) do not
+#: have the US patterns' shapes: these words raise only numbers of those shapes.
 _JAPANESE_CONTEXT: dict[str, tuple[str, ...]] = {
     "UsPassportRecognizer": ("旅券", "パスポート"),
     "UsLicenseRecognizer": ("免許",),
