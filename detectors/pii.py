@@ -255,11 +255,13 @@ class PresidioPII:
         from detectors.pii_ginza import GINZA_EXCLUDE
         from detectors.pii_recognizers import (
             LATIN_VIEW_RECOGNIZERS,
+            TEXT_AS_WRITTEN_RECOGNIZERS,
             latin_view_recognizer,
             mamori_ner_recognizer,
             payment_card_recognizer,
             person_cue_recognizer,
             phone_recognizer,
+            text_as_written_recognizer,
             us_ssn_recognizer,
             written_email_recognizer,
         )
@@ -284,7 +286,8 @@ class PresidioPII:
         replaced = ("EmailRecognizer", "CreditCardRecognizer", "PhoneRecognizer", "UsSsnRecognizer", "SpacyRecognizer")
         loaded = {str(getattr(recognizer, "name", "")) for recognizer in registry.recognizers}
         glued = [name for name in LATIN_VIEW_RECOGNIZERS if name in loaded]  # URL, IP, crypto, passport, ...
-        for name in (*replaced, *glued):
+        as_written = [name for name in TEXT_AS_WRITTEN_RECOGNIZERS if name in loaded]  # with Japanese context
+        for name in (*replaced, *glued, *as_written):
             registry.remove_recognizer(name)
         registry.add_recognizer(_offline_email_recognizer(self.language))
         registry.add_recognizer(payment_card_recognizer(self.language))
@@ -293,6 +296,8 @@ class PresidioPII:
         registry.add_recognizer(written_email_recognizer(self.language))
         for name in glued:
             registry.add_recognizer(latin_view_recognizer(name, self.language))
+        for name in as_written:
+            registry.add_recognizer(text_as_written_recognizer(name, self.language))
         if self.ner:
             entities = nlp_engine.get_supported_entities()
             registry.add_recognizer(mamori_ner_recognizer(self.language, entities, frequencies))

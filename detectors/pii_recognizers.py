@@ -18,8 +18,9 @@
   a validated number is included in its span.
 - Values written in ASCII glued to Japanese script ("カードは4242424242424242です", "私のSSNは
   536-22-1234です", "IPは192.168.0.1です"): the card, phone and US_SSN recognizers, and presidio's other
-  pattern recognizers (`LATIN_VIEW_RECOGNIZERS`: URL, IP and MAC address, crypto wallet, US passport,
-  bank account, driver's licence and ITIN, medical licence, date, UUID), match on
+  pattern recognizers (`LATIN_VIEW_RECOGNIZERS`: URL, IP and MAC address, crypto wallet, US passport
+  and ITIN, medical licence, date, UUID; not the weak or checksum-only UK NHS, US bank and licence
+  ones, `TEXT_AS_WRITTEN_RECOGNIZERS`), match on
   `detectors.pii_views.latin_view` (Japanese, Chinese and Korean characters blanked, same length),
   since regular-expression word boundaries do not split kana or kanji from ASCII; their context
   words are read in the text. A URL stops at Japanese punctuation ("https://example.com/a」です" is
@@ -117,6 +118,7 @@ from detectors.pii_views import latin_view
 
 __all__ = [
     "LATIN_VIEW_RECOGNIZERS",
+    "TEXT_AS_WRITTEN_RECOGNIZERS",
     "card_number_plausible",
     "ean13_valid",
     "in_firm_name",
@@ -131,6 +133,7 @@ __all__ = [
     "payment_card_recognizer",
     "person_cue_recognizer",
     "phone_recognizer",
+    "text_as_written_recognizer",
     "us_ssn_recognizer",
     "written_email_recognizer",
 ]
@@ -470,14 +473,6 @@ class MamoriUsPassportRecognizer(_ReadsLatinView, UsPassportRecognizer):
     """presidio's US_PASSPORT recognizer, matching also where the number is glued to Japanese script."""
 
 
-class MamoriUsBankRecognizer(_ReadsLatinView, UsBankRecognizer):
-    """presidio's US_BANK_NUMBER recognizer, matching also where the number is glued to Japanese script."""
-
-
-class MamoriUsLicenseRecognizer(_ReadsLatinView, UsLicenseRecognizer):
-    """presidio's US_DRIVER_LICENSE recognizer, matching also where the number is glued to Japanese script."""
-
-
 class MamoriUsItinRecognizer(_ReadsLatinView, UsItinRecognizer):
     """presidio's US_ITIN recognizer, matching also where the number is glued to Japanese script."""
 
@@ -663,15 +658,16 @@ class MamoriUrlRecognizer(_ReadsLatinView, UrlRecognizer):
         return kept
 
 
-#: presidio's UK_NHS recognizer stays on the text as written: one ten-digit number in eleven passes
-#: its checksum and scores 1.0, and Japanese phone and order numbers glued to the text are ten digits.
+#: presidio's UK_NHS, US bank number and US driver's licence recognizers stay on the text as written
+#: (`TEXT_AS_WRITTEN_RECOGNIZERS`): one ten-digit number in eleven passes UK_NHS's checksum and scores
+#: 1.0, and Japanese phone and order numbers glued to the text are ten digits; any 8 to 17 digits
+#: are a bank number, and a letter and 4 to 9 digits a licence (at 0.01-0.3), so glued order
+#: numbers, product codes and ISBNs would add weak findings to Japanese text.
 _LATIN_VIEW_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
     "UrlRecognizer": MamoriUrlRecognizer,
     "IpRecognizer": MamoriIpRecognizer,
     "CryptoRecognizer": MamoriCryptoRecognizer,
     "UsPassportRecognizer": MamoriUsPassportRecognizer,
-    "UsBankRecognizer": MamoriUsBankRecognizer,
-    "UsLicenseRecognizer": MamoriUsLicenseRecognizer,
     "UsItinRecognizer": MamoriUsItinRecognizer,
     "DateRecognizer": MamoriDateRecognizer,
     "MedicalLicenseRecognizer": MamoriMedicalLicenseRecognizer,
@@ -692,17 +688,33 @@ _JAPANESE_CONTEXT: dict[str, tuple[str, ...]] = {
     "UsLicenseRecognizer": ("免許",),
     "UsBankRecognizer": ("口座", "銀行"),
 }
+_TEXT_AS_WRITTEN_CLASSES: dict[str, Callable[..., PatternRecognizer]] = {
+    "UsBankRecognizer": UsBankRecognizer,
+    "UsLicenseRecognizer": UsLicenseRecognizer,
+}
+#: presidio's recognizers (by name) that match on the text as written, replaced by the same with
+#: the Japanese context words of `_JAPANESE_CONTEXT`
+TEXT_AS_WRITTEN_RECOGNIZERS: tuple[str, ...] = tuple(_TEXT_AS_WRITTEN_CLASSES)
+
+
+def _with_japanese_context(cls: Callable[..., PatternRecognizer], name: str, language: str) -> Any:
+    japanese = _JAPANESE_CONTEXT.get(name)
+    if japanese is None:
+        return cls(supported_language=language, name=name)
+    return cls(supported_language=language, name=name, context=[*getattr(cls, "CONTEXT", ()), *japanese])
 
 
 def latin_view_recognizer(name: str, language: str) -> Any:
     """The recognizer that replaces presidio's recognizer `name` (one of `LATIN_VIEW_RECOGNIZERS`),
     with presidio's patterns and context words (and the Japanese ones of `_JAPANESE_CONTEXT`),
     matching on `latin_view`."""
-    cls = _LATIN_VIEW_CLASSES[name]
-    japanese = _JAPANESE_CONTEXT.get(name)
-    if japanese is None:
-        return cls(supported_language=language, name=name)
-    return cls(supported_language=language, name=name, context=[*getattr(cls, "CONTEXT", ()), *japanese])
+    return _with_japanese_context(_LATIN_VIEW_CLASSES[name], name, language)
+
+
+def text_as_written_recognizer(name: str, language: str) -> Any:
+    """presidio's recognizer `name` (one of `TEXT_AS_WRITTEN_RECOGNIZERS`) with the Japanese context
+    words of `_JAPANESE_CONTEXT` added to its own."""
+    return _with_japanese_context(_TEXT_AS_WRITTEN_CLASSES[name], name, language)
 
 
 def us_ssn_recognizer(language: str) -> Any:
