@@ -76,7 +76,7 @@ _VIEW_KEY = "mamori_view"
 JAPANESE_MODEL = "ja_ginza"
 
 # spaCy pipelines are shared by every instance in the process (detectors.pii_spacy.load_pipeline),
-# and parsing mutates their string stores: one lock for all of them.
+# and parsing mutates their string stores: each is used under its own lock (pii_spacy.pipeline_lock).
 
 _NER_CONFIGURATION: dict[str, Any] = {
     "model_to_presidio_entity_mapping": {

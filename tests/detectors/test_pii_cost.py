@@ -1,5 +1,5 @@
-"""Crafted text costs the PII detector time in proportion to its length (one process-wide lock
-serializes every call, so one slow prompt stalls every other request).
+"""Crafted text costs the PII detector time in proportion to its length (each spaCy pipeline is
+used under one lock per process, so one slow prompt stalls every other request that needs it).
 
 No timing is asserted: the checks count the work done (positions where presidio's URL pattern is
 tried, comparisons in `_resolve_overlaps`) or compare with presidio's own matching."""
