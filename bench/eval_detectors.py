@@ -5,8 +5,9 @@
 Prints, per detector and data set: recall (harmful sets) or false-positive rate (benign sets),
 for even-numbered rows (the only ones used for tuning) and odd-numbered rows separately, and p50 /
 p95 latency per prompt. Evasion variants (homoglyphs, spacing, zero-width, leetspeak, base64) of
-the AdvBench and HarmBench prompts are made here with this script's own code, not by inverting the
-normalizer. PII: span-level precision/recall/F1 per entity on the presidio synthetic set.
+the AdvBench and HarmBench prompts, and of the Japanese set's harmful prompts (kanji written in
+hiragana, half-width katakana, spacing, zero-width), are made here with this script's own code, not
+by inverting the normalizer. PII: span-level precision/recall/F1 per entity on the presidio synthetic set.
 `--copy`: copy detection on scikit-image originals against real-content distractors, as
 `bench/eval_copy.py` measures it.
 
@@ -24,8 +25,10 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -134,6 +137,59 @@ EVASIONS: dict[str, Callable[[str], str]] = {
     "base64": ev_base64,
 }
 
+# Japanese: kanji written as their readings in hiragana (what a user types without converting in
+# the IME; readings from Sudachi, the morphological analyser GiNZA ships with), katakana in
+# half-width forms, spaces between characters, zero-width characters.
+_KATAKANA_TO_HIRAGANA = {chr(c): chr(c - 0x60) for c in range(0x30A1, 0x30F7)}
+_HALF_WIDTH: dict[str, str] = {}
+for _code in range(0xFF66, 0xFF9E):  # half-width katakana, and the forms they stand for
+    _HALF_WIDTH.setdefault(unicodedata.normalize("NFKC", chr(_code)), chr(_code))
+_SUDACHI: list[Any] = []
+
+
+def _sudachi() -> Any:
+    if not _SUDACHI:
+        from sudachipy import dictionary
+
+        _SUDACHI.append(dictionary.Dictionary(dict="core").create())
+    return _SUDACHI[0]
+
+
+def ev_ja_kana(s: str) -> str:
+    from sudachipy import tokenizer
+
+    out = []
+    for m in _sudachi().tokenize(s, tokenizer.Tokenizer.SplitMode.C):
+        surface = m.surface()
+        if any("\u4e00" <= ch <= "\u9fff" or ch == "々" for ch in surface):
+            out.append("".join(_KATAKANA_TO_HIRAGANA.get(ch, ch) for ch in m.reading_form()))
+        else:
+            out.append(surface)
+    return "".join(out)
+
+
+def ev_ja_half_width(s: str) -> str:
+    out = []
+    for ch in s:
+        base = unicodedata.normalize("NFD", ch)
+        if base[0] in _HALF_WIDTH:  # ガ is カ and the voicing mark
+            out.append(_HALF_WIDTH[base[0]] + {"\u3099": "\uff9e", "\u309a": "\uff9f"}.get(base[1:], base[1:]))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def ev_ja_spacing(s: str) -> str:
+    return " ".join(s)
+
+
+JA_EVASIONS: dict[str, Callable[[str], str]] = {
+    "kana": ev_ja_kana,
+    "half_width": ev_ja_half_width,
+    "spacing": ev_ja_spacing,
+    "zero_width": ev_zero_width,
+}
+
 
 # ---------------------------------------------------------------- running
 
@@ -210,8 +266,8 @@ def eval_prompts(args: argparse.Namespace) -> None:
             wrong = [p for p, fl in zip(prompts, both, strict=True) if fl != (kind == "harmful")][::2]
             for p in wrong[: args.show_misses]:
                 print(f"    {'MISS' if kind == 'harmful' else 'FP'}: {p[:150]!r}")
-        if name in ("advbench", "harmbench") and not args.no_evasion:
-            for ev_name, fn in EVASIONS.items():
+        if name in ("advbench", "harmbench", "ja_harmful") and not args.no_evasion:
+            for ev_name, fn in (JA_EVASIONS if name.startswith("ja_") else EVASIONS).items():
                 variants = [fn(p) for p in prompts]
                 ev_find, ev_times = run(unsafe, variants, ctx)
                 jv_find, _ = run(jail, variants, ctx)
