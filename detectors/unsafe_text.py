@@ -2,9 +2,7 @@
 
 Three signals, over the screening views of the text (`detectors.normalize.screen_views`: the
 normalized text, spaced-out letters joined and re-segmented into words, leetspeak folded,
-decoded base64/hex/rot13 payloads; and for Japanese text, a "kana" view in which kana that spell
-a kanji term of the detector's Japanese patterns are written as the term, by Sudachi readings:
-"ばくだんのつくりかた" reads "爆弾の作り方", see `detectors.kana_restore`):
+decoded base64/hex/rot13 payloads):
 
 1. **Lexicons** (`detectors.lexicons`, English and Japanese): a strong term scores its weight;
    a weak one counts fully only next to a request cue ("how to", "作り方"). Fast (well under a
@@ -59,7 +57,6 @@ import numpy as np
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, JSONValue, TextItem
 from detectors.embeddings import runtime_option
-from detectors.kana_restore import KanaRestorer, shared_restorer
 from detectors.lexicons import (
     BENIGN_SENSES,
     CATEGORIES,
@@ -77,7 +74,7 @@ from detectors.lexicons import (
     REALISTIC,
     B,
 )
-from detectors.normalize import NormalizedText, ScreenView, ScreenViews, screen_views, word_costs
+from detectors.normalize import ScreenView, screen_views, word_costs
 from detectors.word_edges import JAPANESE, KATAKANA_AS_HIRAGANA, alternation
 
 if TYPE_CHECKING:
@@ -324,7 +321,7 @@ class UnsafeText:
     """Scores prompts for unsafe-content categories with lexicons, sentence embeddings and a head."""
 
     name = "unsafe_text"
-    version = "1.4.0"
+    version = "1.3.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -395,55 +392,6 @@ class UnsafeText:
         self._example_cats: list[str] = []
         self._benign_vecs: np.ndarray | None = None
         self._head: PromptHead | None = None
-        self._restorer: KanaRestorer | None = None
-
-    def _japanese_patterns(self) -> tuple[str, ...]:
-        """Every pattern this detector reads that holds Japanese script (`kana_restore` reads them
-        for the kanji terms a text may spell in kana)."""
-        compiled = [
-            *(p for rules in self._lexicon.values() for p, _ in rules),
-            *(p for ps in self._benign_senses.values() for p in ps),
-            *self._intent,
-            self._instruct_ja,
-            self._context_ja,
-            self._howto_ja,
-            *self._minors,
-            *self._person,
-            *self._disgrace,
-            *self._fabricated,
-            *self._realistic,
-        ]
-        return tuple(sorted({p.pattern for p in compiled if _JA.search(p.pattern)}))
-
-    def _with_restored(self, views: ScreenViews) -> ScreenViews:
-        """`views`, and the text with the lexicons' kanji terms it spells in kana written as them
-        (source "kana"; see `detectors.kana_restore`)."""
-        if self._restorer is None or not views or views[0].source != "text":
-            return views
-        base = views[0].normalized
-        restored = self._restorer.restore(base.text)
-        if restored is None:
-            return views
-        text, replaced = restored
-        starts: list[int] = []
-        ends: list[int] = []
-        last = 0
-        for start, end, term in replaced:
-            starts += base.starts[last:start]
-            ends += base.ends[last:start]
-            starts += [base.starts[start]] * len(term)
-            ends += [base.ends[end - 1]] * len(term)
-            last = end
-        starts += base.starts[last:]
-        ends += base.ends[last:]
-        normalized = NormalizedText(
-            text=text,
-            original=base.original,
-            transforms=base.transforms | {"kana"},
-            starts=tuple(starts),
-            ends=tuple(ends),
-        )
-        return ScreenViews((*views, ScreenView("kana", normalized, views[0].span)), views.unread)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -452,7 +400,6 @@ class UnsafeText:
     def load(self) -> None:
         screen_views("warm up")
         word_costs()
-        self._restorer = shared_restorer(self._japanese_patterns())
         if self.model is None:
             return
         from detectors.embeddings import shared_encoder
@@ -611,7 +558,7 @@ class UnsafeText:
         if not item.text.strip():
             return []
         try:
-            views = self._with_restored(screen_views(item.text))
+            views = screen_views(item.text)
             per_view = [self._lexicon_view(v) for v in views]
             reading = self._read(views, per_view)
             head = self._head_probability(reading)
