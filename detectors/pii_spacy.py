@@ -26,9 +26,12 @@ fight the caller and each other, so the detector runs its pipelines with BLAS li
 thread (`single_blas_thread`, held from the first caller in to the last one out).
 
 Parsing mutates a pipeline's string store and vocabulary (and so does presidio's stop-word check,
-which looks words up in it), so every use of one pipeline is serialized by that pipeline's own lock
+which looks words up in it), so everything that may write to a pipeline (parsing, a Doc or Span
+made with its vocabulary or a string label, a vocabulary lookup) runs under that pipeline's own lock
 (`pipeline_lock`). Two pipelines never share one: an English prompt's PII pass does not wait for a
-long Japanese prompt that GiNZA is parsing.
+long Japanese prompt that GiNZA is parsing. Recognizers read a parsed Doc outside the lock (token
+text, entity labels, offsets): reads only, which CPython's GIL keeps whole; a free-threaded Python
+would need them under the lock too.
 """
 
 from __future__ import annotations
@@ -199,7 +202,8 @@ def single_blas_thread() -> Iterator[None]:
         return
     with _BLAS_LOCK:
         if _BLAS_USERS == 0:
-            _BLAS_LIMIT = controller.limit(limits=1, user_api="blas")
+            with _any_thread_controls_blas():
+                _BLAS_LIMIT = controller.limit(limits=1, user_api="blas")
         _BLAS_USERS += 1
     try:
         yield
@@ -208,4 +212,22 @@ def single_blas_thread() -> Iterator[None]:
             _BLAS_USERS -= 1
             if _BLAS_USERS == 0:
                 limit, _BLAS_LIMIT = _BLAS_LIMIT, None
-                limit.restore_original_limits()
+                with _any_thread_controls_blas():
+                    limit.restore_original_limits()
+
+
+@contextmanager
+def _any_thread_controls_blas() -> Iterator[None]:
+    """threadpoolctl (3.7+) lets only one thread set OpenBLAS's thread count, the first one that
+    did, until a `with` limit of that thread ends; the limit here is set in one thread and lifted
+    in another (the first caller in, the last one out), so whichever thread does it is let do it."""
+    import threadpoolctl  # installed: the caller has its controller
+
+    release = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    try:
+        yield
+    finally:
+        if release is not None:
+            release(force=True)

@@ -103,3 +103,61 @@ def test_each_pipeline_has_its_own_reentrant_lock() -> None:
     with pipeline_lock(english), pipeline_lock(english):  # re-entrant
         assert pipeline_lock(japanese).acquire(blocking=False)
         pipeline_lock(japanese).release()
+
+
+def test_single_blas_thread_limits_a_worker_thread_after_the_main_thread() -> None:
+    """threadpoolctl lets one thread set OpenBLAS's thread count: after the main thread used the
+    limit (the detector's warm-up at load), a detector thread of the gateway's pool is limited too,
+    and when the first caller in is not the last one out, the original count still comes back."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    import numpy  # noqa: F401  # loads numpy's BLAS
+
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("no BLAS library found by threadpoolctl")
+
+    def counts() -> set[int]:
+        return {info["num_threads"] for info in blas.info()}
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if counts() != {2}:
+            pytest.skip("this BLAS cannot be set to 2 threads")
+    seen: list[set[int]] = []
+    with single_blas_thread():  # the main thread first
+        pass
+
+    def worker() -> None:
+        with single_blas_thread():
+            seen.append(counts())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [{1}]
+    original = counts()
+    a_in, b_in, a_out, done = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+
+    def first_in() -> None:
+        with single_blas_thread():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+        done.wait(10)  # stays alive, as a pool thread does
+
+    def last_out() -> None:
+        a_in.wait(10)
+        with single_blas_thread():
+            b_in.set()
+            a_out.wait(10)
+
+    threads = [threading.Thread(target=first_in), threading.Thread(target=last_out)]
+    for t in threads:
+        t.start()
+    threads[1].join()
+    try:
+        assert counts() == original
+    finally:
+        done.set()
+        threads[0].join()
