@@ -237,7 +237,6 @@ def test_the_policy_refuses_to_edit_uploads_whose_manifest_forbids_it(gateway: A
 # ---------------------------------------------------------------- what the detectors see of the uploads
 
 
-
 def _prescreen_roles(gateway: Any, resp: Any) -> set[tuple[str, str]]:
     record = gateway.services.audit.for_request(resp.headers["x-request-id"])[0].payload
     return {

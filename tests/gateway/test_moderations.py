@@ -387,7 +387,6 @@ def _image_findings(resp: Any, detector: str = "image_safety") -> list[dict[str,
     return [f for f in resp.json()["mamori"]["results"][0]["findings"] if f["detector"] == detector]
 
 
-
 def test_a_16_bit_png_is_scored_as_its_picture_not_as_white(gateway: Any) -> None:
     import numpy as np
     from PIL import Image
