@@ -35,6 +35,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detectors.base import DetectionContext, Finding, TextItem
+from detectors.word_edges import KATAKANA_AS_HIRAGANA
 
 csv.field_size_limit(10_000_000)
 JA_SET = Path(__file__).resolve().parents[1] / "tests" / "detectors" / "data" / "ja_dev.csv"
@@ -140,7 +141,6 @@ EVASIONS: dict[str, Callable[[str], str]] = {
 # Japanese: kanji written as their readings in hiragana (what a user types without converting in
 # the IME; readings from Sudachi, the morphological analyser GiNZA ships with), katakana in
 # half-width forms, spaces between characters, zero-width characters.
-_KATAKANA_TO_HIRAGANA = {chr(c): chr(c - 0x60) for c in range(0x30A1, 0x30F7)}
 _HALF_WIDTH: dict[str, str] = {}
 for _code in range(0xFF66, 0xFF9E):  # half-width katakana, and the forms they stand for
     _HALF_WIDTH.setdefault(unicodedata.normalize("NFKC", chr(_code)), chr(_code))
@@ -162,7 +162,7 @@ def ev_ja_kana(s: str) -> str:
     for m in _sudachi().tokenize(s, tokenizer.Tokenizer.SplitMode.C):
         surface = m.surface()
         if any("\u4e00" <= ch <= "\u9fff" or ch == "々" for ch in surface):
-            out.append("".join(_KATAKANA_TO_HIRAGANA.get(ch, ch) for ch in m.reading_form()))
+            out.append(m.reading_form().translate(KATAKANA_AS_HIRAGANA))
         else:
             out.append(surface)
     return "".join(out)

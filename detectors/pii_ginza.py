@@ -58,11 +58,12 @@ GINZA_ENTITY_MAPPING: dict[str, str] = {
 }
 
 # Hiragana, katakana (full and half width), CJK ideographs (and extension A), the 々 iteration mark.
-_JAPANESE = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3400-\u4dbf\u4e00-\u9fff\u3005\uff66-\uff9f]")
+_JAPANESE_SCRIPT = r"\u3041-\u3096\u30a1-\u30fa\u30fc\u3400-\u4dbf\u4e00-\u9fff\u3005\uff66-\uff9f"
+_JAPANESE = re.compile(f"[{_JAPANESE_SCRIPT}]")
 # What the English pipeline reads as blank in mixed text: Japanese script, and the punctuation and
 # full-width signs written with it (、。「」・：...), which it otherwise joins to a name or tags alone.
 _BLANKED = re.compile(
-    r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3400-\u4dbf\u4e00-\u9fff\u3005\uff66-\uff9f"
+    f"[{_JAPANESE_SCRIPT}"
     r"\u3000-\u3004\u3007-\u303f\u30fb\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]"
 )
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")

@@ -75,7 +75,7 @@ from detectors.lexicons import (
     B,
 )
 from detectors.normalize import ScreenView, screen_views, word_costs
-from detectors.word_edges import JAPANESE, KATAKANA_AS_HIRAGANA, alternation
+from detectors.word_edges import JAPANESE, KANA, KATAKANA_AS_HIRAGANA, alternation
 
 if TYPE_CHECKING:
     from detectors.embeddings import Runtime, SentenceEncoder
@@ -190,7 +190,7 @@ _JA = re.compile(f"[{JAPANESE}]")
 HEAD_PATH = Path(__file__).parent / "data" / "prompt_head.npz"
 #: Categories whose lexicon hits stand whatever the head reads: no context makes CSAM terms benign.
 _UNGATED = frozenset({"sexual_minors"})
-_KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30f6]")
+_KANA = re.compile(f"[{KANA}]")  # any kana: `_kana_hits` is worth trying
 #: Categories a Japanese fiction, history or prevention framing damps (`CONTEXT_JA`).
 _CONTEXT_DAMPED = frozenset({"violence", "weapons", "drugs", "illicit", "self_harm"})
 #: Categories whose weak Japanese terms name goods a catalog shows (swimwear, lingerie, knives):
