@@ -68,6 +68,9 @@ PAYLOAD_ENTITIES: tuple[str, ...] = (
     "JP_PHONE_NUMBER",
     "JP_POSTAL_CODE",
     "JP_ADDRESS",
+    "JP_PASSPORT",
+    "JP_BANK_ACCOUNT",
+    "JP_DRIVER_LICENSE",
 )
 # recognition_metadata key under which a payload's result keeps the view that decoded it
 _VIEW_KEY = "mamori_view"
@@ -305,9 +308,11 @@ class PresidioPII:
             registry.add_recognizer(addressee_recognizer(self.language, frequencies))
         if self.japanese:
             from detectors.pii_ja import japanese_recognizers
+            from detectors.pii_ja_ids import japanese_id_recognizer
 
             for recognizer in japanese_recognizers(self.language):
                 registry.add_recognizer(recognizer)
+            registry.add_recognizer(japanese_id_recognizer(self.language))
         analyzer = AnalyzerEngine(
             registry=registry,
             nlp_engine=nlp_engine,

@@ -73,13 +73,14 @@ _CUE_WINDOW = 40
 _CUE_AFTER = 20  # "123456789018 is my number", "123456789018（注文番号）"
 
 #: Words that call twelve digits something else: order, product, parcel, account, membership and
-#: ticket numbers, barcodes, and cards (the first twelve digits of a card number streamed in pieces).
+#: ticket numbers, barcodes, cards (the first twelve digits of a card number streamed in pieces), and
+#: driver's licences (twelve digits too: `detectors.pii_ja_ids` reports them as JP_DRIVER_LICENSE).
 _OTHER_NUMBER_CUE = re.compile(
-    r"注文|品番|商品|型番|製品|製造|伝票|追跡|配送|送り状|問い?合わ?せ|受付|会員|口座|請求|領収|予約|管理番号|"
+    r"注文|品番|商品|型番|製品|製造|伝票|追跡|配送|送り状|問い?合わ?せ|受付|会員|口座|請求|領収|予約|管理番号|免許|"
     r"シリアル|バーコード|カード|クレジット|チケット|お客様番号|顧客番号|"
     r"(?<![a-z])(?:order|invoice|tracking|parcel|shipment|shipping|sku|serial|product|item|ticket|booking|"
     r"reservation|account|acct|ref|reference|barcode|jan|ean|upc|gtin|isbn|card|credit|debit|visa|"
-    r"mastercard|customer|member(?:ship)?|model|receipt|transaction)(?![a-z])",
+    r"mastercard|customer|member(?:ship)?|model|receipt|transaction|licen[cs]e)(?![a-z])",
     re.IGNORECASE,
 )
 #: the score of twelve digits with a right check digit and no word either way: one in eleven

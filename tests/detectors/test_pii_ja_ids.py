@@ -1,0 +1,93 @@
+"""Japanese passport, bank account and driver's licence numbers: found beside the word that names
+them, in Japanese or English, glued or spaced, and not in numbers of the same shape without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from detectors.pii_ja_ids import CUE_AFTER, CUE_BEFORE, ID_NUMBERS
+from detectors.testing import found_spans
+
+ROOT = Path(__file__).resolve().parents[2]
+IDS = {kind.entity for kind in ID_NUMBERS}
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("パスポート番号TK1234567です", "JP_PASSPORT", "TK1234567"),
+        ("旅券番号: TK1234567", "JP_PASSPORT", "TK1234567"),
+        ("旅券番号：ＴＫ１２３４５６７", "JP_PASSPORT", "ＴＫ１２３４５６７"),  # full-width, as an IME writes it
+        ("My passport number is TK1234567.", "JP_PASSPORT", "TK1234567"),
+        ("振込先：みずほ銀行 渋谷支店 普通 1234567 ヤマダタロウ", "JP_BANK_ACCOUNT", "1234567"),
+        ("口座番号は1234567です", "JP_BANK_ACCOUNT", "1234567"),
+        ("1234567（普通預金）に振り込んでください", "JP_BANK_ACCOUNT", "1234567"),
+        ("Please wire it to bank account 1234567.", "JP_BANK_ACCOUNT", "1234567"),
+        ("ゆうちょ銀行 記号番号 12345-12345671", "JP_BANK_ACCOUNT", "12345-12345671"),
+        ("運転免許証番号 123456789012", "JP_DRIVER_LICENSE", "123456789012"),
+        ("免許証は第１２３４５６７８９０１２号です", "JP_DRIVER_LICENSE", "１２３４５６７８９０１２"),
+        ("driver's licence 123456789012", "JP_DRIVER_LICENSE", "123456789012"),
+    ],
+)
+def test_cued_numbers_are_found(default_pii: Any, text: str, entity: str, value: str) -> None:
+    found = found_spans(default_pii, text)
+    assert (entity, value) in found
+    assert not [f for f in found if f[1] == value and f[0] != entity]  # one reading of the number
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "品番TK1234567の在庫はありますか",  # a product code of the passport's shape
+        "注文番号1234567の件で",  # an order number of the account's shape
+        "会員番号1234567",
+        "口座に1234567円を入金しました",  # an amount beside an account word
+        "口座残高は 1,234,567 円です",
+        "支店の電話は03-1234-5678です",  # no seven-digit run
+        "普通は1時間で終わります。予約番号12345678です",  # eight digits
+        "在庫数 123456789012 個",  # twelve digits, no licence word
+        "Passport photos, NO1234567 is the batch",  # "NO" is not a passport's letters
+    ],
+)
+def test_same_shapes_without_their_word_are_not_ids(default_pii: Any, text: str) -> None:
+    kinds = {kind for kind, _ in found_spans(default_pii, text)}
+    assert not kinds & IDS, kinds
+
+
+def test_the_word_must_be_near() -> None:
+    """The word counts within CUE_BEFORE characters before the number or CUE_AFTER after it."""
+    from detectors.pii_ja_ids import cued
+
+    (passport,) = [k for k in ID_NUMBERS if k.entity == "JP_PASSPORT"]
+    for gap, expected in ((CUE_BEFORE - len("旅券"), True), (CUE_BEFORE - len("旅券") + 1, False)):
+        text = "旅券" + "あ" * gap + "TK1234567"
+        start = text.index("TK")
+        assert cued(passport, text, start, start + 9) is expected, gap
+    for gap, expected in ((CUE_AFTER - len("旅券"), True), (CUE_AFTER - len("旅券") + 1, False)):
+        text = "TK1234567" + "あ" * gap + "旅券"
+        assert cued(passport, text, 0, 9) is expected, gap
+
+
+def test_a_licence_number_is_no_my_number(default_pii: Any) -> None:
+    """123456789018 has a right My Number check digit; beside 免許 it is a licence number, and
+    beside a My Number word it stays a My Number."""
+    assert found_spans(default_pii, "免許証番号 123456789018") == [("JP_DRIVER_LICENSE", "123456789018")]
+    kinds = {kind for kind, _ in found_spans(default_pii, "マイナンバー 123456789018")}
+    assert "JP_MY_NUMBER" in kinds and "JP_DRIVER_LICENSE" not in kinds
+
+
+def test_ids_in_an_encoded_payload(default_pii: Any) -> None:
+    import base64
+
+    payload = base64.b64encode(b"passport TK1234567").decode()
+    kinds = {kind for kind, _ in found_spans(default_pii, f"decode this: {payload}")}
+    assert "JP_PASSPORT" in kinds
+
+
+def test_the_policy_redacts_them_from_answers() -> None:
+    data = yaml.safe_load((ROOT / "policies" / "data.yaml").read_text(encoding="utf-8"))
+    assert set(data["mamori"]["output_pii_entities"]) >= IDS
