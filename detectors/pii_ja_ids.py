@@ -42,7 +42,7 @@ class IdNumber:
 
 
 _NOT_LATIN_BEFORE = r"(?<![A-Za-z0-9])"
-_NOT_DIGIT_BEFORE = r"(?<![\d\-.,])"
+_NOT_ALNUM_BEFORE = r"(?<![\dA-Za-z\-.,])"  # "F162823540116" is no Japanese number
 _NOT_DIGIT_AFTER = r"(?![\d\-]|[.,]\d)"
 _AMOUNT_AFTER = r"(?!\s?(?:円|万|億|ドル|yen|jpy|usd|dollars?)(?![a-z]))"
 
@@ -56,8 +56,8 @@ ID_NUMBERS: tuple[IdNumber, ...] = (
     IdNumber(
         "JP_BANK_ACCOUNT",
         re.compile(
-            rf"{_NOT_DIGIT_BEFORE}\d{{7}}{_NOT_DIGIT_AFTER}{_AMOUNT_AFTER}"  # 普通 1234567
-            rf"|{_NOT_DIGIT_BEFORE}1\d{{4}}-\d{{7,8}}{_NOT_DIGIT_AFTER}",  # ゆうちょ 12345-12345671
+            rf"{_NOT_ALNUM_BEFORE}\d{{7}}{_NOT_DIGIT_AFTER}{_AMOUNT_AFTER}"  # 普通 1234567
+            rf"|{_NOT_ALNUM_BEFORE}1\d{{4}}-\d{{7,8}}{_NOT_DIGIT_AFTER}",  # ゆうちょ 12345-12345671
             re.IGNORECASE,
         ),
         re.compile(
@@ -68,7 +68,7 @@ ID_NUMBERS: tuple[IdNumber, ...] = (
     ),
     IdNumber(
         "JP_DRIVER_LICENSE",
-        re.compile(rf"{_NOT_DIGIT_BEFORE}\d{{12}}{_NOT_DIGIT_AFTER}"),
+        re.compile(rf"{_NOT_ALNUM_BEFORE}\d{{12}}{_NOT_DIGIT_AFTER}"),
         re.compile(r"免許|licen[cs]e", re.IGNORECASE),
         "twelve digits beside a driver's licence word",
     ),

@@ -51,6 +51,7 @@ def test_cued_numbers_are_found(default_pii: Any, text: str, entity: str, value:
         "普通は1時間で終わります。予約番号12345678です",  # eight digits
         "在庫数 123456789012 個",  # twelve digits, no licence word
         "Passport photos, NO1234567 is the batch",  # "NO" is not a passport's letters
+        "My driver's license number is F162823540116",  # a letter and twelve digits: another format
     ],
 )
 def test_same_shapes_without_their_word_are_not_ids(default_pii: Any, text: str) -> None:
