@@ -18,7 +18,8 @@
   itself. Inside `shared_latin_views()` (one analysis) the view of a text is computed once and
   shared by all of them.
 - `email_view`: the latin view, except for Japanese script written right before an "@", which is
-  kept: an e-mail local part may be written in it (RFC 6531), "山田@example.jp".
+  kept: an e-mail local part may be written in it (RFC 6531), "山田@example.jp"; from after a
+  word labelling an address and its particle ("メールは山田@example.jp": 山田).
 - `payload_views`: the encoded payloads (base64, hex, nested) that `detectors.normalize.screen_views`
   decodes, and the ASCII hidden in invisible Unicode tag characters (its "tags" view, and the
   payloads decoded inside it), with the span of the original they come from; only looked for when
@@ -139,15 +140,23 @@ _LOCAL_PART_OCTETS = 64
 # Japanese (Chinese, Korean) script right before an "@"
 # anchored at the start of a run: unanchored, every position of a long run rescanned it to the end
 _CJK_AT = re.compile(rf"(?<!{_CJK.pattern}){_CJK.pattern}+(?=@)")
+# A word that labels an address and the particle after it, glued to a local part in Japanese
+# script ("メールアドレスは山田@example.jp"): the local part starts after the last one in the run.
+_ADDRESS_LABEL = re.compile(
+    r"(?:[EＥｅe]?メール(?:アドレス)?|メアド|アドレス|連絡先|宛先|送信先|送り先|返信先|問い?合わ?せ先)"
+    r"(?:は|が|を|に|へ|も|の|まで|から|宛て?)"  # the particle is asked for: "メールマガジン@" is one word
+)
 
 
 def email_view(text: str) -> str:
     """`latin_view(text)`, with the Japanese (Chinese, Korean) script written right before an "@"
     kept, up to the 64 octets of a local part: "山田@example.jp" is an address (RFC 6531).
-    Written without spaces, such a local part cannot be told from the words before it
-    ("メールは山田@example.jp"), so the whole run of that script before the "@" is kept: the
-    address is covered, with the words glued to it. An ASCII local part glued to Japanese
-    ("メールはtaro@example.jp") stays the ASCII alone, as in `latin_view`."""
+    Written without spaces, such a local part cannot be told from the words before it, so the
+    run of that script before the "@" is kept from after the last word that labels an address
+    and its particle ("メールアドレスは山田@example.jp": 山田), or whole where no such word is in
+    it ("お客様山田@example.jp"): the address is covered, with any other words glued to it. An
+    ASCII local part glued to Japanese ("メールはtaro@example.jp") stays the ASCII alone, as in
+    `latin_view`."""
     view = latin_view(text)
     if view is text or "@" not in text:
         return view
@@ -156,8 +165,12 @@ def email_view(text: str) -> str:
         return view
     chars = list(view)
     for m in runs:
+        start = m.start()
+        for label in _ADDRESS_LABEL.finditer(text, m.start(), m.end()):
+            if label.end() < m.end():  # a label alone before the "@" is the local part itself
+                start = label.end()
         octets = 0
-        for i in range(m.end() - 1, m.start() - 1, -1):
+        for i in range(m.end() - 1, start - 1, -1):
             octets += len(text[i].encode("utf-8"))
             if octets > _LOCAL_PART_OCTETS:
                 break
