@@ -263,7 +263,10 @@ def eval_prompts(args: argparse.Namespace) -> None:
         print(_row(name, kind, "jailbreak", j_flags, j_times))
         print(_row(name, kind, "prescreen (either)", both, t_both))
         if args.show_misses and kind in ("harmful", "benign"):
-            wrong = [p for p, fl in zip(prompts, both, strict=True) if fl != (kind == "harmful")][::2]
+            # even rows only (the ones tuned on): filtering first and then taking every other
+            # miss would show odd rows too
+            pairs = list(zip(prompts, both, strict=True))[::2]
+            wrong = [p for p, fl in pairs if fl != (kind == "harmful")]
             for p in wrong[: args.show_misses]:
                 print(f"    {'MISS' if kind == 'harmful' else 'FP'}: {p[:150]!r}")
         if name in ("advbench", "harmbench", "ja_harmful") and not args.no_evasion:
