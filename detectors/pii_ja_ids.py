@@ -114,7 +114,7 @@ def japanese_id_recognizer(language: str) -> Any:
                             match.end(),
                             CUED_SCORE,
                             kind.description,
-                            recognizer=self.name,
+                            recognizer=str(getattr(self, "name", "JpIdNumberRecognizer")),
                             explainer=type(self).__name__,
                             identifier=self.id,
                             context_enhanced=True,
