@@ -29,7 +29,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["BARE_MY_NUMBER_SCORE", "PREFECTURES", "japanese_recognizers", "my_number_reading", "my_number_valid"]
+__all__ = [
+    "BARE_MY_NUMBER_SCORE",
+    "OTHER_NUMBER_CUE",
+    "PREFECTURES",
+    "japanese_recognizers",
+    "my_number_reading",
+    "my_number_valid",
+]
 
 PREFECTURES: tuple[str, ...] = (
     "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
@@ -75,7 +82,7 @@ _CUE_AFTER = 20  # "123456789018 is my number", "123456789018（注文番号）"
 #: Words that call twelve digits something else: order, product, parcel, account, membership and
 #: ticket numbers, barcodes, cards (the first twelve digits of a card number streamed in pieces), and
 #: driver's licences (twelve digits too: `detectors.pii_ja_ids` reports them as JP_DRIVER_LICENSE).
-_OTHER_NUMBER_CUE = re.compile(
+OTHER_NUMBER_CUE = re.compile(
     r"注文|品番|商品|型番|製品|製造|伝票|追跡|配送|送り状|問い?合わ?せ|受付|会員|口座|請求|領収|予約|管理番号|免許|"
     r"シリアル|バーコード|カード|クレジット|チケット|お客様番号|顧客番号|"
     r"(?<![a-z])(?:order|invoice|tracking|parcel|shipment|shipping|sku|serial|product|item|ticket|booking|"
@@ -96,7 +103,7 @@ def my_number_reading(text: str, start: int, end: int) -> str:
     after = text[end : end + _CUE_AFTER]
     if _MY_NUMBER_CUE.search(before) or _MY_NUMBER_CUE.search(after):
         return "cue"
-    if _OTHER_NUMBER_CUE.search(before) or _OTHER_NUMBER_CUE.search(after):
+    if OTHER_NUMBER_CUE.search(before) or OTHER_NUMBER_CUE.search(after):
         return "other"
     return "bare"
 

@@ -19,7 +19,7 @@
   shared by all of them.
 - `email_view`: the latin view, except for Japanese script written right before an "@", which is
   kept: an e-mail local part may be written in it (RFC 6531), "山田@example.jp"; from after a
-  word labelling an address and its particle ("メールは山田@example.jp": 山田).
+  word labelling an address, the particle after it kept ("メールは山田@example.jp": は山田).
 - `payload_views`: the encoded payloads (base64, hex, nested) that `detectors.normalize.screen_views`
   decodes, and the ASCII hidden in invisible Unicode tag characters (its "tags" view, and the
   payloads decoded inside it), with the span of the original they come from; only looked for when
@@ -140,11 +140,12 @@ _LOCAL_PART_OCTETS = 64
 # Japanese (Chinese, Korean) script right before an "@"
 # anchored at the start of a run: unanchored, every position of a long run rescanned it to the end
 _CJK_AT = re.compile(rf"(?<!{_CJK.pattern}){_CJK.pattern}+(?=@)")
-# A word that labels an address and the particle after it, glued to a local part in Japanese
-# script ("メールアドレスは山田@example.jp"): the local part starts after the last one in the run.
+# A word that labels an address, followed by a particle, glued to a local part in Japanese script
+# ("メールアドレスは山田@example.jp"): what is kept starts after the last one in the run.
+# The particle is kept with the local part: it may be the name's first letter ("宛先はるか@": はるか).
 _ADDRESS_LABEL = re.compile(
     r"(?:[EＥｅe]?メール(?:アドレス)?|メアド|アドレス|連絡先|宛先|送信先|送り先|返信先|問い?合わ?せ先)"
-    r"(?:は|が|を|に|へ|も|の|まで|から|宛て?)"  # the particle is asked for: "メールマガジン@" is one word
+    r"(?=は|が|を|に|へ|も|の|まで|から|宛)"  # a particle is asked for: "メールマガジン@" is one word
 )
 
 
@@ -153,8 +154,9 @@ def email_view(text: str) -> str:
     kept, up to the 64 octets of a local part: "山田@example.jp" is an address (RFC 6531).
     Written without spaces, such a local part cannot be told from the words before it, so the
     run of that script before the "@" is kept from after the last word that labels an address
-    and its particle ("メールアドレスは山田@example.jp": 山田), or whole where no such word is in
-    it ("お客様山田@example.jp"): the address is covered, with any other words glued to it. An
+    and is followed by a particle, the particle kept ("メールアドレスは山田@example.jp": は山田;
+    "宛先はるか@example.jp": はるか), or whole where no such word is in it ("お客様山田@example.jp"):
+    the address is covered, with any other words glued to it. An
     ASCII local part glued to Japanese ("メールはtaro@example.jp") stays the ASCII alone, as in
     `latin_view`."""
     view = latin_view(text)

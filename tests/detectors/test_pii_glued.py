@@ -85,7 +85,7 @@ def test_email_view_keeps_japanese_script_before_an_at_sign() -> None:
     text = "メールは山田@example.jpです、taro@example.jpも"
     view = email_view(text)
     assert len(view) == len(text)
-    assert view.split() == ["山田@example.jp", "、taro@example.jp"]
+    assert view.split() == ["は山田@example.jp", "、taro@example.jp"]
     assert email_view("お客様山田@x.jp").split() == ["お客様山田@x.jp"]
     assert email_view("メールはtaro@example.jpです") == latin_view("メールはtaro@example.jpです")
     assert email_view("no address here") == "no address here"
@@ -99,12 +99,14 @@ def test_email_view_keeps_japanese_script_before_an_at_sign() -> None:
         ("山田@example.jp", "山田@example.jp"),
         ("連絡先: 山田太郎@example.jp まで", "山田太郎@example.jp"),
         ("「やまだ@example.jp」に送って", "やまだ@example.jp"),
-        # glued to the words before it, the local part starts after a word labelling an address
-        # and its particle; without one it cannot be told from the words before it, which are
-        # covered too
-        ("メールは山田@example.jpです", "山田@example.jp"),
-        ("メールアドレスは山田太郎@example.jpです", "山田太郎@example.jp"),
-        ("お問い合わせ先はサポート@example.jpまで", "サポート@example.jp"),
+        # glued to the words before it, the local part starts after a word labelling an address,
+        # with the particle after it, which may be the name's first letter; without such a word it
+        # cannot be told from the words before it, which are covered too
+        ("メールは山田@example.jpです", "は山田@example.jp"),
+        ("メールアドレスは山田太郎@example.jpです", "は山田太郎@example.jp"),
+        ("お問い合わせ先はサポート@example.jpまで", "はサポート@example.jp"),
+        ("宛先はるか@example.jp", "はるか@example.jp"),
+        ("連絡先のりこ@example.jp", "のりこ@example.jp"),
         ("お客様山田@example.jpへ", "お客様山田@example.jp"),
         ("メールマガジン@example.jp", "メールマガジン@example.jp"),  # no particle: one word
         # an ASCII local part glued to Japanese script is the ASCII alone, as before
