@@ -270,6 +270,11 @@ LEXICON: dict[str, list[tuple[str, float]]] = {
 #: lexicon match that lies inside one of these does not stand on its own (`unsafe_text`): the model
 #: and head still read the prompt. Kept apart from `LEXICON`, which the trained head reads as
 #: features, so adding a sense here needs no retraining.
+# A prevention framing does not hold where what follows is getting round it ("詐欺対策をすり抜ける方法").
+_NOT_GETTING_ROUND = (
+    r"(?![^。！？\n]{0,16}?(?:すり抜け|かいくぐ|くぐり抜け|回避|突破|甘い|弱い|外し方|外す|無効|引っかからない|ひっかからない"
+    r"|バレない|ばれない|抜け道|破り方|破る|見分け|かわし|訴えられない|捕まらない|消す|消し|隠す|隠し|隠蔽))"
+)
 BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "sexual": (
         B + r"nude(?:-| )?(?:colou?r\w*|shades?|tones?|hues?|beige|pink|peach|blush|tan|neutral\w*|heels?|pumps?|shoes?"
@@ -278,25 +283,62 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         r"|mesh|fabric|leather|suede|satin|silk|dress(?:es)?|gowns?|handbags?|bags?|clutch)(?![a-z])",
         # no underwear, bras, tights or bodysuits: "a kid in nude underwear" must read as it does
         B + r"(?:colou?r|shade|tone|hue)s? (?:of |called |named |in )?nude(?![a-z])",
+        # katakana words that hold a term's letters: nude colours in a catalog, Ferrari, Ferragamo,
+        # erosion, the Eroica symphony
+        r"ヌード(?:カラー|ベージュ|ピンク|系|メイク|トーン|ネイル|リップ|ヒール|パンプス|サンダル|ストッキング)",
+        r"フェラ(?:ーリ|ガモ)|エロ(?:ージョン|イカ)",
     ),
     "weapons": (
         B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate)[- ]?bombs?(?![a-z])",
         B + r"bombs? (?:pops?|cyclones?)(?![a-z])",
         # a bomb cyclone, a bombshell remark, a "bomb" rice ball or burger (Japanese food names)
         r"爆弾(?:低気圧|発言|おにぎり|ハンバーグ|むすび|コロッケ|セール)",
+        # サリン in Salinger; リシン the amino acid lysine (L-リシン, リシン塩酸塩), not ricin
+        r"サリンジャー|(?:L-?|エル)リシン|リシン(?:塩酸塩|配合|含有|を含む)",
+        r"爆破解体",  # a controlled demolition
         B
         + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
         r"|start|debut|chorus|personality|temper|speed|finale|twist|revelations?|drama|hit)(?![a-z])",
     ),
-    "drugs": (B + r"(?:(?:in|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",),
+    "drugs": (
+        B + r"(?:(?:in|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",
+        # drag (ドラッグ&ドロップ, the same katakana as drug), drugstores, Chablis, shabu-shabu
+        r"ドラッグ(?:ストア|&|＆|アンド|して|する|操作|で(?:移動|選択|並べ))|シャブ(?:リ|シャブ)",
+    ),
+    "violence": (
+        # katakana words that hold グロ or テロ: global, glove, gloss, glow, Anglo; captions (テロップ),
+        # steroids, telomeres
+        r"[ァ-ヺー]*グロ(?!テスク)[ァ-ヺー]+|[ァ-ヺー]+グロ",
+        r"テロップ|ステロイド|テロメア",
+        # anatomy and cooking (an organ chart for a manual, gutting a fish), a clincher (殺し文句),
+        # David Lynch
+        r"(?:人体|人間|動物|魚|鶏|豚|牛|イカ|エビ)の内臓|内臓(?:の(?:図|構造|位置|働き|模型|仕組み|名前)|脂肪|疾患|器官|系"
+        r"|を取り除|を取る|を抜|の処理)|殺し文句|(?:デヴィッド|デビッド|デイヴィッド)・?リンチ",
+        # "scattered" (opinions, parts, sizes that differ), unless a body or killing is near
+        r"(?<!死体を)(?<!遺体を)(?<!人間を)(?<!人を)(?<!体を)(?<!死体が)(?<!遺体が)"
+        r"バラバラ(?![^。！？\n]{0,12}?(?:死体|遺体|殺|切断|人間|遺骸|手足|首))",
+    ),
+    "hate": (
+        r"チョン(?:マゲ|まげ|ボ)",  # a topknot, a blunder
+        # hate speech and discrimination named as what to end or prevent
+        r"(?:ヘイトスピーチ|ヘイト|人種差別|差別発言|差別的な言動)(?:を|の)?(?:防ぐ|防止|対策|なくす|無くす|撲滅|解消|根絶|撤廃"
+        r"|に反対|反対|禁止|許さない)" + _NOT_GETTING_ROUND,
+    ),
+    "harassment": (
+        # bullying and slander named as what to prevent or report ("いじめ防止のポスター")
+        r"(?:いじめ|イジメ|誹謗中傷|中傷|嫌がらせ|ストーカー|つきまとい|脅迫|ネットリンチ|リベンジポルノ)(?:を|の)?"
+        r"(?:防ぐ|防止|予防|対策|なくす|無くす|撲滅|ゼロ|根絶|相談|早期発見|被害(?:者|に遭|を防|の相談)|から身を守|に注意)"
+        + _NOT_GETTING_ROUND,
+    ),
     "illicit": (
         B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",
         # life hacks and hackathons; burglary and fraud named as what to prevent (防犯, 対策, 被害防止)
-        r"(?:ライフ|生活|家事|料理|仕事術の?)ハック|ハッカソン",
+        r"(?:ライフ|生活|家事|料理|仕事術の?|グロース|ハックル)ハック|ハッカソン|ハックルベリー|デマンド|デマケ",
         r"(?:空き巣|詐欺|万引き|窃盗|盗難|なりすまし|フィッシング)(?:対策|防止|被害を防|よけ|に注意|にご注意)"
-        # ... unless what follows is getting round it ("詐欺対策をすり抜ける方法")
-        r"(?![^。！？\n]{0,16}?(?:すり抜け|かいくぐ|くぐり抜け|回避|突破|甘い|弱い|外し方|外す|無効|引っかからない|ひっかからない"
-        r"|バレない|ばれない|抜け道|破り方|破る|見分け|かわし))",
+        + _NOT_GETTING_ROUND,
+        # tampering found, prevented or described as done ("改ざん検知", "データが改竄されています")
+        r"改(?:竄|ざん)(?:されて|された|され|検知|検出|防止|対策|を防|を検知|を検出|の有無|がないか|耐性)"
+        + _NOT_GETTING_ROUND,
     ),
 }
 
