@@ -5,9 +5,12 @@
 Prints, per detector and data set: recall (harmful sets) or false-positive rate (benign sets),
 for even-numbered rows (the only ones used for tuning) and odd-numbered rows separately, and p50 /
 p95 latency per prompt. Evasion variants (homoglyphs, spacing, zero-width, leetspeak, base64) of
-the AdvBench and HarmBench prompts, and of the Japanese set's harmful prompts (kanji written in
-hiragana, half-width katakana, spacing, zero-width), are made here with this script's own code, not
-by inverting the normalizer. PII: span-level precision/recall/F1 per entity on the presidio synthetic set.
+the AdvBench and HarmBench prompts, and of the Japanese set's harmful and benign prompts (kanji
+written in hiragana, half-width katakana, spacing, zero-width; the benign variants give the
+false-positive rate of reading kana as kanji), are made here with this script's own code, not
+by inverting the normalizer. `--ja-benign-extra FILE` adds a file of ordinary Japanese lines as
+one more benign set, with the same variants. PII: span-level precision/recall/F1 per entity on the
+presidio synthetic set.
 `--copy`: copy detection on scikit-image originals against real-content distractors, as
 `bench/eval_copy.py` measures it.
 
@@ -241,6 +244,9 @@ def eval_prompts(args: argparse.Namespace) -> None:
     jail.load()
     print(f"loaded in {time.perf_counter() - start:.1f} s (model: {None if args.no_model else args.model})\n")
     sets = prompt_sets(Path(args.data), args.limit)
+    if args.ja_benign_extra:
+        lines = Path(args.ja_benign_extra).read_text(encoding="utf-8").splitlines()
+        sets["ja_benign_extra"] = ("benign", [line for line in lines if line.strip()])
     print("| set | detector | metric | even rows (n) | odd rows (n) | p50 ms | p95 ms |")
     print("|---|---|---|---|---|---|---|")
     per_category: dict[str, dict[str, int]] = {}
@@ -269,7 +275,9 @@ def eval_prompts(args: argparse.Namespace) -> None:
             wrong = [p for p, fl in pairs if fl != (kind == "harmful")]
             for p in wrong[: args.show_misses]:
                 print(f"    {'MISS' if kind == 'harmful' else 'FP'}: {p[:150]!r}")
-        if name in ("advbench", "harmbench", "ja_harmful") and not args.no_evasion:
+        # evasions of the harmful sets; the Japanese ones of the benign sets too, since reading kana
+        # as kanji could flag benign text written in kana
+        if name in ("advbench", "harmbench", "ja_harmful", "ja_benign", "ja_benign_extra") and not args.no_evasion:
             for ev_name, fn in (JA_EVASIONS if name.startswith("ja_") else EVASIONS).items():
                 variants = [fn(p) for p in prompts]
                 ev_find, ev_times = run(unsafe, variants, ctx)
@@ -367,6 +375,12 @@ def main() -> None:
     parser.add_argument("--copy", action="store_true")
     parser.add_argument("--distractors", type=int, default=10_000)
     parser.add_argument("--show-misses", type=int, default=0)
+    parser.add_argument(
+        "--ja-benign-extra",
+        default=None,
+        help="a file of ordinary Japanese lines (one per line; e.g. the Japanese message catalogues of "
+        "Django and Sphinx), scored as a benign set with its Japanese evasion variants",
+    )
     args = parser.parse_args()
     if not args.skip_prompts:
         eval_prompts(args)

@@ -399,9 +399,10 @@ class ScreenView:
 
     `source` is "text" (the text itself), "spaced" (spaced-out letters joined), "words" (spaced-out
     letters joined and split into English words where the word breaks were lost), "leet"
-    (leetspeak folded), or "base64", "hex", "rot13" (a decoded payload, or for rot13 the whole
-    text or a stretch of it; nested payloads read "base64>hex", "base64>rot13" and so on). `span`
-    is the part of the original text the view comes from.
+    (leetspeak folded), "kana" (kanji terms spelled in kana written as the terms, made by
+    `detectors.unsafe_text` with `detectors.kana_restore`), or "base64", "hex", "rot13" (a decoded
+    payload, or for rot13 the whole text or a stretch of it; nested payloads read "base64>hex",
+    "base64>rot13" and so on). `span` is the part of the original text the view comes from.
     """
 
     source: str
@@ -414,7 +415,7 @@ class ScreenView:
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map a span of `text` back to the original text; a decoded payload maps to its whole span."""
-        if self.source in ("text", "spaced", "words", "leet"):
+        if self.source in ("text", "spaced", "words", "leet", "kana"):
             return self.normalized.to_original(start, end)
         return self.span
 

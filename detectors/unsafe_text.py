@@ -2,7 +2,12 @@
 
 Three signals, over the screening views of the text (`detectors.normalize.screen_views`: the
 normalized text, spaced-out letters joined and re-segmented into words, leetspeak folded,
-decoded base64/hex/rot13 payloads):
+decoded base64/hex/rot13 payloads; and for Japanese sentences written without any kanji, a
+"kana" reading in which kana that spell a kanji term of the detector's Japanese patterns are
+written as the term, by Sudachi readings: "ばくだんのつくりかた" reads "爆弾の作り方", see
+`detectors.kana_restore`. Kana are homophones whose sense a reading only guesses ("せいき" is
+正規 as often as 性器), so what only that reading finds scores at most `KANA_READING_SCORE`
+(0.6, the policy's review band): held for a person, never blocked):
 
 1. **Lexicons** (`detectors.lexicons`, English and Japanese): a strong term scores its weight;
    a weak one counts fully only next to a request cue ("how to", "作り方"). Fast (well under a
@@ -57,6 +62,7 @@ import numpy as np
 
 from detectors.base import DetectionContext, DetectorError, Finding, Item, JSONValue, TextItem
 from detectors.embeddings import runtime_option
+from detectors.kana_restore import KanaRestorer, shared_restorer
 from detectors.lexicons import (
     BENIGN_SENSES,
     CATEGORIES,
@@ -74,7 +80,7 @@ from detectors.lexicons import (
     REALISTIC,
     B,
 )
-from detectors.normalize import ScreenView, screen_views, word_costs
+from detectors.normalize import NormalizedText, ScreenView, ScreenViews, screen_views, word_costs
 from detectors.word_edges import JAPANESE, KANA, KATAKANA_AS_HIRAGANA, alternation
 
 if TYPE_CHECKING:
@@ -230,6 +236,14 @@ class _Hit:
             self.span = view.to_original(start, end) if end > start else None
 
 
+#: a category's (score, lexicon score, model similarity score, lexicon hit, view)
+_Scored = tuple[float, float, float, _Hit, str]
+#: The most a category scores from kana read as kanji (`detectors.kana_restore`, on sentences
+#: written without kanji): in the policy's review band (`unsafe_text_review` 0.5 to
+#: `unsafe_text_block` 0.85), since kana are homophones whose sense the reading only guesses.
+KANA_READING_SCORE = 0.6
+
+
 @dataclass(frozen=True)
 class _Reading:
     """What the sentence-embedding model read in the chosen views (row i is `views[i]`)."""
@@ -321,7 +335,7 @@ class UnsafeText:
     """Scores prompts for unsafe-content categories with lexicons, sentence embeddings and a head."""
 
     name = "unsafe_text"
-    version = "1.3.0"
+    version = "1.5.0"
     modalities = frozenset({"text"})
 
     def __init__(
@@ -392,6 +406,55 @@ class UnsafeText:
         self._example_cats: list[str] = []
         self._benign_vecs: np.ndarray | None = None
         self._head: PromptHead | None = None
+        self._restorer: KanaRestorer | None = None
+
+    def _japanese_patterns(self) -> tuple[str, ...]:
+        """Every pattern this detector reads that holds Japanese script (`kana_restore` reads them
+        for the kanji terms a text may spell in kana)."""
+        compiled = [
+            *(p for rules in self._lexicon.values() for p, _ in rules),
+            *(p for ps in self._benign_senses.values() for p in ps),
+            *self._intent,
+            self._instruct_ja,
+            self._context_ja,
+            self._howto_ja,
+            *self._minors,
+            *self._person,
+            *self._disgrace,
+            *self._fabricated,
+            *self._realistic,
+        ]
+        return tuple(sorted({p.pattern for p in compiled if _JA.search(p.pattern)}))
+
+    def _with_restored(self, views: ScreenViews) -> ScreenViews:
+        """`views`, and the text with the lexicons' kanji terms it spells in kana written as them
+        (source "kana"; see `detectors.kana_restore`)."""
+        if self._restorer is None or not views or views[0].source != "text":
+            return views
+        base = views[0].normalized
+        restored = self._restorer.restore(base.text)
+        if restored is None:
+            return views
+        text, replaced = restored
+        starts: list[int] = []
+        ends: list[int] = []
+        last = 0
+        for start, end, term in replaced:
+            starts += base.starts[last:start]
+            ends += base.ends[last:start]
+            starts += [base.starts[start]] * len(term)
+            ends += [base.ends[end - 1]] * len(term)
+            last = end
+        starts += base.starts[last:]
+        ends += base.ends[last:]
+        normalized = NormalizedText(
+            text=text,
+            original=base.original,
+            transforms=base.transforms | {"kana"},
+            starts=tuple(starts),
+            ends=tuple(ends),
+        )
+        return ScreenViews((*views, ScreenView("kana", normalized, views[0].span)), views.unread)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -400,6 +463,7 @@ class UnsafeText:
     def load(self) -> None:
         screen_views("warm up")
         word_costs()
+        self._restorer = shared_restorer(self._japanese_patterns())
         if self.model is None:
             return
         from detectors.embeddings import shared_encoder
@@ -559,12 +623,59 @@ class UnsafeText:
             return []
         try:
             views = screen_views(item.text)
-            per_view = [self._lexicon_view(v) for v in views]
-            reading = self._read(views, per_view)
-            head = self._head_probability(reading)
-            scores = self._score(per_view, reading, head)
+            scores, head = self._category_scores(views)
+            restored = self._with_restored(views)
+            if restored is not views:
+                self._add_kana_reading(scores, self._category_scores(restored)[0])
         except Exception as exc:
             raise DetectorError(f"unsafe_text: could not score the text: {exc}") from exc
+
+        findings: list[Finding] = []
+        for cat in self.categories:
+            score, lex, mod, hit, source = scores[cat]
+            if score < self.min_score or score <= 0.0:
+                continue
+            evidence: dict[str, JSONValue] = {
+                "lexicon": round(lex, 4),
+                "model": round(mod, 4),
+                "view": source or "text",
+                "terms": list(hit.terms),
+            }
+            how = f" in the {source} reading" if source and source != "text" else ""
+            if source == "kana":
+                how += f" (kana read as kanji: at most {KANA_READING_SCORE}, for review)"
+            explained = f"{cat}: lexicon {lex:.2f}, model {mod:.2f}"
+            if head is not None and cat in CATEGORIES:
+                evidence["head"] = round(head[0], 4)
+                explained += f", head {head[0]:.2f}"
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    category=cat,
+                    score=round(min(1.0, max(0.0, score)), 6),
+                    explanation=explained + how,
+                    evidence=evidence,
+                    span=hit.span if hit.score >= score and hit.span and hit.span[1] > hit.span[0] else None,
+                )
+            )
+        return findings
+
+    @staticmethod
+    def _add_kana_reading(scores: dict[str, _Scored], kana: dict[str, _Scored]) -> None:
+        """Raise each category that the text read with its kana sentences restored scores higher,
+        to at most `KANA_READING_SCORE`: a reading is a guess among homophones, so what only it
+        finds is held for review, never blocked."""
+        for cat, (score, lex, mod, hit, _) in kana.items():
+            if score > scores[cat][0] and scores[cat][0] < KANA_READING_SCORE:
+                scores[cat] = (min(score, KANA_READING_SCORE), lex, mod, hit, "kana")
+
+    def _category_scores(self, views: ScreenViews) -> tuple[dict[str, _Scored], tuple[float, str] | None]:
+        """Each category's (score, lexicon score, model score, lexicon hit, view) for the views
+        of one text, and the head's probability with the view it read."""
+        per_view = [self._lexicon_view(v) for v in views]
+        reading = self._read(views, per_view)
+        head = self._head_probability(reading)
+        scores = self._score(per_view, reading, head)
         minors = any(p.search(v.text) for v in views for p in self._minors)
         person = any(p.search(v.text) for v in views for p in self._person)
 
@@ -581,34 +692,7 @@ class UnsafeText:
         if defamed is not None and defamed.score > scores["real_person"][0]:
             _, _, mod, _, _ = scores["real_person"]
             scores["real_person"] = (defamed.score, defamed.score, mod, defamed, defamed.source)
-
-        findings: list[Finding] = []
-        for cat in self.categories:
-            score, lex, mod, hit, source = scores[cat]
-            if score < self.min_score or score <= 0.0:
-                continue
-            evidence: dict[str, JSONValue] = {
-                "lexicon": round(lex, 4),
-                "model": round(mod, 4),
-                "view": source or "text",
-                "terms": list(hit.terms),
-            }
-            how = f" in the {source} reading" if source and source != "text" else ""
-            explained = f"{cat}: lexicon {lex:.2f}, model {mod:.2f}"
-            if head is not None and cat in CATEGORIES:
-                evidence["head"] = round(head[0], 4)
-                explained += f", head {head[0]:.2f}"
-            findings.append(
-                Finding(
-                    detector=self.name,
-                    category=cat,
-                    score=round(min(1.0, max(0.0, score)), 6),
-                    explanation=explained + how,
-                    evidence=evidence,
-                    span=hit.span if hit.score >= score and hit.span and hit.span[1] > hit.span[0] else None,
-                )
-            )
-        return findings
+        return scores, head
 
     def _defamation(self, views: Sequence[ScreenView], person: bool) -> _Hit | None:
         """A disgracing depiction (arrest, crime, bribe, drugs, ...) put on a real person: 0.9 when
@@ -650,7 +734,7 @@ class UnsafeText:
         per_view: Sequence[tuple[dict[str, _Hit], bool]],
         reading: _Reading | None,
         head: tuple[float, str] | None,
-    ) -> dict[str, tuple[float, float, float, _Hit, str]]:
+    ) -> dict[str, _Scored]:
         """category -> (score, lexicon score, model similarity score, lexicon hit, view)."""
         lexicon: dict[str, _Hit] = {}
         plain: dict[str, float] = {}  # the strongest match outside a benign sense, over the views
@@ -679,7 +763,7 @@ class UnsafeText:
                     if score > model.get(cat, (0.0, ""))[0]:
                         model[cat] = (score, view.source)
 
-        scores: dict[str, tuple[float, float, float, _Hit, str]] = {}
+        scores: dict[str, _Scored] = {}
         if head is not None and reading is not None:
             # The head reads the whole prompt: P(unsafe). The categories share it by affinity,
             # the strongest lexicon or example reading of each (the top category gets all of it).
