@@ -21,6 +21,9 @@ What keeps ordinary kana text from being read as terms:
   "ころし" inside "ところしか");
 - only readings of at least `MIN_READING` kana are used (no "ち" for 血);
 - only kana is replaced: a stretch that holds kanji, Latin letters or digits is left as written;
+- a stretch with an auxiliary verb inside it is a verb and its ending, not a term ("したい" is
+  し + たい, "want to do", not 死体; "いたい" い + たい, not 遺体), unless を follows it, which
+  no verb ending takes ("したいをかくす" hides a body);
 - a stretch that Sudachi reads as one word written with other kanji is that word, a homophone
   ("せいこうした" is 成功した, succeeded, not 性交; "かやくご飯" is 加薬ご飯, not 火薬);
 - a katakana word that Sudachi knows as a word of its own (its normalized form has no kanji:
@@ -49,6 +52,8 @@ _MAX_CLASS = 8
 _CHUNK_CHARS = 12_000
 
 _KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3005]")
+# a lone surrogate, which Sudachi cannot encode: read as U+FFFD, one for one, so offsets stay
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _KATAKANA_AS_HIRAGANA = {c: c - 0x60 for c in range(0x30A1, 0x30F7)}
 _KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc]+")
 _ALL_HIRAGANA = re.compile(r"[\u3041-\u3096\u30fc]+")
@@ -169,7 +174,7 @@ def _morphemes(text: str) -> list[Any]:
         if not _SUDACHI:
             _SUDACHI.append((dictionary.Dictionary(dict="core").create(), tokenizer.Tokenizer.SplitMode.A))
         sudachi, mode = _SUDACHI[0]
-        return list(sudachi.tokenize(text, mode))
+        return list(sudachi.tokenize(_SURROGATE.sub("\ufffd", text), mode))
 
 
 def _reading(text: str) -> str:
@@ -224,10 +229,13 @@ class KanaRestorer:
         bounds = {0, len(text)}
         loanwords: list[tuple[int, int]] = []  # katakana words of their own ("タイマ", timer: not 大麻)
         words: dict[tuple[int, int], str] = {}  # the kanji of words Sudachi knows, by span
+        auxiliaries: list[int] = []  # where auxiliary verbs start ("し|たい": wanting to do, not 死体)
         for offset in range(0, len(text), _CHUNK_CHARS):  # Sudachi refuses inputs over 49,149 bytes
             for m in _morphemes(text[offset : offset + _CHUNK_CHARS]):
                 span = (offset + m.begin(), offset + m.end())
                 bounds.update(span)
+                if m.part_of_speech()[0] == "助動詞":
+                    auxiliaries.append(span[0])
                 if m.is_oov():
                     continue
                 kanji = "".join(_KANJI.findall(m.normalized_form()))
@@ -250,6 +258,8 @@ class KanaRestorer:
                     continue
                 if any(start < b and a < end for a, b in loanwords) or _other_word(words.get((start, end)), term):
                     continue
+                if any(start < a < end for a in auxiliaries) and not text.startswith("を", end):
+                    continue  # a verb and its auxiliary: "したい" is し + たい (want to do), "いたい" い + たい
                 found.append((start, end, term))
                 pos = end
                 break

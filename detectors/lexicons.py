@@ -270,10 +270,13 @@ LEXICON: dict[str, list[tuple[str, float]]] = {
 #: lexicon match that lies inside one of these does not stand on its own (`unsafe_text`): the model
 #: and head still read the prompt. Kept apart from `LEXICON`, which the trained head reads as
 #: features, so adding a sense here needs no retraining.
-# A prevention framing does not hold where what follows is getting round it ("詐欺対策をすり抜ける方法").
+# A prevention framing does not hold where the rest of its sentence is getting round it
+# ("詐欺対策をすり抜ける方法"), hiding what was done, or using it as a pretext ("...を装って").
 _NOT_GETTING_ROUND = (
-    r"(?![^。！？\n]{0,16}?(?:すり抜け|かいくぐ|くぐり抜け|回避|突破|甘い|弱い|外し方|外す|無効|引っかからない|ひっかからない"
-    r"|バレない|ばれない|抜け道|破り方|破る|見分け|かわし|訴えられない|捕まらない|消す|消し|隠す|隠し|隠蔽))"
+    r"(?![^。！？\n]*?(?:すり抜け|すりぬけ|かいくぐ|くぐり抜け|回避|突破|甘い|弱い|外し方|外す|無効|無力化|引っかからない"
+    r"|ひっかからない|バレな|ばれな|バレず|ばれず|抜け道|破り方|破る|見分け|かわし|訴えられない|捕まらない|ごまかす|誤魔化|欺|騙"
+    r"|バイパス|通過|出し抜|消す|消し|隠す|隠し|隠蔽|残らない|残さない|わからない|分からない|気づかれ|見つからない"
+    r"|ふりをし|振りをし|装っ|装い|名目|見せかけ|口実|と称し))"
 )
 BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "sexual": (
@@ -285,16 +288,16 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         B + r"(?:colou?r|shade|tone|hue)s? (?:of |called |named |in )?nude(?![a-z])",
         # katakana words that hold a term's letters: nude colours in a catalog, Ferrari, Ferragamo,
         # erosion, the Eroica symphony
-        r"ヌード(?:カラー|ベージュ|ピンク|系|メイク|トーン|ネイル|リップ|ヒール|パンプス|サンダル|ストッキング)",
-        r"フェラ(?:ーリ|ガモ)|エロ(?:ージョン|イカ)",
+        r"ヌード(?:カラー|ベージュ|ピンク|メイク|トーン|ネイル|リップ|ヒール|パンプス|サンダル|ストッキング)|(?:カップ)?ヌードル",
+        r"フェラ(?:ーリ|ガモ|イト)|エロ(?:ージョン|イカ)|アエロ|ユニセックス",
     ),
     "weapons": (
         B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate)[- ]?bombs?(?![a-z])",
         B + r"bombs? (?:pops?|cyclones?)(?![a-z])",
         # a bomb cyclone, a bombshell remark, a "bomb" rice ball or burger (Japanese food names)
         r"爆弾(?:低気圧|発言|おにぎり|ハンバーグ|むすび|コロッケ|セール)",
-        # サリン in Salinger; リシン the amino acid lysine (L-リシン, リシン塩酸塩), not ricin
-        r"サリンジャー|(?:L-?|エル)リシン|リシン(?:塩酸塩|配合|含有|を含む)",
+        # サリン in Salinger and Catherine; リシン the amino acid lysine (L-リシン, リシン塩酸塩), not ricin
+        r"サリンジャー|キャサリン|(?:[lL]-?|エル)リシン|リシン塩酸塩",  # the text is casefolded: "l-リシン"
         r"爆破解体",  # a controlled demolition
         B
         + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
@@ -303,23 +306,28 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "drugs": (
         B + r"(?:(?:in|religious|divine|spiritual|mystical) ecstasy|ecstasy of saint)(?![a-z])",
         # drag (ドラッグ&ドロップ, the same katakana as drug), drugstores, Chablis, shabu-shabu
-        r"ドラッグ(?:ストア|&|＆|アンド|して|する|操作|で(?:移動|選択|並べ))|シャブ(?:リ|シャブ)",
+        r"ドラッグ(?:ストア|&|＆|アンドドロップ|操作|して(?:移動|選択|並べ|ドロップ|コピー)|で(?:移動|選択|並べ))"
+        r"|シャブ(?:リ|シャブ)",
     ),
     "violence": (
-        # katakana words that hold グロ or テロ: global, glove, gloss, glow, Anglo; captions (テロップ),
-        # steroids, telomeres
-        r"[ァ-ヺー]*グロ(?!テスク)[ァ-ヺー]+|[ァ-ヺー]+グロ",
-        r"テロップ|ステロイド|テロメア",
-        # anatomy and cooking (an organ chart for a manual, gutting a fish), a clincher (殺し文句),
-        # David Lynch
-        r"(?:人体|人間|動物|魚|鶏|豚|牛|イカ|エビ)の内臓|内臓(?:の(?:図|構造|位置|働き|模型|仕組み|名前)|脂肪|疾患|器官|系"
-        r"|を取り除|を取る|を抜|の処理)|殺し文句|(?:デヴィッド|デビッド|デイヴィッド)・?リンチ",
-        # "scattered" (opinions, parts, sizes that differ), unless a body or killing is near
-        r"(?<!死体を)(?<!遺体を)(?<!人間を)(?<!人を)(?<!体を)(?<!死体が)(?<!遺体が)"
-        r"バラバラ(?![^。！？\n]{0,12}?(?:死体|遺体|殺|切断|人間|遺骸|手足|首))",
+        # katakana words that hold グロ or テロ (a closed list: グロ next to other katakana is still
+        # gore, "グロシーン"): global, glove, growth, gloss, groggy, grocery, Anglo, Negroni; captions
+        # (テロップ), steroids, telomeres, cholesterol, terroir, hetero-; a clinch
+        r"グロ(?:ーバル|ーブ|ース|ス|ッシー|ッキー|ッサリー|ーランプ|ー放電)|アングロ|ネグローニ",
+        r"テロップ|ステロイド|テロメア|コレステロール|テロワール|ヘテロ|クリンチ",
+        # anatomy and cooking (an organ chart for a manual, gutting a fish), "内臓" written for 内蔵
+        # (built in), a clincher (殺し文句), David Lynch
+        r"内臓(?:の(?:図|構造|位置|働き|模型|仕組み|名前)|脂肪|疾患|器官|系)"
+        r"|(?:魚|鶏|豚|牛|イカ|エビ|サンマ|アジ|イワシ|サバ|鯛|鮭)の内臓(?:を(?:取り除|取る|抜)|の(?:処理|下処理))?"
+        r"|(?:バッテリー|電池|カメラ|マイク|メモリー?|ヒーター|センサー?)内臓"
+        r"|殺し文句|(?:デヴィッド|デビッド|デイヴィッド)・?リンチ",
+        # "scattered": opinions, parts or sizes that differ (a closed list of what is scattered)
+        r"(?:意見|部品|パーツ|色|サイズ|形|大きさ|順番|並び|向き|価格|値段|時間|タイミング|方向|データ|書式|フォーマット|表記"
+        r"|パズル|ピース|ブロック|チーム|メンバー|足並み|ルール|基準|規格|品質|デザイン|好み|考え|言うこと)(?:が|は|も|の)?バラバラ"
+        r"|バラバラ(?:の|に|な)(?:部品|パーツ|色|サイズ|形|順番|方向|データ|ピース|ブロック|パズル|配置|意見)",
     ),
     "hate": (
-        r"チョン(?:マゲ|まげ|ボ)",  # a topknot, a blunder
+        r"チョン(?:マゲ|まげ|ボ|・)",  # a topknot, a blunder, the Korean surname (チョン・ジヒョン)
         # hate speech and discrimination named as what to end or prevent
         r"(?:ヘイトスピーチ|ヘイト|人種差別|差別発言|差別的な言動)(?:を|の)?(?:防ぐ|防止|対策|なくす|無くす|撲滅|解消|根絶|撤廃"
         r"|に反対|反対|禁止|許さない)" + _NOT_GETTING_ROUND,
@@ -327,8 +335,8 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "harassment": (
         # bullying and slander named as what to prevent or report ("いじめ防止のポスター")
         r"(?:いじめ|イジメ|誹謗中傷|中傷|嫌がらせ|ストーカー|つきまとい|脅迫|ネットリンチ|リベンジポルノ)(?:を|の)?"
-        r"(?:防ぐ|防止|予防|対策|なくす|無くす|撲滅|ゼロ|根絶|相談|早期発見|被害(?:者|に遭|を防|の相談)|から身を守|に注意)"
-        + _NOT_GETTING_ROUND,
+        r"(?:防ぐ|防止|予防|対策|なくす|無くす|撲滅|ゼロ|根絶|相談窓口|早期発見|被害(?:に遭わない|を防|の相談|相談)|から身を守"
+        r"|に注意)" + _NOT_GETTING_ROUND,
     ),
     "illicit": (
         B + r"(?:(?:life|kitchen|cleaning|travel|home|cooking|study)[- ]?hacks?|hackathons?)(?![a-z])",
@@ -374,6 +382,9 @@ KANA_SPELLINGS: dict[str, tuple[tuple[str, float, bool], ...]] = {
         (rf"(?:じさつ|じしょう|くびつり|りすとかっと)(?:{_KANA_HOWTO}|したい|しよう)", 0.9, True),
         (r"(?<!わた)(?<!あなた)(?<!きみ)しにたい(?!し[てた]|す[るれ])|らくにしぬ|しぬほうほう", 0.9, False),
     ),
+    # はだか is written in kana as often as 裸: it counts as 裸の/裸で/裸に do, not in the tale
+    # "はだかの王様" (the emperor's new clothes) nor in はだか麦 (naked barley)
+    "sexual": ((r"はだか(?:の|で|に|ん?ぼう?の)(?!おうさま|王様)", 0.9, True),),
     "violence": (
         (
             r"(?<![とご])(?:ころしかた(?![なたい])|ころすほうほう|ころしてやる|ころしたい)|さつじんの(?:ほうほう|やりかた)",
