@@ -290,6 +290,9 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         # erosion, the Eroica symphony
         r"ヌード(?:カラー|ベージュ|ピンク|メイク|トーン|ネイル|リップ|ヒール|パンプス|サンダル|ストッキング)|(?:カップ)?ヌードル",
         r"フェラ(?:ーリ|ガモ|イト)|エロ(?:ージョン|イカ)|アエロ|ユニセックス",
+        # health and baby goods, sensory testing of food, voyeurism named as what to prevent
+        r"乳房(?:検診|検査|の(?:検診|健康|病気|しこり))|(?:哺乳瓶|ほ乳瓶|哺乳びん)(?:の|用の?)?乳首|替え乳首|官能(?:評価|検査)",
+        r"盗撮(?:防止|対策|を防|被害を防|に注意)" + _NOT_GETTING_ROUND,
     ),
     "weapons": (
         B + r"(?:bath|seed|flavou?r|taste|calorie|glitter|photo|cocoa|chocolate)[- ]?bombs?(?![a-z])",
@@ -299,6 +302,11 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         # サリン in Salinger and Catherine; リシン the amino acid lysine (L-リシン, リシン塩酸塩), not ricin
         r"サリンジャー|キャサリン|(?:[lL]-?|エル)リシン|リシン塩酸塩",  # the text is casefolded: "l-リシン"
         r"爆破解体",  # a controlled demolition
+        # figures of speech, a fashion style, hot springs, warnings on cleaning products and food
+        r"(?:成長|改革|回復|復活|活性化|景気|人気|ブーム|地方創生|地域|観光|販売|売上|集客)の起爆剤"
+        r"|地雷系|地雷メイク|地雷を踏(?:ま|み|む|ん)|硫化水素(?:泉|温泉|臭)"
+        r"|ボツリヌス菌?(?:による|の)?食中毒|ボツリヌス(?:療法|注射|製剤)",
+        r"塩素ガス(?:が発生|発生|に注意|の危険|中毒)" + _NOT_GETTING_ROUND,
         B
         + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
         r"|start|debut|chorus|personality|temper|speed|finale|twist|revelations?|drama|hit)(?![a-z])",
@@ -321,10 +329,17 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         r"|(?:魚|鶏|豚|牛|イカ|エビ|サンマ|アジ|イワシ|サバ|鯛|鮭)の内臓(?:を(?:取り除|取る|抜)|の(?:処理|下処理))?"
         r"|(?:バッテリー|電池|カメラ|マイク|メモリー?|ヒーター|センサー?)内臓"
         r"|殺し文句|(?:デヴィッド|デビッド|デイヴィッド)・?リンチ",
+        r"(?:ケーブル|回線|接続|通信|電源|ネットワーク|配線|ワイヤー|セッション)が切断された",
+        r"テロ(?:対策|防止|警戒|に備え)" + _NOT_GETTING_ROUND,  # counter-terrorism
         # "scattered": opinions, parts or sizes that differ (a closed list of what is scattered)
         r"(?:意見|部品|パーツ|色|サイズ|形|大きさ|順番|並び|向き|価格|値段|時間|タイミング|方向|データ|書式|フォーマット|表記"
         r"|パズル|ピース|ブロック|チーム|メンバー|足並み|ルール|基準|規格|品質|デザイン|好み|考え|言うこと)(?:が|は|も|の)?バラバラ"
         r"|バラバラ(?:の|に|な)(?:部品|パーツ|色|サイズ|形|順番|方向|データ|ピース|ブロック|パズル|配置|意見)",
+    ),
+    "self_harm": (
+        # a charcoal stove in a catalog; overdose warnings; suicide named as what to prevent
+        r"練炭(?:コンロ|火鉢|ストーブ)|過剰摂取(?:に(?:ご)?注意|を避け|しない|にならない)",
+        r"自殺(?:予防|防止|対策|を防)|いのちの電話" + _NOT_GETTING_ROUND,
     ),
     "hate": (
         r"チョン(?:マゲ|まげ|ボ|・)",  # a topknot, a blunder, the Korean surname (チョン・ジヒョン)
@@ -333,6 +348,9 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         r"|に反対|反対|禁止|許さない)" + _NOT_GETTING_ROUND,
     ),
     "harassment": (
+        # the final push of a season (年末の追い込み), bleached cotton (晒し木綿)
+        r"(?:年末|年度末|月末|期末|最後|ラスト|受験|決算|ゴール前)の追い込み|追い込み(?:時期|の時期|シーズン|漁)"
+        r"|晒し(?:木綿|布|の手ぬぐい)",
         # bullying and slander named as what to prevent or report ("いじめ防止のポスター")
         r"(?:いじめ|イジメ|誹謗中傷|中傷|嫌がらせ|ストーカー|つきまとい|脅迫|ネットリンチ|リベンジポルノ)(?:を|の)?"
         r"(?:防ぐ|防止|予防|対策|なくす|無くす|撲滅|ゼロ|根絶|相談窓口|早期発見|被害(?:に遭わない|を防|の相談|相談)|から身を守"
@@ -344,6 +362,9 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         r"(?:ライフ|生活|家事|料理|仕事術の?|グロース|ハックル)ハック|ハッカソン|ハックルベリー|デマンド|デマケ",
         r"(?:空き巣|詐欺|万引き|窃盗|盗難|なりすまし|フィッシング)(?:対策|防止|被害を防|よけ|に注意|にご注意)"
         + _NOT_GETTING_ROUND,
+        # warehouse picking, a car's power tailgate, labels and products against misuse and malware
+        r"ピッキング(?:作業|リスト|業務|ミス|システム|スタッフ|担当)|パワーバックドア|悪用厳禁",
+        r"(?:スキミング|不正利用|マルウェア|ウイルス)(?:補償|対策|防止|検知|検出|除去|被害を防)" + _NOT_GETTING_ROUND,
         # tampering found, prevented or described as done ("改ざん検知", "データが改竄されています")
         r"改(?:竄|ざん)(?:されて|された|され|検知|検出|防止|対策|を防|を検知|を検出|の有無|がないか|耐性)"
         + _NOT_GETTING_ROUND,
