@@ -152,6 +152,11 @@ def found_spans(detector: Detector, text: str, ctx: DetectionContext | None = No
     return [(str(f.evidence.get("entity_type", f.category)), text[f.span[0] : f.span[1]]) for f in found if f.span]
 
 
+def category_scores(detector: Detector, text: str, ctx: DetectionContext | None = None) -> dict[str, float]:
+    """Each category's score in the findings of `detector` on `text`."""
+    return {f.category: f.score for f in detector.detect(TextItem(text), ctx or make_context())}
+
+
 def _check_finding(detector: Detector, item: Item, f: Any) -> None:
     where = f"{detector.name}: finding {f!r}"
     _check(isinstance(f, Finding), f"{detector.name}: detect() returned {type(f).__name__}, not Finding")

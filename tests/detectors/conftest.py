@@ -24,3 +24,23 @@ def default_pii() -> Any:
     det = PresidioPII()
     det.load()
     return det
+
+
+@pytest.fixture(scope="session")
+def unsafe_minilm() -> Any:
+    """UnsafeText as the gateway runs it (all-MiniLM-L6-v2 and the trained head), loaded once."""
+    from detectors.unsafe_text import UnsafeText
+
+    det = UnsafeText(model="minilm")
+    det.load()
+    return det
+
+
+@pytest.fixture(scope="session")
+def unsafe_lexicon() -> Any:
+    """UnsafeText without a model (lexicons, cues, senses and the kana reading), loaded once."""
+    from detectors.unsafe_text import UnsafeText
+
+    det = UnsafeText(model=None)
+    det.load()
+    return det
