@@ -9,6 +9,10 @@ text written in kana that reads exactly as such a term is replaced by the term. 
 more view of the text (`restored`), which the detector scores as it scores the text itself, so a
 term spelled in kana counts as it does in kanji, with its benign senses and cues.
 
+Besides the kanji terms, a verb stem that a pattern cuts before its ending ("突き落と") is read
+with the endings that make it a word ("突き落とす", "突き落とし"), and a term written in katakana
+("オレオレ") is read in hiragana ("おれおれ").
+
 What keeps ordinary kana text from being read as terms:
 - only sentences written without any kanji are read (`kana_sentences`): a writer who converted
   some words in the IME converted the ones they meant in kanji, and the kana left are the words
@@ -27,7 +31,8 @@ What keeps ordinary kana text from being read as terms:
 - a stretch that Sudachi reads as one word written with other kanji is that word, a homophone
   ("せいこうした" is 成功した, succeeded, not 性交; "かやくご飯" is 加薬ご飯, not 火薬);
 - a katakana word that Sudachi knows as a word of its own (its normalized form has no kanji:
-  "タイマ", a timer, not 大麻) is left as written; a katakana spelling of a kanji word
+  "タイマ", a timer, not 大麻) is left as written, unless the term is written with it
+  ("ホロコーストは嘘"); a katakana spelling of a kanji word
   ("バクダン", normalized 爆弾) or an unknown one ("カクセイザイ") is read.
 """
 
@@ -58,6 +63,9 @@ _KATAKANA_AS_HIRAGANA = {c: c - 0x60 for c in range(0x30A1, 0x30F7)}
 _KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc]+")
 _ALL_HIRAGANA = re.compile(r"[\u3041-\u3096\u30fc]+")
 _KATAKANA_WORD = re.compile(r"[\u30a1-\u30fa\u30fc]+")
+# a verb stem cut before its ending, as the lexicons' patterns write them: kanji, then the kana
+# of the stem ("突き落と", "殺さ"), where す or し makes the word
+_STEM_END = re.compile(r"[\u4e00-\u9fff][\u3041-\u3096]?[とさかまらわなたがばころそおもくぐつぬぶむるう]$")
 
 
 # ---------------------------------------------------------------- literals of a pattern
@@ -198,11 +206,20 @@ class KanaRestorer:
         terms: dict[str, str] = {}
         for pattern in patterns:
             for literal in sorted(pattern_literals(pattern)):
+                if _KATAKANA_WORD.fullmatch(literal):  # "オレオレ" written "おれおれ"
+                    reading = literal.translate(_KATAKANA_AS_HIRAGANA)
+                    if len(reading) >= MIN_READING and _ALL_HIRAGANA.fullmatch(reading):
+                        terms.setdefault(reading, literal)
+                    continue
                 if not _KANJI.search(literal):
                     continue
-                reading = _reading(literal)
-                if len(reading) >= MIN_READING and _ALL_HIRAGANA.fullmatch(reading):
-                    terms.setdefault(reading, literal)
+                # a stem ("突き落と") is read with the endings that make it a word ("突き落とす",
+                # "突き落とし"): Sudachi's word boundaries fall after them, not inside
+                endings = ("", "す", "し") if _STEM_END.search(literal) else ("",)
+                for ending in endings:
+                    reading = _reading(literal + ending)
+                    if len(reading) >= MIN_READING and _ALL_HIRAGANA.fullmatch(reading):
+                        terms.setdefault(reading, literal + ending)
         self.terms = terms
         self._lengths = sorted({len(r) for r in terms}, reverse=True)
 
@@ -256,7 +273,9 @@ class KanaRestorer:
                 term = self.terms.get(kana[start:end])
                 if term is None or not _KANA.fullmatch(text, start, end):
                     continue
-                if any(start < b and a < end for a, b in loanwords) or _other_word(words.get((start, end)), term):
+                if any(start < b and a < end and text[a:b] not in term for a, b in loanwords):
+                    continue  # a katakana word of its own, unless the term is written with it (ホロコーストは嘘)
+                if _other_word(words.get((start, end)), term):
                     continue
                 if any(start < a < end for a in auxiliaries) and not text.startswith("を", end):
                     continue  # a verb and its auxiliary: "したい" is し + たい (want to do), "いたい" い + たい
