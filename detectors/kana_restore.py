@@ -45,6 +45,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from detectors.word_edges import HAN, KATAKANA_AS_HIRAGANA
+
 __all__ = ["MIN_READING", "KanaRestorer", "kana_sentences", "pattern_literals", "shared_restorer"]
 
 #: the fewest kana a term's reading may have to be looked for
@@ -56,10 +58,9 @@ _MAX_CLASS = 8
 #: characters given to Sudachi at a time (at most 4 bytes each, under its 49,149-byte limit)
 _CHUNK_CHARS = 12_000
 
-_KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3005]")
+_KANJI = re.compile(f"[{HAN}\u3005]")
 # a lone surrogate, which Sudachi cannot encode: read as U+FFFD, one for one, so offsets stay
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_KATAKANA_AS_HIRAGANA = {c: c - 0x60 for c in range(0x30A1, 0x30F7)}
 _KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc]+")
 _ALL_HIRAGANA = re.compile(r"[\u3041-\u3096\u30fc]+")
 _KATAKANA_WORD = re.compile(r"[\u30a1-\u30fa\u30fc]+")
@@ -187,7 +188,7 @@ def _morphemes(text: str) -> list[Any]:
 
 def _reading(text: str) -> str:
     """Sudachi's reading of `text`, in hiragana."""
-    return "".join(m.reading_form() for m in _morphemes(text)).translate(_KATAKANA_AS_HIRAGANA)
+    return "".join(m.reading_form() for m in _morphemes(text)).translate(KATAKANA_AS_HIRAGANA)
 
 
 @functools.lru_cache(maxsize=32)
@@ -207,7 +208,7 @@ class KanaRestorer:
         for pattern in patterns:
             for literal in sorted(pattern_literals(pattern)):
                 if _KATAKANA_WORD.fullmatch(literal):  # "オレオレ" written "おれおれ"
-                    reading = literal.translate(_KATAKANA_AS_HIRAGANA)
+                    reading = literal.translate(KATAKANA_AS_HIRAGANA)
                     if len(reading) >= MIN_READING and _ALL_HIRAGANA.fullmatch(reading):
                         terms.setdefault(reading, literal)
                     continue
@@ -260,7 +261,7 @@ class KanaRestorer:
                     words[span] = kanji
                 elif _KATAKANA_WORD.fullmatch(m.surface()):
                     loanwords.append(span)
-        kana = text.translate(_KATAKANA_AS_HIRAGANA)
+        kana = text.translate(KATAKANA_AS_HIRAGANA)
         found: list[tuple[int, int, str]] = []
         pos = 0
         for start in sorted(bounds):

@@ -275,16 +275,27 @@ LEXICON: dict[str, list[tuple[str, float]]] = {
 # Bounded (`_GUARD_REACH` characters), so that a long run of framings is not rescanned to its end
 # at every one of them.
 _GUARD_REACH = 60
-_NOT_GETTING_ROUND = (
-    rf"(?![^。！？\n]{{0,{_GUARD_REACH}}}?(?:すり抜け|すりぬけ|かいくぐ|くぐり抜け|潜り抜け|回避|突破|甘い|弱い|外し方|外す|無効"
+
+
+def _none_of_later_in_sentence(words: str, reach: int) -> str:
+    """A look-ahead that fails where one of `words` (an alternation) comes within `reach`
+    characters later in the same sentence."""
+    return rf"(?![^。！？\n]{{0,{reach}}}?(?:{words}))"
+
+
+_NOT_GETTING_ROUND = _none_of_later_in_sentence(
+    r"すり抜け|すりぬけ|かいくぐ|くぐり抜け|潜り抜け|回避|突破|甘い|弱い|外し方|外す|無効"
     r"|無力化|停止させ|止めさせ|止める|効かない|引っかからない|ひっかからない|検出されない|検知されない|バレな|ばれな|バレず|ばれず"
     r"|抜け道|破り方|破る|見分け|かわし|訴えられない|捕まらない|ごまかす|誤魔化|欺|騙|バイパス|通過|出し抜|消す|消し|隠す|隠し|隠蔽"
     r"|残らない|残さない|わからない|分からない|気づかれ|気付かれ|見つからない|仕込|仕掛け|ふりをし|振りをし|装っ|装い|名目|見せかけ"
-    r"|口実|と称し|ことにする|ことにして|ことにし))"
+    r"|口実|と称し|ことにする|ことにして|ことにし",
+    _GUARD_REACH,
 )
 # An everyday sense of a gore word does not hold where the rest of its sentence harms a body
 # ("部品がバラバラになるまで人を切り刻む").
-_NO_BODY_HARM = r"(?![^。！？\n]{0,40}?(?:人を|人間|遺体|死体|体を|解体|切り刻|刻む|切断|殺|死|裂|取り出|えぐ|抉))"
+_NO_BODY_HARM = _none_of_later_in_sentence(
+    r"人を|人間|遺体|死体|体を|解体|切り刻|刻む|切断|殺|死|裂|取り出|えぐ|抉", 40
+)
 BENIGN_SENSES: dict[str, tuple[str, ...]] = {
     "sexual": (
         B + r"nude(?:-| )?(?:colou?r\w*|shades?|tones?|hues?|beige|pink|peach|blush|tan|neutral\w*|heels?|pumps?|shoes?"
@@ -299,7 +310,8 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         r"フェラ(?:ーリ|ガモ|イト)|エロ(?:ージョン|イカ)|アエロ|ユニセックス",
         # health and baby goods, sensory testing of food, voyeurism named as what to prevent
         # (baby goods only as the part's size, change or cleaning: "哺乳瓶の乳首をしゃぶる女の子" reads as written)
-        r"(?:乳房|乳がん)(?:検診|検査)(?:の(?:ポスター|案内|お知らせ|予約|日程|チラシ))?(?![^。！？\n]{0,30}?(?:撮影|撮|触|動画|写真|脱|覗))"
+        r"(?:乳房|乳がん)(?:検診|検査)(?:の(?:ポスター|案内|お知らせ|予約|日程|チラシ))?"
+        + _none_of_later_in_sentence("撮影|撮|触|動画|写真|脱|覗", 30)
         + _NOT_GETTING_ROUND,
         r"(?:哺乳瓶|ほ乳瓶|哺乳びん)(?:の|用の?)?乳首(?:の)?(?:交換|サイズ|消毒|洗い方)|替え乳首|官能(?:評価|検査)",
         r"盗撮防止(?:フィルム|シート|グッズ|カバー|ステッカー|シール|機能)" + _NOT_GETTING_ROUND,
@@ -317,7 +329,8 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         r"(?:成長|改革|回復|復活|活性化|景気|人気|ブーム|地方創生|地域|観光|販売|売上|集客)の起爆剤"
         r"|地雷系|地雷メイク",
         r"ボツリヌス療法" + _NOT_GETTING_ROUND,
-        r"硫化水素泉(?![^。！？\n]{0,40}?(?:混ぜ|洗剤|発生させ|充満|作る|作り|作って|自殺|死|楽に|眠))"
+        "硫化水素泉"
+        + _none_of_later_in_sentence("混ぜ|洗剤|発生させ|充満|作る|作り|作って|自殺|死|楽に|眠", 40)
         + _NOT_GETTING_ROUND,
         B
         + r"explosive(?:ly)? (?:flavou?rs?|tastes?|growth|sales|popularity|performance|energy|colou?rs?|sound|results?"
@@ -373,8 +386,9 @@ BENIGN_SENSES: dict[str, tuple[str, ...]] = {
         # warehouse picking (only with the warehouse named: "ピッキング" alone is lock picking), a car's
         # power tailgate, protection against card fraud and malware named as a product
         r"(?:倉庫|物流|出荷|入荷|在庫|庫内)(?:での|の|内の)?ピッキング(?:作業|リスト|業務|システム|スタッフ|担当)?"
-        r"(?![^。！？\n]{0,40}?(?:錠|鍵|開け|持ち出|盗))" + _NOT_GETTING_ROUND,
-        r"パワーバックドア(?![^。！？\n]{0,40}?(?:細工|挟ま|挟ませ|怪我|ケガ|壊))" + _NOT_GETTING_ROUND,
+        + _none_of_later_in_sentence("錠|鍵|開け|持ち出|盗", 40)
+        + _NOT_GETTING_ROUND,
+        "パワーバックドア" + _none_of_later_in_sentence("細工|挟ま|挟ませ|怪我|ケガ|壊", 40) + _NOT_GETTING_ROUND,
         r"(?:スキミング|不正利用|マルウェア|ウイルス)(?:補償|対策|防止|検知|除去)" + _NOT_GETTING_ROUND,
         # tampering found, prevented or described as done ("改ざん検知", "データが改竄されています")
         r"改(?:竄|ざん)(?:されて|された|され|検知|検出|防止|対策|を防|を検知|を検出|の有無|がないか|耐性)"
